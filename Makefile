@@ -1,0 +1,36 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
+LDFLAGS  := -s -w -X github.com/homebox/gateway/internal/version.Version=$(VERSION) -X github.com/homebox/gateway/internal/version.Commit=$(COMMIT)
+DEVROOT  ?= ./var/dev
+
+.PHONY: build run test test-deps bench soak fuzz clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/gatewayd ./cmd/gatewayd
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/gwctl ./cmd/gwctl
+
+# The whole box in ./var/dev: broker on 1883, console on 127.0.0.1:8080, mDNS off.
+run: build
+	./bin/gatewayd run --root $(DEVROOT) --dev
+
+test-deps:
+	bash scripts/test-deps.sh
+
+# Every test. Installs what the tests need first (as root), fails clearly otherwise.
+test: test-deps
+	$(GO) vet ./...
+	$(GO) test -race -timeout 18m ./...
+
+bench: build test-deps
+	$(GO) run ./cmd/gwbench
+
+soak: build test-deps
+	$(GO) run ./cmd/gwbench -soak
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./gateway/mosquittoconf
+
+clean:
+	rm -rf bin dist var

@@ -1,0 +1,141 @@
+package mosquittoconf
+
+// This file is the typed model that the rest of the gateway consumes. The
+// parser fills it; the broker, the bridges and the console read it. Fields
+// hold Mosquitto's defaults when the option is absent (see Defaults).
+
+// Pos says where an option was written, for messages of the form FILE:LINE.
+type Pos struct {
+	File string
+	Line int
+}
+
+// Config is the meaning of a mosquitto.conf and the files it includes.
+type Config struct {
+	// PerListenerSettings is per_listener_settings: when true, Security is
+	// per listener and Config.Security is unused.
+	PerListenerSettings bool
+
+	// Security holds allow_anonymous, password_file and acl_file as written
+	// outside any listener (used when PerListenerSettings is false).
+	Security Security
+
+	// Listeners in the order written. Empty means Mosquitto's default: a
+	// plain MQTT listener on port 1883 bound to loopback only.
+	Listeners []Listener
+
+	Persistence         bool   // persistence
+	PersistenceLocation string // persistence_location (a folder; "" = working directory)
+	PersistenceFile     string // persistence_file (default "mosquitto.db")
+	AutosaveInterval    int    // autosave_interval seconds (accepted; we persist every change)
+
+	MaxConnections      int  // max_connections; -1 = unlimited
+	MaxInflightMessages int  // max_inflight_messages; 0 = unlimited
+	MaxQueuedMessages   int  // max_queued_messages; 0 = unlimited
+	MessageSizeLimit    int  // message_size_limit bytes; 0 = no limit
+	MaxPacketSize       int  // max_packet_size bytes; 0 = no limit
+	MaxKeepalive        int  // max_keepalive seconds (default 65535)
+	RetainAvailable     bool // retain_available (default true)
+	SysInterval         int  // sys_interval seconds (default 10; 0 = off)
+
+	LogDest            []string // log_dest lines as written, e.g. "stdout", "file /var/log/x.log"
+	LogType            []string // log_type values
+	ConnectionMessages bool     // connection_messages (default true)
+	PidFile            string   // pid_file
+
+	Bridges []Bridge
+
+	// Pos of each option by name, where it was last set (for start-up
+	// errors that must name the option and line, e.g. an unreadable
+	// password_file).
+	Where map[string]Pos
+}
+
+// Security is the authentication and authorisation of a listener or of
+// the whole broker.
+type Security struct {
+	// AllowAnonymous is allow_anonymous; nil means not written (Mosquitto 2
+	// then refuses anonymous clients unless no listener is configured).
+	AllowAnonymous *bool
+	PasswordFile   string
+	ACLFile        string
+	Pos            map[string]Pos // where each of the three was written
+}
+
+// Listener is one `listener PORT [ADDRESS]` block with the options that
+// follow it.
+type Listener struct {
+	Port     int
+	Address  string // bind address; "" = all
+	Protocol string // "mqtt" or "websockets"
+
+	CertFile           string
+	KeyFile            string
+	CAFile             string
+	CAPath             string
+	RequireCertificate bool
+	TLSVersion         string // "", "tlsv1.3", "tlsv1.2", "tlsv1.1"
+
+	MaxConnections int // -1 = unlimited
+
+	// Security applies when the config has PerListenerSettings.
+	Security Security
+
+	Pos Pos // where the listener line is
+}
+
+// TLS reports whether the listener serves TLS (a certfile is set).
+func (l Listener) TLS() bool { return l.CertFile != "" }
+
+// Bridge is one `connection NAME` block.
+type Bridge struct {
+	Name      string
+	Addresses []BridgeAddress // address / addresses, tried in turn
+	Topics    []BridgeTopic
+
+	RemoteUsername  string
+	RemotePassword  string
+	RemoteClientID  string // default "<hostname>.<name>"
+	LocalClientID   string // default "local.<remote_clientid>"
+	ProtocolVersion string // "mqttv31", "mqttv311" (default), "mqttv50"
+
+	CleanSession           bool // default false
+	KeepaliveInterval      int  // seconds, default 60
+	Notifications          bool // default true
+	NotificationsLocalOnly bool
+	NotificationTopic      string // default "$SYS/broker/connection/<remote_clientid>/state"
+	TryPrivate             bool   // default true
+
+	StartType          string // "automatic" (default), "lazy", "once"
+	RestartTimeoutBase int    // seconds; restart_timeout BASE [CAP]
+	RestartTimeoutCap  int    // 0 when the constant form is used
+	IdleTimeout        int    // seconds, default 60 (lazy)
+	Threshold          int    // messages, default 10 (lazy)
+
+	CAFile        string
+	CAPath        string
+	CertFile      string
+	KeyFile       string
+	Insecure      bool
+	TLSVersion    string
+	MaxPacketSize int  // bridge_max_packet_size; 0 = no limit
+	OutgoingRetain bool // bridge_outgoing_retain, default true
+
+	Pos Pos // where the connection line is
+}
+
+// BridgeAddress is one host:port of a bridge.
+type BridgeAddress struct {
+	Host string
+	Port int // default 1883 (8883 is not implied; Mosquitto uses 1883)
+}
+
+// BridgeTopic is one `topic PATTERN [[[DIR] QOS] LOCAL REMOTE]` line.
+type BridgeTopic struct {
+	Pattern      string
+	Direction    string // "out" (default), "in", "both"
+	QoS          byte
+	LocalPrefix  string
+	RemotePrefix string
+	Pos          Pos
+}
