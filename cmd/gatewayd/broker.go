@@ -1,12 +1,94 @@
 package main
 
 import (
+	"flag"
 	"fmt"
+	"io"
 	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/homebox/gateway/gateway"
+	"github.com/homebox/gateway/gateway/languard"
+	"github.com/homebox/gateway/gateway/mosquittoconf"
+	"github.com/homebox/gateway/internal/version"
 )
 
-// runBroker is `gatewayd broker`: the MQTT broker process.
+// runBroker is `gatewayd broker`: the MQTT broker process. It runs until
+// SIGTERM or SIGINT (graceful stop, exit 0); SIGHUP re-reads the password
+// and ACL files.
 func runBroker(args []string) int {
-	fmt.Fprintln(os.Stderr, "gatewayd broker: not built yet")
-	return 1
+	return brokerMain(args, os.Stdout, os.Stderr)
+}
+
+func brokerMain(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("gatewayd broker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	confPath := fs.String("config", "/etc/mosquitto/mosquitto.conf", "the mosquitto.conf to serve")
+	fs.StringVar(confPath, "c", "/etc/mosquitto/mosquitto.conf", "short for --config")
+	allow := fs.String("allow-networks", "lan", "networks whose clients are accepted: lan, any, loopback or CIDRs, comma-separated")
+	testOnly := fs.Bool("test-config", false, "check the config, print errors and warnings, start nothing")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+
+	cfg, diags := mosquittoconf.Load(*confPath)
+	for _, w := range diags.Warnings {
+		fmt.Fprintln(stderr, "warning:", w.Error())
+	}
+	for _, e := range diags.Errors {
+		fmt.Fprintln(stderr, "error:", e.Error())
+	}
+	guard, err := languard.ParseNetworkList(*allow)
+	if err != nil {
+		fmt.Fprintln(stderr, "error: --allow-networks:", err)
+		return 1
+	}
+	if !diags.OK() {
+		return 1
+	}
+	if *testOnly {
+		fmt.Fprintf(stdout, "%s: configuration OK (%d warnings)\n", *confPath, len(diags.Warnings))
+		return 0
+	}
+
+	log, closeLog, err := gateway.NewLogger(cfg, stdout, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "error:", err)
+		return 1
+	}
+	defer closeLog.Close()
+
+	b, err := gateway.New(gateway.Options{Config: cfg, Guard: guard, Version: version.Version, Logger: log})
+	if err != nil {
+		fmt.Fprintln(stderr, "error:", err)
+		return 1
+	}
+	// Signals are caught before start so a stop during start is not lost.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	if err := b.Start(); err != nil {
+		fmt.Fprintln(stderr, "error:", err)
+		return 1
+	}
+	log.Info("broker running", "config", *confPath, "version", version.Version)
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			if err := b.Reload(); err != nil {
+				log.Error("reload refused, previous password and ACL files stay in force", "error", err)
+			} else {
+				log.Info("password and ACL files reloaded")
+			}
+			continue
+		}
+		log.Info("stopping", "signal", sig.String())
+		if err := b.Close(); err != nil {
+			log.Error("stop", "error", err)
+			return 1
+		}
+		return 0
+	}
+	return 0
 }

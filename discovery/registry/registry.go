@@ -1,0 +1,798 @@
+package registry
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Registry holds the devices. It is safe for concurrent use.
+type Registry struct {
+	path string
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	groups  map[string][]*claim        // group (usually a topic) -> the claims its last message made
+	keys    map[string]*device         // identity key -> device
+	devices map[string]*device         // id -> device
+	topics  map[string]map[*claim]bool // availability topic -> claims naming it
+	avail   map[string]availState      // availability topic -> last state heard
+	dirty   bool
+	closed  bool
+
+	writeMu   sync.Mutex // one write at a time, so an older snapshot never lands last
+	closeOnce sync.Once
+
+	kick chan struct{}
+	stop chan struct{}
+	done chan struct{}
+}
+
+type claim struct {
+	Claim
+	group string
+	dev   *device
+}
+
+type device struct {
+	id        string
+	firstSeen time.Time
+	claims    []*claim
+	keys      map[string]bool
+	view      *Device // nil when something changed since it was built
+	gone      bool
+}
+
+type availState struct {
+	Payload string    `json:"payload"`
+	At      time.Time `json:"at"`
+}
+
+// saveDelay bounds how often a busy registry is written: changes within it
+// share one write.
+const saveDelay = 500 * time.Millisecond
+
+// Open loads the registry kept at path (a missing file is an empty registry)
+// and starts writing changes back to it. Close flushes and stops.
+func Open(path string, log *slog.Logger) (*Registry, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	r := &Registry{
+		path:    path,
+		log:     log,
+		groups:  map[string][]*claim{},
+		keys:    map[string]*device{},
+		devices: map[string]*device{},
+		topics:  map[string]map[*claim]bool{},
+		avail:   map[string]availState{},
+		kick:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	if err := r.load(); err != nil {
+		return nil, err
+	}
+	go r.saver()
+	return r, nil
+}
+
+// Apply replaces every claim the group made before with claims (none removes
+// them). A group is one announce topic, or one mDNS instance: the unit that a
+// later message replaces. It returns the availability topics that no claim
+// named before, so the caller can subscribe to them.
+func (r *Registry) Apply(group string, claims []Claim) (newTopics []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	old := r.groups[group]
+	if len(old) == 0 && len(claims) == 0 {
+		return nil
+	}
+	affected := map[*device]bool{}
+	for _, c := range old {
+		c.dev.claims = slices.DeleteFunc(c.dev.claims, func(x *claim) bool { return x == c })
+		c.dev.view = nil
+		affected[c.dev] = true
+	}
+	delete(r.groups, group)
+	added := make([]*claim, 0, len(claims))
+	for i := range claims {
+		c := &claim{Claim: normalize(claims[i]), group: group}
+		if len(c.Keys) == 0 {
+			c.Keys = []string{"origin:" + group + "#" + strconv.Itoa(i)}
+		}
+		r.attach(c)
+		added = append(added, c)
+	}
+	if len(added) > 0 {
+		r.groups[group] = added
+	}
+	for d := range affected {
+		r.settle(d)
+	}
+	// New references first, so a topic named by both the old and the new
+	// claims is never counted as gone and back.
+	for _, c := range added {
+		for _, a := range c.Availability {
+			set := r.topics[a.Topic]
+			if set == nil {
+				set = map[*claim]bool{}
+				r.topics[a.Topic] = set
+				newTopics = append(newTopics, a.Topic)
+			}
+			set[c] = true
+		}
+	}
+	for _, c := range old {
+		for _, a := range c.Availability {
+			if set := r.topics[a.Topic]; set != nil {
+				delete(set, c)
+				if len(set) == 0 {
+					delete(r.topics, a.Topic)
+				}
+			}
+		}
+	}
+	r.markDirty()
+	return newTopics
+}
+
+// SetAvailability records a birth/LWT payload heard on an availability topic.
+// Payloads may be plain ("online") or JSON with a "state" field
+// (zigbee2mqtt's {"state":"online"}).
+func (r *Registry) SetAvailability(topic, payload string, at time.Time) {
+	state := strings.TrimSpace(payload)
+	if strings.HasPrefix(state, "{") {
+		var v struct {
+			State string `json:"state"`
+		}
+		if json.Unmarshal([]byte(state), &v) == nil && v.State != "" {
+			state = v.State
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	r.avail[topic] = availState{Payload: state, At: at.UTC()}
+	for c := range r.topics[topic] {
+		c.dev.view = nil
+	}
+	r.markDirty()
+}
+
+// AvailabilityTopics lists every availability topic some claim names.
+func (r *Registry) AvailabilityTopics() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, 0, len(r.topics))
+	for t := range r.topics {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Devices returns every device, sorted by ID.
+func (r *Registry) Devices() []Device {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Device, 0, len(r.devices))
+	for _, d := range r.devices {
+		out = append(out, *r.viewOf(d))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Device returns one device by ID.
+func (r *Registry) Device(id string) (Device, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d := r.devices[id]
+	if d == nil {
+		return Device{}, false
+	}
+	return *r.viewOf(d), true
+}
+
+// Len is the number of devices.
+func (r *Registry) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.devices)
+}
+
+// Flush writes the registry now if anything changed.
+func (r *Registry) Flush() error {
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
+	r.mu.Lock()
+	if !r.dirty {
+		r.mu.Unlock()
+		return nil
+	}
+	snap := r.snapshot()
+	r.dirty = false
+	r.mu.Unlock()
+	if err := r.write(snap); err != nil {
+		r.mu.Lock()
+		r.dirty = true
+		r.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// Close stops the background writer and flushes. Later changes are ignored.
+func (r *Registry) Close() error {
+	var err error
+	r.closeOnce.Do(func() {
+		close(r.stop)
+		<-r.done
+		err = r.Flush()
+		r.mu.Lock()
+		r.closed = true
+		r.mu.Unlock()
+	})
+	return err
+}
+
+func (r *Registry) markDirty() {
+	r.dirty = true
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (r *Registry) saver() {
+	defer close(r.done)
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-r.kick:
+		}
+		t := time.NewTimer(saveDelay)
+		select {
+		case <-r.stop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if err := r.Flush(); err != nil {
+			r.log.Error("device registry not saved", "path", r.path, "error", err)
+		}
+	}
+}
+
+// attach adds c to the device its keys name, merging devices that c shows
+// to be one.
+func (r *Registry) attach(c *claim) {
+	var found []*device
+	for _, k := range c.Keys {
+		if d := r.keys[k]; d != nil && !slices.Contains(found, d) {
+			found = append(found, d)
+		}
+	}
+	var d *device
+	if len(found) == 0 {
+		d = r.newDevice([]*claim{c})
+	} else {
+		// The oldest device survives a merge, so IDs stay stable.
+		sort.Slice(found, func(i, j int) bool {
+			if !found[i].firstSeen.Equal(found[j].firstSeen) {
+				return found[i].firstSeen.Before(found[j].firstSeen)
+			}
+			return found[i].id < found[j].id
+		})
+		d = found[0]
+		for _, o := range found[1:] {
+			r.merge(d, o)
+		}
+	}
+	d.claims = append(d.claims, c)
+	c.dev = d
+	for _, k := range c.Keys {
+		r.keys[k] = d
+		d.keys[k] = true
+	}
+	d.view = nil
+}
+
+func (r *Registry) newDevice(claims []*claim) *device {
+	first := claims[0].SeenAt
+	for _, c := range claims {
+		if !c.SeenAt.IsZero() && (first.IsZero() || c.SeenAt.Before(first)) {
+			first = c.SeenAt
+		}
+	}
+	if first.IsZero() {
+		first = time.Now().UTC()
+	}
+	d := &device{id: r.freeID(idFor(claims)), firstSeen: first, keys: map[string]bool{}}
+	r.devices[d.id] = d
+	return d
+}
+
+func (r *Registry) merge(into, from *device) {
+	for _, c := range from.claims {
+		c.dev = into
+		into.claims = append(into.claims, c)
+	}
+	for k := range from.keys {
+		r.keys[k] = into
+		into.keys[k] = true
+	}
+	if from.firstSeen.Before(into.firstSeen) {
+		into.firstSeen = from.firstSeen
+	}
+	from.claims, from.keys, from.gone = nil, nil, true
+	delete(r.devices, from.id)
+	into.view = nil
+}
+
+// settle tidies a device that lost claims: gone when none are left, split
+// when the claims left no longer share keys, keys pruned otherwise.
+func (r *Registry) settle(d *device) {
+	if d.gone {
+		return
+	}
+	for k := range d.keys {
+		if r.keys[k] == d {
+			delete(r.keys, k)
+		}
+	}
+	d.keys = map[string]bool{}
+	if len(d.claims) == 0 {
+		d.gone = true
+		delete(r.devices, d.id)
+		return
+	}
+	parts := components(d.claims)
+	d.claims = parts[0]
+	for _, c := range d.claims {
+		for _, k := range c.Keys {
+			r.keys[k] = d
+			d.keys[k] = true
+		}
+	}
+	d.view = nil
+	for _, p := range parts[1:] {
+		nd := r.newDevice(p)
+		nd.claims = p
+		for _, c := range p {
+			c.dev = nd
+			for _, k := range c.Keys {
+				r.keys[k] = nd
+				nd.keys[k] = true
+			}
+		}
+	}
+}
+
+// components groups claims that share keys, directly or through others; the
+// group holding the first claim comes first.
+func components(claims []*claim) [][]*claim {
+	parent := make([]int, len(claims))
+	for i := range parent {
+		parent[i] = i
+	}
+	var find func(int) int
+	find = func(i int) int {
+		for parent[i] != i {
+			parent[i] = parent[parent[i]]
+			i = parent[i]
+		}
+		return i
+	}
+	owner := map[string]int{}
+	for i, c := range claims {
+		for _, k := range c.Keys {
+			if j, ok := owner[k]; ok {
+				a, b := find(i), find(j)
+				if a != b {
+					if a < b {
+						parent[b] = a
+					} else {
+						parent[a] = b
+					}
+				}
+			} else {
+				owner[k] = i
+			}
+		}
+	}
+	index := map[int]int{}
+	var out [][]*claim
+	for i, c := range claims {
+		root := find(i)
+		n, ok := index[root]
+		if !ok {
+			n = len(out)
+			index[root] = n
+			out = append(out, nil)
+		}
+		out[n] = append(out[n], c)
+	}
+	return out
+}
+
+// idFor makes a readable, stable ID: from the MAC when one is known, else
+// from the first identity key.
+func idFor(claims []*claim) string {
+	var first string
+	for _, c := range claims {
+		for _, k := range c.Keys {
+			if mac, ok := strings.CutPrefix(k, "mac:"); ok {
+				return "mac-" + mac
+			}
+			if first == "" {
+				first = k
+			}
+		}
+	}
+	return sanitizeID(first)
+}
+
+func sanitizeID(s string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(s) {
+		ok := r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '_'
+		if ok {
+			b.WriteRune(r)
+			dash = false
+		} else if !dash && b.Len() > 0 {
+			b.WriteByte('-')
+			dash = true
+		}
+		if b.Len() >= 64 {
+			break
+		}
+	}
+	out := strings.TrimRight(b.String(), "-")
+	if out == "" {
+		out = "device"
+	}
+	return out
+}
+
+func (r *Registry) freeID(id string) string {
+	if r.devices[id] == nil {
+		return id
+	}
+	for n := 2; ; n++ {
+		c := id + "-" + strconv.Itoa(n)
+		if r.devices[c] == nil {
+			return c
+		}
+	}
+}
+
+// normalize lower-cases and formats MACs so that keys and fields compare.
+func normalize(c Claim) Claim {
+	c.MAC = FormatMAC(c.MAC)
+	if c.SeenAt.IsZero() {
+		c.SeenAt = time.Now()
+	}
+	c.SeenAt = c.SeenAt.UTC()
+	keys := make([]string, 0, len(c.Keys)+1)
+	for _, k := range c.Keys {
+		if k != "" && !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	if c.MAC != "" {
+		if k := MACKey(c.MAC); !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	c.Keys = keys
+	for i, a := range c.Availability {
+		if a.Available == "" {
+			a.Available = Online
+		}
+		if a.NotAvailable == "" {
+			a.NotAvailable = Offline
+		}
+		c.Availability[i] = a
+	}
+	return c
+}
+
+// MACKey is the identity key of a MAC address in any usual spelling
+// ("AA:BB:..", "aa-bb-..", "AABB..."); "" when s is not a MAC.
+func MACKey(s string) string {
+	h := macHex(s)
+	if h == "" {
+		return ""
+	}
+	return "mac:" + h
+}
+
+// FormatMAC writes a MAC as aa:bb:cc:dd:ee:ff; "" when s is not a MAC.
+func FormatMAC(s string) string {
+	h := macHex(s)
+	if h == "" {
+		return ""
+	}
+	var b strings.Builder
+	for i := 0; i < 12; i += 2 {
+		if i > 0 {
+			b.WriteByte(':')
+		}
+		b.WriteString(h[i : i+2])
+	}
+	return b.String()
+}
+
+func macHex(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(strings.TrimSpace(s)) {
+		switch {
+		case r >= '0' && r <= '9' || r >= 'a' && r <= 'f':
+			b.WriteRune(r)
+		case r == ':' || r == '-' || r == '.':
+		default:
+			return ""
+		}
+	}
+	if b.Len() != 12 {
+		return ""
+	}
+	return b.String()
+}
+
+// sourceRank orders sources when they disagree on a field: the device's own
+// word first, then the richer announcements.
+var sourceRank = map[string]int{"gateway": 0, "homeassistant": 1, "zigbee2mqtt": 2, "tasmota": 3, "mdns": 4}
+
+func rank(s string) int {
+	if n, ok := sourceRank[s]; ok {
+		return n
+	}
+	return len(sourceRank)
+}
+
+func (r *Registry) viewOf(d *device) *Device {
+	if d.view != nil {
+		return d.view
+	}
+	cs := slices.Clone(d.claims)
+	sort.SliceStable(cs, func(i, j int) bool {
+		if rank(cs[i].Source) != rank(cs[j].Source) {
+			return rank(cs[i].Source) < rank(cs[j].Source)
+		}
+		return cs[i].group < cs[j].group
+	})
+	v := &Device{ID: d.id, FirstSeen: d.firstSeen, Availability: Unknown}
+	pick := func(dst *string, s string) {
+		if *dst == "" {
+			*dst = s
+		}
+	}
+	seenEntity := map[string]bool{}
+	var latest time.Time
+	for _, c := range cs {
+		pick(&v.Name, c.Name)
+		pick(&v.Manufacturer, c.Manufacturer)
+		pick(&v.Model, c.Model)
+		pick(&v.Firmware, c.Firmware)
+		pick(&v.Hardware, c.Hardware)
+		pick(&v.MAC, c.MAC)
+		pick(&v.Address, c.Address)
+		for _, id := range c.Identifiers {
+			if !slices.Contains(v.Identifiers, id) {
+				v.Identifiers = append(v.Identifiers, id)
+			}
+		}
+		for _, cn := range c.Connections {
+			if !slices.Contains(v.Connections, cn) {
+				v.Connections = append(v.Connections, cn)
+			}
+		}
+		if !slices.Contains(v.Sources, c.Source) {
+			v.Sources = append(v.Sources, c.Source)
+		}
+		for _, e := range c.Entities {
+			k := e.Source + "\x00" + e.ID
+			if !seenEntity[k] {
+				seenEntity[k] = true
+				v.Entities = append(v.Entities, e)
+			}
+		}
+		v.Services = append(v.Services, c.Services...)
+		if c.SeenAt.After(v.LastSeen) {
+			v.LastSeen = c.SeenAt
+		}
+		for _, a := range c.Availability {
+			if !slices.Contains(v.AvailabilityTopics, a.Topic) {
+				v.AvailabilityTopics = append(v.AvailabilityTopics, a.Topic)
+			}
+			st, ok := r.avail[a.Topic]
+			if !ok {
+				continue
+			}
+			if st.At.After(v.LastSeen) {
+				v.LastSeen = st.At
+			}
+			// Home Assistant's default "latest" mode: the topic heard last decides.
+			if !latest.IsZero() && !st.At.After(latest) {
+				continue
+			}
+			switch {
+			case strings.EqualFold(st.Payload, a.Available):
+				v.Availability, latest = Online, st.At
+			case strings.EqualFold(st.Payload, a.NotAvailable):
+				v.Availability, latest = Offline, st.At
+			}
+		}
+	}
+	if v.Name == "" {
+		v.Name = d.id
+	}
+	if v.Sources == nil {
+		v.Sources = []string{}
+	}
+	d.view = v
+	return v
+}
+
+// File format of devices.json.
+type fileFormat struct {
+	Version      int                   `json:"version"`
+	SavedAt      time.Time             `json:"saved_at"`
+	Devices      []storedDevice        `json:"devices"`
+	Availability map[string]availState `json:"availability,omitempty"`
+}
+
+type storedDevice struct {
+	ID        string        `json:"id"`
+	FirstSeen time.Time     `json:"first_seen"`
+	Claims    []storedClaim `json:"claims"`
+}
+
+type storedClaim struct {
+	Group string `json:"group"`
+	Claim
+}
+
+const fileVersion = 1
+
+func (r *Registry) snapshot() fileFormat {
+	f := fileFormat{Version: fileVersion, SavedAt: time.Now().UTC(), Availability: make(map[string]availState, len(r.avail))}
+	for t, s := range r.avail {
+		f.Availability[t] = s
+	}
+	ids := make([]string, 0, len(r.devices))
+	for id := range r.devices {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		d := r.devices[id]
+		sd := storedDevice{ID: d.id, FirstSeen: d.firstSeen, Claims: make([]storedClaim, 0, len(d.claims))}
+		for _, c := range d.claims {
+			sd.Claims = append(sd.Claims, storedClaim{Group: c.group, Claim: c.Claim})
+		}
+		f.Devices = append(f.Devices, sd)
+	}
+	return f
+}
+
+func (r *Registry) write(f fileFormat) error {
+	data, err := json.MarshalIndent(f, "", " ")
+	if err != nil {
+		return fmt.Errorf("encode device registry: %w", err)
+	}
+	return WriteFileAtomic(r.path, append(data, '\n'), 0o644)
+}
+
+func (r *Registry) load() error {
+	data, err := os.ReadFile(r.path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read device registry: %w", err)
+	}
+	var f fileFormat
+	if err := json.Unmarshal(data, &f); err != nil {
+		return fmt.Errorf("device registry %s: %w", r.path, err)
+	}
+	if f.Version != fileVersion {
+		return fmt.Errorf("device registry %s: version %d, want %d", r.path, f.Version, fileVersion)
+	}
+	for i, sd := range f.Devices {
+		if sd.ID == "" || r.devices[sd.ID] != nil {
+			return fmt.Errorf("device registry %s: device %d: missing or repeated id %q", r.path, i, sd.ID)
+		}
+		if len(sd.Claims) == 0 {
+			continue
+		}
+		d := &device{id: sd.ID, firstSeen: sd.FirstSeen, keys: map[string]bool{}}
+		r.devices[d.id] = d
+		for j, sc := range sd.Claims {
+			if sc.Group == "" {
+				return fmt.Errorf("device registry %s: device %q claim %d: no group", r.path, sd.ID, j)
+			}
+			c := &claim{Claim: normalize(sc.Claim), group: sc.Group, dev: d}
+			d.claims = append(d.claims, c)
+			r.groups[c.group] = append(r.groups[c.group], c)
+			for _, k := range c.Keys {
+				r.keys[k] = d
+				d.keys[k] = true
+			}
+			for _, a := range c.Availability {
+				if r.topics[a.Topic] == nil {
+					r.topics[a.Topic] = map[*claim]bool{}
+				}
+				r.topics[a.Topic][c] = true
+			}
+		}
+	}
+	for t, s := range f.Availability {
+		r.avail[t] = s
+	}
+	return nil
+}
+
+// WriteFileAtomic replaces path with data so that a reader or a power cut sees
+// either the old file or the new one: temp file in the same folder, fsync,
+// rename, fsync the folder.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	name := tmp.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(name)
+		}
+	}()
+	if _, err := tmp.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(name, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	ok = true
+	if d, err := os.Open(dir); err == nil {
+		err = d.Sync()
+		d.Close()
+		if err != nil {
+			return fmt.Errorf("write %s: sync folder: %w", path, err)
+		}
+	}
+	return nil
+}

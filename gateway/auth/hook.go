@@ -1,0 +1,256 @@
+package auth
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// Security is one set of Mosquitto security options: the global ones, or a
+// listener's when per_listener_settings is true. The broker maps its parsed
+// mosquitto.conf into it.
+type Security struct {
+	AllowAnonymous bool
+	PasswordFile   string // "" for none
+	ACLFile        string // "" for none: everything allowed but the "$" rules
+}
+
+// judge is a Security with its files loaded.
+type judge struct {
+	sec Security
+	pw  *Passwords
+	acl *ACL
+}
+
+type state struct {
+	def *judge
+	per map[string]*judge
+}
+
+func (s *state) judgeFor(listener string) *judge {
+	if j, ok := s.per[listener]; ok {
+		return j
+	}
+	return s.def
+}
+
+// Hook is the mochi hook that authenticates CONNECTs and judges publishes,
+// deliveries and subscriptions by Security.
+//
+// mochi asks every hook that provides OnConnectAuthenticate or OnACLCheck
+// and lets the client through if any one says yes, so the broker must not
+// also add an allow-all or ledger auth hook. mochi already turns a refused
+// filter into SUBACK 0x87 (v5) / 0x80 (v3) when OnACLCheck says no; it asks
+// OnACLCheck with write=false both for a SUBSCRIBE filter and for each
+// delivery, and the hook tells them apart by shape (wildcards or $share/ make
+// a filter).
+//
+// mochi's inline client (the gateway's own publishers and subscribers) is
+// always allowed.
+type Hook struct {
+	mqtt.HookBase
+
+	def    Security
+	per    map[string]Security
+	log    *slog.Logger
+	mu     sync.Mutex // one Reload at a time
+	state  atomic.Pointer[state]
+	server atomic.Pointer[mqtt.Server]
+}
+
+// NewHook loads the files of def and of every listener in perListener
+// (keyed by mochi listener ID; a listener not in the map uses def). It fails,
+// naming file and line, if any file does not load.
+func NewHook(def Security, perListener map[string]Security, log *slog.Logger) (*Hook, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	h := &Hook{def: def, per: maps.Clone(perListener), log: log}
+	st, err := h.load()
+	if err != nil {
+		return nil, err
+	}
+	h.state.Store(st)
+	return h, nil
+}
+
+// load reads every file once (two listeners may share one) into a new state.
+func (h *Hook) load() (*state, error) {
+	pws := map[string]*Passwords{}
+	acls := map[string]*ACL{}
+	var errs []error
+	mk := func(sec Security) *judge {
+		j := &judge{sec: sec}
+		if f := sec.PasswordFile; f != "" {
+			if p, seen := pws[f]; seen {
+				j.pw = p
+			} else {
+				p, err := LoadPasswordFile(f)
+				if err != nil {
+					errs = append(errs, err)
+				}
+				pws[f], j.pw = p, p
+			}
+		}
+		if f := sec.ACLFile; f != "" {
+			if a, seen := acls[f]; seen {
+				j.acl = a
+			} else {
+				a, err := LoadACLFile(f)
+				if err != nil {
+					errs = append(errs, err)
+				}
+				acls[f], j.acl = a, a
+			}
+		}
+		return j
+	}
+	st := &state{def: mk(h.def), per: map[string]*judge{}}
+	for _, id := range slices.Sorted(maps.Keys(h.per)) {
+		st.per[id] = mk(h.per[id])
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// ID names the hook for mochi.
+func (h *Hook) ID() string { return "gateway-auth" }
+
+// Provides tells mochi which events the hook handles.
+func (h *Hook) Provides(b byte) bool {
+	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
+}
+
+// Init is called by mochi's AddHook. Pass the server as config
+// (server.AddHook(h, server)) so Reload can disconnect clients whose
+// password was changed or removed; nil is accepted.
+func (h *Hook) Init(config any) error {
+	switch c := config.(type) {
+	case nil:
+	case *mqtt.Server:
+		h.server.Store(c)
+	default:
+		return fmt.Errorf("auth hook: config is %T, want *mqtt.Server or nil", config)
+	}
+	return nil
+}
+
+// OnConnectAuthenticate decides a CONNECT as Mosquitto 2 does: without a
+// user name only if allow_anonymous; with one, by the password file if there
+// is one, else only if allow_anonymous (so allow_anonymous false without a
+// password file refuses everyone). A will on a topic the ACL does not let the
+// client write is refused too. An empty user name counts as none.
+func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	if cl.Net.Inline {
+		return true
+	}
+	j := h.state.Load().judgeFor(cl.Net.Listener)
+	user := string(pk.Connect.Username)
+	refuse := func(reason string) bool {
+		h.log.Info("client refused", "client", cl.ID, "user", user, "listener", cl.Net.Listener,
+			"remote", cl.Net.Remote, "reason", reason)
+		return false
+	}
+	if pk.Properties.AuthenticationMethod != "" {
+		return refuse("extended authentication is not supported")
+	}
+	switch {
+	case user == "":
+		if !j.sec.AllowAnonymous {
+			return refuse("anonymous clients not allowed")
+		}
+	case j.pw != nil:
+		if !pk.Connect.PasswordFlag || !j.pw.Verify(user, string(pk.Connect.Password)) {
+			return refuse("bad user name or password")
+		}
+	case !j.sec.AllowAnonymous:
+		return refuse("no password_file and allow_anonymous false")
+	}
+	if pk.Connect.WillFlag && !j.acl.Allowed(user, cl.ID, pk.Connect.WillTopic, Write) {
+		return refuse("will topic not allowed by acl_file")
+	}
+	return true
+}
+
+// OnACLCheck judges a publish (write), a delivery (a topic name, read) or a
+// subscription (a filter, read).
+func (h *Hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if cl.Net.Inline {
+		return true
+	}
+	access := Read
+	switch {
+	case write:
+		access = Write
+	case isFilter(topic):
+		access = Subscribe
+	}
+	j := h.state.Load().judgeFor(cl.Net.Listener)
+	ok := j.acl.Allowed(string(cl.Properties.Username), cl.ID, topic, access)
+	if !ok && access != Read {
+		h.log.Debug("acl refused", "client", cl.ID, "user", string(cl.Properties.Username),
+			"topic", topic, "access", access.String())
+	}
+	return ok
+}
+
+// Reload re-reads every password and ACL file (on SIGHUP). If any file fails
+// to load, the previous files stay in force and the error, naming file and
+// line, is returned. On success, connected clients whose user was removed
+// from their password file or whose hash changed are disconnected, as
+// Mosquitto does, so a removed user cannot stay on; ACL changes apply to the
+// next publish, delivery and subscription of every client.
+func (h *Hook) Reload() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st, err := h.load()
+	if err != nil {
+		h.log.Error("auth reload failed, keeping the previous password and ACL files", "error", err)
+		return fmt.Errorf("auth reload: %w", err)
+	}
+	old := h.state.Swap(st)
+	h.log.Info("auth files reloaded")
+	if s := h.server.Load(); s != nil {
+		h.kickStale(s, old, st)
+	}
+	return nil
+}
+
+// kickStale disconnects clients whose credentials the new files no longer
+// hold exactly as they did.
+func (h *Hook) kickStale(s *mqtt.Server, old, cur *state) {
+	for _, cl := range s.Clients.GetAll() {
+		if cl.Net.Inline || cl.Closed() {
+			continue
+		}
+		user := string(cl.Properties.Username)
+		if user == "" {
+			continue
+		}
+		oj, nj := old.judgeFor(cl.Net.Listener), cur.judgeFor(cl.Net.Listener)
+		if nj.pw == nil {
+			continue
+		}
+		was, _ := oj.pw.hashOf(user)
+		now, ok := nj.pw.hashOf(user)
+		if ok && bytes.Equal([]byte(was), []byte(now)) {
+			continue
+		}
+		h.log.Info("disconnecting client: its password changed or was removed", "client", cl.ID, "user", user)
+		if cl.Properties.ProtocolVersion >= 5 {
+			_ = s.DisconnectClient(cl, packets.ErrNotAuthorized)
+		} else {
+			cl.Stop(packets.ErrNotAuthorized)
+		}
+	}
+}

@@ -1,0 +1,307 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	mochilisteners "github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/homebox/gateway/gateway/auth"
+	"github.com/homebox/gateway/gateway/durable"
+	"github.com/homebox/gateway/gateway/inorder"
+	"github.com/homebox/gateway/gateway/languard"
+	"github.com/homebox/gateway/gateway/listeners"
+	"github.com/homebox/gateway/gateway/mosquittoconf"
+	"github.com/homebox/gateway/gateway/policy"
+	"github.com/homebox/gateway/gateway/systopics"
+)
+
+// retainForever is the broker-wide cap on message expiry. mochi drops
+// retained and queued messages older than its cap (24 h by default), which
+// would make Home Assistant's discovery configs vanish; a century keeps
+// them, while an expiry the publisher set still applies.
+const retainForever = 100 * 365 * 24 * 3600
+
+// Options are what the broker is made from.
+type Options struct {
+	Config  *mosquittoconf.Config
+	Guard   *languard.Guard // nil = no guard (same as "any")
+	Version string          // for $SYS/broker/version
+	Logger  *slog.Logger
+	// WrapConn, when set, wraps every accepted connection (the bridge's
+	// try_private acceptance plugs in here).
+	WrapConn func(net.Conn) net.Conn
+}
+
+// Broker is a running gateway broker.
+type Broker struct {
+	opts   Options
+	cfg    *mosquittoconf.Config
+	server *mqtt.Server
+	auth   *auth.Hook
+	log    *slog.Logger
+
+	mu        sync.Mutex
+	listeners []mqttListener
+	closed    bool
+}
+
+// mqttListener is one listener with the conf line it came from.
+type mqttListener struct {
+	conf mosquittoconf.Listener
+	impl interface{ Address() string }
+	id   string
+}
+
+// New assembles the broker from a checked config. Nothing is opened yet.
+func New(o Options) (*Broker, error) {
+	if o.Config == nil {
+		return nil, errors.New("gateway: no config")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	cfg := o.Config
+	b := &Broker{opts: o, cfg: cfg, log: o.Logger}
+
+	b.server = mqtt.New(&mqtt.Options{
+		Capabilities:           capabilities(cfg),
+		InlineClient:           true,
+		SysTopicResendInterval: sysInterval(cfg.SysInterval),
+		Logger:                 o.Logger,
+	})
+	return b, nil
+}
+
+// capabilities maps the conf's limits onto mochi's.
+func capabilities(cfg *mosquittoconf.Config) *mqtt.Capabilities {
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumMessageExpiryInterval = retainForever
+	caps.Compatibilities.NoInheritedPropertiesOnAck = true
+	if cfg.MaxConnections > 0 {
+		caps.MaximumClients = int64(cfg.MaxConnections)
+	}
+	if cfg.MaxQueuedMessages > 0 { // a session's stored QoS 1/2 messages
+		caps.MaximumInflight = uint16(min(cfg.MaxQueuedMessages, math.MaxUint16))
+	} else {
+		caps.MaximumInflight = math.MaxUint16
+	}
+	if cfg.MaxInflightMessages > 0 { // told to MQTT 5 clients as Receive Maximum
+		caps.ReceiveMaximum = uint16(min(cfg.MaxInflightMessages, math.MaxUint16))
+	}
+	if cfg.MaxPacketSize > 0 {
+		caps.MaximumPacketSize = uint32(cfg.MaxPacketSize)
+	}
+	if !cfg.RetainAvailable {
+		caps.RetainAvailable = 0
+	}
+	return caps
+}
+
+// sysInterval turns sys_interval into mochi's tick; 0 (off) becomes a tick
+// too long to ever come.
+func sysInterval(seconds int) int64 {
+	if seconds <= 0 {
+		return math.MaxInt32
+	}
+	return int64(seconds)
+}
+
+// Server is the underlying mochi server (the bridges use its inline client).
+func (b *Broker) Server() *mqtt.Server { return b.server }
+
+// Start opens the store and the listeners and starts serving. Errors name
+// the conf option and line they come from.
+func (b *Broker) Start() error {
+	if err := b.addHooks(); err != nil {
+		return err
+	}
+	if err := b.addListeners(); err != nil {
+		_ = b.server.Close()
+		return err
+	}
+	if err := b.server.Serve(); err != nil {
+		_ = b.server.Close()
+		return fmt.Errorf("%s: %w", b.where("persistence"), err)
+	}
+	if b.cfg.PidFile != "" {
+		if err := os.WriteFile(b.cfg.PidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			b.log.Warn("pid_file not written", "where", b.where("pid_file"), "error", err)
+		}
+	}
+	return nil
+}
+
+func (b *Broker) addHooks() error {
+	cfg := b.cfg
+	var err error
+	def := securityOf(cfg.Security)
+	if len(cfg.Listeners) == 0 && cfg.Security.AllowAnonymous == nil {
+		// Mosquitto 2 with no listener configured serves loopback only and
+		// lets anonymous clients in there.
+		def.AllowAnonymous = true
+	}
+	b.auth, err = auth.NewHook(def, b.perListenerSecurity(), b.log)
+	if err != nil {
+		return err
+	}
+	if err := b.server.AddHook(b.auth, b.server); err != nil {
+		return fmt.Errorf("auth: %w", err)
+	}
+	rules := policy.Rules{MaxKeepalive: cfg.MaxKeepalive, MessageSizeLimit: cfg.MessageSizeLimit, ConnectionMessages: cfg.ConnectionMessages}
+	if err := b.server.AddHook(policy.New(b.server, rules, b.log), nil); err != nil {
+		return err
+	}
+	if err := b.server.AddHook(inorder.New(b.server, b.log), nil); err != nil {
+		return err
+	}
+	if cfg.Persistence {
+		path := b.StorePath()
+		opts, err := durable.Options(path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", b.where("persistence_location"), err)
+		}
+		if err := b.server.AddHook(durable.New(), opts); err != nil {
+			return fmt.Errorf("%s: store %s: %w", b.where("persistence"), path, err)
+		}
+	}
+	version := "gatewayd " + b.opts.Version + " (mochi-mqtt " + mqtt.Version + ")"
+	return b.server.AddHook(systopics.New(b.server, version, b.log), nil)
+}
+
+// StorePath is where the broker keeps its store.
+func (b *Broker) StorePath() string {
+	name := b.cfg.PersistenceFile
+	if name == "" {
+		name = "mosquitto.db"
+	}
+	return filepath.Join(b.cfg.PersistenceLocation, name)
+}
+
+func securityOf(s mosquittoconf.Security) auth.Security {
+	out := auth.Security{PasswordFile: s.PasswordFile, ACLFile: s.ACLFile}
+	if s.AllowAnonymous != nil {
+		out.AllowAnonymous = *s.AllowAnonymous
+	}
+	return out
+}
+
+// perListenerSecurity is nil unless per_listener_settings is true.
+func (b *Broker) perListenerSecurity() map[string]auth.Security {
+	if !b.cfg.PerListenerSettings {
+		return nil
+	}
+	out := map[string]auth.Security{}
+	for i, l := range b.effectiveListeners() {
+		out[listenerID(i, l)] = securityOf(l.Security)
+	}
+	return out
+}
+
+// effectiveListeners are the conf's listeners, or Mosquitto's default of
+// a loopback-only listener on 1883 when there are none.
+func (b *Broker) effectiveListeners() []mosquittoconf.Listener {
+	if len(b.cfg.Listeners) > 0 {
+		return b.cfg.Listeners
+	}
+	return []mosquittoconf.Listener{{Port: 1883, Address: "127.0.0.1", Protocol: "mqtt"}}
+}
+
+func listenerID(i int, l mosquittoconf.Listener) string {
+	return fmt.Sprintf("%s:%d#%d", l.Protocol, l.Port, i+1)
+}
+
+func (b *Broker) addListeners() error {
+	for i, l := range b.effectiveListeners() {
+		id := listenerID(i, l)
+		where := fmt.Sprintf("%s:%d", l.Pos.File, l.Pos.Line)
+		lc := listeners.Config{
+			ID:      id,
+			Address: net.JoinHostPort(l.Address, strconv.Itoa(l.Port)),
+			Guard:   b.opts.Guard,
+			Wrap:    b.opts.WrapConn,
+		}
+		if l.TLS() {
+			tc, err := listeners.TLSConfig(l.CertFile, l.KeyFile, l.CAFile, l.CAPath, l.RequireCertificate, l.TLSVersion)
+			if err != nil {
+				return fmt.Errorf("%s: certfile: %w", where, err)
+			}
+			lc.TLS = tc
+		}
+		var impl mochilisteners.Listener
+		if l.Protocol == "websockets" {
+			impl = listeners.NewWebsocket(lc)
+		} else {
+			impl = listeners.NewMQTT(lc)
+		}
+		if err := b.server.AddListener(impl); err != nil {
+			return fmt.Errorf("%s: listener: %w", where, err)
+		}
+		b.mu.Lock()
+		b.listeners = append(b.listeners, mqttListener{conf: l, impl: impl, id: id})
+		b.mu.Unlock()
+		b.log.Info("listener open", "protocol", l.Protocol, "address", impl.Address(), "tls", l.TLS())
+	}
+	return nil
+}
+
+// Addrs are the listeners' real addresses by protocol, in conf order.
+func (b *Broker) Addrs() []ListenerAddr {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]ListenerAddr, 0, len(b.listeners))
+	for _, l := range b.listeners {
+		out = append(out, ListenerAddr{Protocol: l.conf.Protocol, Address: l.impl.Address(), TLS: l.conf.TLS()})
+	}
+	return out
+}
+
+// ListenerAddr is an open listener.
+type ListenerAddr struct {
+	Protocol string
+	Address  string
+	TLS      bool
+}
+
+// Reload re-reads the password and ACL files (SIGHUP). On error the old
+// ones stay in force.
+func (b *Broker) Reload() error {
+	if b.auth == nil {
+		return nil
+	}
+	return b.auth.Reload()
+}
+
+// Close stops the broker gracefully: listeners closed, clients
+// disconnected (wills of clients sent as mochi does), store flushed and
+// closed.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	b.mu.Unlock()
+	err := b.server.Close()
+	if b.cfg.PidFile != "" {
+		_ = os.Remove(b.cfg.PidFile)
+	}
+	return err
+}
+
+// where says FILE:LINE of an option, or the option alone when unknown.
+func (b *Broker) where(option string) string {
+	if p, ok := b.cfg.Where[option]; ok {
+		return fmt.Sprintf("%s:%d: %s", p.File, p.Line, option)
+	}
+	return option
+}

@@ -1,0 +1,121 @@
+// Package listeners provides the broker's mochi listeners: plain MQTT over
+// TCP (optionally TLS) and MQTT over websockets (optionally wss).
+//
+// mochi's own listeners open their socket inside themselves, which leaves no
+// place to judge a peer before bytes flow. These build the chain
+// net.Listen → LAN guard → TLS → Wrap themselves, so the guard refuses a peer
+// at accept time on every listener, websockets included, and no HTTP header
+// can change the address judged. Init opens the socket, so a port already in
+// use is an error from mochi's AddListener, and Address reports the real
+// bound address, so tests can listen on port 0.
+package listeners
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/homebox/gateway/gateway/languard"
+)
+
+// Config describes one listener.
+type Config struct {
+	// ID names the listener in mochi (clients are grouped by it) and in logs.
+	ID string
+	// Address is host:port to bind; ":1883" binds every interface.
+	Address string
+	// TLS, when set, makes the listener mqtts / wss.
+	TLS *tls.Config
+	// Guard, when set, refuses peers outside the allowed networks at accept
+	// time. A nil Guard lets every peer in.
+	Guard *languard.Guard
+	// Wrap, when set, is applied to each accepted connection after TLS (for
+	// websockets, to the MQTT byte stream carried by the frames), just before
+	// mochi sees it. The bridge support uses it to accept Mosquitto's
+	// try_private bridges.
+	Wrap func(net.Conn) net.Conn
+}
+
+// handshakeTimeout bounds a TLS handshake, so a peer that connects and stays
+// silent does not hold a goroutine and a socket for ever.
+const handshakeTimeout = 10 * time.Second
+
+// listen opens the socket and puts the guard in front of it.
+func listen(c Config) (net.Listener, error) {
+	if c.ID == "" {
+		return nil, errors.New("listener: empty ID")
+	}
+	raw, err := net.Listen("tcp", c.Address)
+	if err != nil {
+		return nil, fmt.Errorf("listener %s: cannot listen on %s: %w", c.ID, c.Address, err)
+	}
+	if c.Guard == nil {
+		return raw, nil
+	}
+	return c.Guard.Listener(raw, c.ID), nil
+}
+
+// connSet remembers the connections a listener handed to mochi, so Close can
+// end those mochi does not know yet (a peer that never sent CONNECT), and
+// mochi's shutdown never waits on them.
+type connSet struct {
+	mu     sync.Mutex
+	closed bool
+	conns  map[net.Conn]struct{}
+}
+
+// add records c; it reports false, having closed c, once the set is closed.
+func (s *connSet) add(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		_ = c.Close()
+		return false
+	}
+	if s.conns == nil {
+		s.conns = map[net.Conn]struct{}{}
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *connSet) remove(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// closeAll closes every recorded connection and refuses new ones.
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	s.closed = true
+	conns := s.conns
+	s.conns = nil
+	s.mu.Unlock()
+	for c := range conns {
+		_ = c.Close()
+	}
+}
+
+func (s *connSet) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+func (s *connSet) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+func loggerOr(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.Default()
+	}
+	return l
+}
