@@ -232,7 +232,7 @@ func (b *Broker) addListeners() error {
 		if l.TLS() {
 			tc, err := listeners.TLSConfig(l.CertFile, l.KeyFile, l.CAFile, l.CAPath, l.RequireCertificate, l.TLSVersion)
 			if err != nil {
-				return fmt.Errorf("%s: certfile: %w", where, err)
+				return fmt.Errorf("%s: %w", where, err)
 			}
 			lc.TLS = tc
 		}

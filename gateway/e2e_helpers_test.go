@@ -82,10 +82,26 @@ var subscribedLine = regexp.MustCompile(`^Subscribed \(mid: \d+\): (.*)$`)
 func subscribe(t *testing.T, port string, args ...string) (*subscriber, string) {
 	t.Helper()
 	testkit.RequireTool(t, "mosquitto_sub")
-	all := append([]string{"-h", "127.0.0.1", "-p", port, "-d", "-v"}, args...)
-	p := testkit.Start(t, "mosquitto_sub", all...)
+	testkit.RequireTool(t, "stdbuf")
+	// stdbuf: mosquitto_sub's stdout is a pipe here, and we must see its
+	// SUBACK line as it happens, not when its buffer fills.
+	all := append([]string{"-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", port, "-d", "-v"}, args...)
+	p := testkit.Start(t, "stdbuf", all...)
 	m := p.WaitLine(t, 15*time.Second, subscribedLine)
 	return &subscriber{proc: p}, m[1]
+}
+
+// drain reconnects a persistent session with mosquitto_sub -C n: its queued
+// messages may arrive before its SUBACK, so it is not waited on.
+func drain(t *testing.T, port string, n int, args ...string) []string {
+	t.Helper()
+	testkit.RequireTool(t, "mosquitto_sub")
+	all := append([]string{"-h", "127.0.0.1", "-p", port, "-d", "-v", "-C", fmt.Sprint(n)}, args...)
+	s := &subscriber{proc: testkit.Start(t, "mosquitto_sub", all...)}
+	if code := s.proc.Wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("mosquitto_sub exit %d; output:\n%s", code, s.proc.Output())
+	}
+	return s.messages()
 }
 
 // messages are the "topic payload" lines received so far.

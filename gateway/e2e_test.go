@@ -40,16 +40,31 @@ func TestRetainedMessagesAndTheirClearing(t *testing.T) {
 	equalLines(t, retained(t, b.port(), "ret/#"), []string{"ret/a one"})
 }
 
-// retained lists the retained messages under filter: mosquitto_sub
-// --retained-only prints them and exits at the first live message, which
-// the test publishes once the subscription is in place.
+// retained lists the retained messages under filter. It subscribes to the
+// filter and to a retained marker in one SUBSCRIBE: the broker sends the
+// retained messages filter by filter, so everything before the marker is
+// the filter's retained set, with no timing involved.
 func retained(t *testing.T, port, filter string) []string {
 	t.Helper()
-	s, _ := subscribe(t, port, "--retained-only", "-t", filter, "-t", "zz/marker")
-	pub(t, port, "-t", "zz/marker", "-m", "end")
-	s.proc.Wait(t, 15*time.Second)
-	return s.messages()
+	markerSeq++
+	marker := fmt.Sprintf("zz/marker/%d", markerSeq)
+	pub(t, port, "-r", "-t", marker, "-m", "end")
+	s, _ := subscribe(t, port, "-t", filter, "-t", marker)
+	var got []string
+	testkit.WaitFor(t, 15*time.Second, "the retained marker", func() bool {
+		got = got[:0]
+		for _, m := range s.messages() {
+			if m == marker+" end" {
+				return true
+			}
+			got = append(got, m)
+		}
+		return false
+	})
+	return got
 }
+
+var markerSeq int
 
 func TestWildcardsAndDollarTopics(t *testing.T) {
 	b := startBroker(t, anonConf+"sys_interval 1\n")
@@ -102,8 +117,7 @@ func TestPersistentSessionGetsWhatWasQueuedInOrder(t *testing.T) {
 	// Make the session, then leave.
 	_, _ = subscribe(t, b.port(), "-c", "-i", "sess-order", "-q", "1", "-t", "q/order", "-E")
 	want := queue(t, b.port(), "q/order", 20)
-	back, _ := subscribe(t, b.port(), "-c", "-i", "sess-order", "-q", "1", "-t", "q/order", "-C", "20")
-	equalLines(t, back.waitMessages(t, 20), want)
+	equalLines(t, drain(t, b.port(), 20, "-c", "-i", "sess-order", "-q", "1", "-t", "q/order"), want)
 }
 
 func TestStoreSurvivesKill9(t *testing.T) {
@@ -118,8 +132,7 @@ func TestStoreSurvivesKill9(t *testing.T) {
 
 	b2 := startBrokerIn(t, dir, conf)
 	equalLines(t, retained(t, b2.port(), "dur/#"), []string{"dur/config kept"})
-	back, _ := subscribe(t, b2.port(), "-c", "-i", "sess-kill", "-q", "1", "-t", "q/kill", "-C", "15")
-	equalLines(t, back.waitMessages(t, 15), want)
+	equalLines(t, drain(t, b2.port(), 15, "-c", "-i", "sess-kill", "-q", "1", "-t", "q/kill"), want)
 }
 
 func TestLargePayloadAndMessageSizeLimit(t *testing.T) {

@@ -83,6 +83,10 @@ func identityKeys(identifiers []string, connections [][2]string) []string {
 		if k := registry.MACKey(id); k != "" {
 			keys = append(keys, k)
 		}
+		// zigbee2mqtt names its devices zigbee2mqtt_<ieee> in Home Assistant.
+		if ieee, ok := strings.CutPrefix(id, "zigbee2mqtt_"); ok && strings.HasPrefix(ieee, "0x") {
+			keys = append(keys, "ieee:"+strings.ToLower(ieee))
+		}
 	}
 	for _, c := range connections {
 		switch strings.ToLower(c[0]) {

@@ -431,19 +431,26 @@ func components(claims []*claim) [][]*claim {
 	return out
 }
 
-// idFor makes a readable, stable ID: from the MAC when one is known, else
-// from the first identity key.
+// idFor makes a readable ID that does not depend on which source spoke
+// first: from the MAC when one is known, else the Zigbee address, else the
+// first identity key.
 func idFor(claims []*claim) string {
-	var first string
+	var first, ieee string
 	for _, c := range claims {
 		for _, k := range c.Keys {
 			if mac, ok := strings.CutPrefix(k, "mac:"); ok {
 				return "mac-" + mac
 			}
+			if strings.HasPrefix(k, "ieee:") && ieee == "" {
+				ieee = k
+			}
 			if first == "" {
 				first = k
 			}
 		}
+	}
+	if ieee != "" {
+		return sanitizeID(ieee)
 	}
 	return sanitizeID(first)
 }

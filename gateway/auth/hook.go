@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,7 +46,9 @@ func (s *state) judgeFor(listener string) *judge {
 //
 // mochi asks every hook that provides OnConnectAuthenticate or OnACLCheck
 // and lets the client through if any one says yes, so the broker must not
-// also add an allow-all or ledger auth hook. mochi already turns a refused
+// also add an allow-all or ledger auth hook. A will is checked at CONNECT
+// (mochi never checks it): a client whose will topic it may not write is
+// refused, as in Mosquitto 2. mochi already turns a refused
 // filter into SUBACK 0x87 (v5) / 0x80 (v3) when OnACLCheck says no; it asks
 // OnACLCheck with write=false both for a SUBSCRIBE filter and for each
 // delivery, and the hook tells them apart by shape (wildcards or $share/ make
@@ -128,7 +129,7 @@ func (h *Hook) ID() string { return "gateway-auth" }
 
 // Provides tells mochi which events the hook handles.
 func (h *Hook) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
+	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || b == mqtt.OnPublish
 }
 
 // Init is called by mochi's AddHook. Pass the server as config
@@ -184,6 +185,13 @@ func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 
 // OnACLCheck judges a publish (write), a delivery (a topic name, read) or a
 // subscription (a filter, read).
+//
+// Publishes are judged here only for MQTT 5 clients with a topic name, so
+// that mochi answers a refused QoS 1/2 publish with reason 0x87. Others pass
+// to OnPublish: mochi would disconnect a 3.1.1 client whose QoS 1/2 publish
+// is refused, where Mosquitto acknowledges it and drops the message; and a
+// publish naming only a topic alias reaches this check with an empty topic,
+// the real one being known only in OnPublish.
 func (h *Hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if cl.Net.Inline {
 		return true
@@ -191,15 +199,31 @@ func (h *Hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	access := Read
 	switch {
 	case write:
+		if cl.Properties.ProtocolVersion < 5 || topic == "" {
+			return true
+		}
 		access = Write
 	case isFilter(topic):
 		access = Subscribe
 	}
+	return h.allowed(cl, topic, access)
+}
+
+// OnPublish drops (acknowledged as usual, delivered to no one, not retained)
+// a publish the ACL refuses that OnACLCheck let through; see OnACLCheck.
+func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline || h.allowed(cl, pk.TopicName, Write) {
+		return pk, nil
+	}
+	return pk, packets.CodeSuccessIgnore
+}
+
+func (h *Hook) allowed(cl *mqtt.Client, topic string, access Access) bool {
 	j := h.state.Load().judgeFor(cl.Net.Listener)
-	ok := j.acl.Allowed(string(cl.Properties.Username), cl.ID, topic, access)
+	user := string(cl.Properties.Username)
+	ok := j.acl.Allowed(user, cl.ID, topic, access)
 	if !ok && access != Read {
-		h.log.Debug("acl refused", "client", cl.ID, "user", string(cl.Properties.Username),
-			"topic", topic, "access", access.String())
+		h.log.Debug("acl refused", "client", cl.ID, "user", user, "topic", topic, "access", access.String())
 	}
 	return ok
 }
@@ -243,7 +267,7 @@ func (h *Hook) kickStale(s *mqtt.Server, old, cur *state) {
 		}
 		was, _ := oj.pw.hashOf(user)
 		now, ok := nj.pw.hashOf(user)
-		if ok && bytes.Equal([]byte(was), []byte(now)) {
+		if ok && was == now {
 			continue
 		}
 		h.log.Info("disconnecting client: its password changed or was removed", "client", cl.ID, "user", user)

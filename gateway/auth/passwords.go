@@ -192,6 +192,9 @@ func parsePasswords(path string, data []byte) (*Passwords, error) {
 		if at, dup := firstLine[user]; dup {
 			return nil, fmt.Errorf("%s:%d: user %q already has a password at line %d", path, n, user, at)
 		}
+		if strings.Contains(hash, ":") {
+			return nil, fmt.Errorf("%s:%d: user %q: unexpected ':' after the password hash", path, n, user)
+		}
 		c, err := parseHash(hash)
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: user %q: %w", path, n, user, err)

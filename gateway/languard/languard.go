@@ -257,9 +257,11 @@ func (g *Guard) counter(name string) *atomic.Uint64 {
 // refuse counts a refusal and logs it unless this address was logged less
 // than LogInterval ago.
 func (g *Guard) refuse(peer net.Addr, name string, perListener *atomic.Uint64) {
-	total := g.refused.Add(1)
 	perListener.Add(1)
+	g.logRefusal(peer, name, g.refused.Add(1))
+}
 
+func (g *Guard) logRefusal(peer net.Addr, name string, total uint64) {
 	ip, _ := addrIP(peer)
 	ip = ip.Unmap().WithZone("")
 	now := g.now()
@@ -319,13 +321,16 @@ func (l *guarded) Accept() (net.Conn, error) {
 		if l.g.AllowedAddr(peer) {
 			return c, nil
 		}
+		// Counted before the close, so whoever sees the close sees the count.
+		l.count.Add(1)
+		total := l.g.refused.Add(1)
 		if tc, ok := c.(*net.TCPConn); ok {
 			// Reset rather than a graceful close: the peer learns at once and
 			// the box keeps no TIME_WAIT state for scanners.
 			_ = tc.SetLinger(0)
 		}
 		_ = c.Close()
-		l.g.refuse(peer, l.name, l.count)
+		l.g.logRefusal(peer, l.name, total)
 	}
 }
 

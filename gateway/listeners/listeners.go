@@ -66,9 +66,13 @@ type connSet struct {
 	mu     sync.Mutex
 	closed bool
 	conns  map[net.Conn]struct{}
+	// wg counts connections between add and remove; Adds happen under mu
+	// while not closed, so they all happen before closeAll's Wait.
+	wg sync.WaitGroup
 }
 
 // add records c; it reports false, having closed c, once the set is closed.
+// Every true add must be followed by one remove.
 func (s *connSet) add(c net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -80,6 +84,7 @@ func (s *connSet) add(c net.Conn) bool {
 		s.conns = map[net.Conn]struct{}{}
 	}
 	s.conns[c] = struct{}{}
+	s.wg.Add(1)
 	return true
 }
 
@@ -87,6 +92,7 @@ func (s *connSet) remove(c net.Conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
+	s.wg.Done()
 }
 
 // closeAll closes every recorded connection and refuses new ones.
@@ -101,10 +107,22 @@ func (s *connSet) closeAll() {
 	}
 }
 
-func (s *connSet) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
+// wait waits until every added connection is removed, up to d; it reports
+// whether they all were.
+func (s *connSet) wait(d time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 func (s *connSet) len() int {

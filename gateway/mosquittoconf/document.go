@@ -50,6 +50,9 @@ func (l Line) IsOption() bool { return l.Option != "" }
 func (l Line) Words() []string {
 	for i, a := range l.Args {
 		if strings.HasPrefix(a, "#") {
+			if i == 0 {
+				return nil
+			}
 			return l.Args[:i]
 		}
 	}
@@ -121,7 +124,9 @@ func tokenise(num int, raw, eol string) Line {
 		opt, rest = s[:i], s[i:]
 	}
 	l.Option = opt
-	l.Args = strings.FieldsFunc(rest, isBlank)
+	if args := strings.FieldsFunc(rest, isBlank); len(args) > 0 {
+		l.Args = args
+	}
 	l.Rest = strings.Trim(rest, " \t")
 	return l
 }

@@ -49,6 +49,10 @@ type Config struct {
 	// errors that must name the option and line, e.g. an unreadable
 	// password_file).
 	Where map[string]Pos
+
+	// Files are the conf files read, the main file first, then those of
+	// include_dir in the order read.
+	Files []string
 }
 
 // Security is the authentication and authorisation of a listener or of
@@ -81,7 +85,10 @@ type Listener struct {
 	// Security applies when the config has PerListenerSettings.
 	Security Security
 
-	Pos Pos // where the listener line is
+	Pos Pos // where the listener line is (for the default listener: its first option)
+
+	// Where each option of this listener was written.
+	Where map[string]Pos
 }
 
 // TLS reports whether the listener serves TLS (a certfile is set).
@@ -112,16 +119,20 @@ type Bridge struct {
 	IdleTimeout        int    // seconds, default 60 (lazy)
 	Threshold          int    // messages, default 10 (lazy)
 
-	CAFile        string
-	CAPath        string
-	CertFile      string
-	KeyFile       string
-	Insecure      bool
-	TLSVersion    string
-	MaxPacketSize int  // bridge_max_packet_size; 0 = no limit
+	CAFile         string
+	CAPath         string
+	CertFile       string
+	KeyFile        string
+	Insecure       bool
+	TLSVersion     string
+	MaxPacketSize  int  // bridge_max_packet_size; 0 = no limit
 	OutgoingRetain bool // bridge_outgoing_retain, default true
 
 	Pos Pos // where the connection line is
+
+	// Where each option of this bridge was written (canonical names:
+	// remote_username for username, address for addresses...).
+	Where map[string]Pos
 }
 
 // BridgeAddress is one host:port of a bridge.

@@ -191,6 +191,9 @@ func suggest(name string) string {
 	}
 	best, bestD := "", 3
 	for o := range options {
+		if len(o) > len(name)+2 || len(name) > len(o)+2 {
+			continue // too different in length to be within 2 edits
+		}
 		d := editDistance(name, o)
 		if d < bestD || (d == bestD && o < best) {
 			best, bestD = o, d

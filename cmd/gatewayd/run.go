@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/homebox/gateway/box"
+	"github.com/homebox/gateway/internal/version"
+	"github.com/homebox/gateway/rootfs"
+)
+
+// runMain is `gatewayd run`: SIGTERM and SIGINT stop the box (exit 0),
+// SIGHUP re-reads gateway.yaml.
+func runMain(args []string, _, stderr io.Writer) int {
+	fs := flag.NewFlagSet("gatewayd run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	root := fs.String("root", defaultRoot(), "the box's root folder")
+	dev := fs.Bool("dev", false, "development: console on "+box.DevConsole+", mDNS off, a banner saying where things are")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "gatewayd run: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	// Signals are caught before anything starts, so none is lost.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b, err := box.Start(ctx, box.Options{Root: *root, Dev: *dev, Stderr: stderr, Version: version.Version})
+	if err != nil {
+		fmt.Fprintf(stderr, "gatewayd: %v\n", err)
+		return 1
+	}
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			_ = b.Reload() // logged by Reload; the box runs on as before
+			continue
+		}
+		b.Logger().Info("signal received", "signal", sig.String())
+		break
+	}
+	if err := b.Stop(); err != nil {
+		fmt.Fprintf(stderr, "gatewayd: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// initMain is `gatewayd init`: the shipped defaults, without overwriting.
+func initMain(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("gatewayd init", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	root := fs.String("root", defaultRoot(), "the box's root folder")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "gatewayd init: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	abs, err := filepath.Abs(*root)
+	if err != nil {
+		fmt.Fprintf(stderr, "gatewayd init: %v\n", err)
+		return 1
+	}
+	wrote, err := rootfs.Seed(abs)
+	for _, f := range wrote {
+		fmt.Fprintf(stdout, "wrote %s\n", f)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "gatewayd init: %v\n", err)
+		return 1
+	}
+	if len(wrote) == 0 {
+		fmt.Fprintf(stdout, "nothing to write: every shipped file is already under %s\n", abs)
+	}
+	return 0
+}

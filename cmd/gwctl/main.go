@@ -1,0 +1,157 @@
+// Command gwctl shows and steers the box's apps over SSH, the way pm2 does:
+// a thin client of gatewayd's control API on its root-only socket. It never
+// touches the apps or their files itself, so what it shows is what the
+// supervisor knows.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/homebox/gateway/internal/version"
+)
+
+const usage = `usage: gwctl [--root DIR] <command>
+
+commands:
+  status [NAME] [--json]        the apps as a table, or every detail of one app
+  start|stop|restart NAME|all   steer one app or every app
+  logs NAME [-n N] [-f]         the last N lines (default 100) of an app's log; -f follows it
+  --version                     print the version
+
+--root defaults to $GATEWAY_ROOT, else /. gwctl talks to <root>/run/gateway/gatewayd.sock.
+exit codes: 0 done, 1 error, 2 usage.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// opts is the parsed command line. Flags may come before or after the
+// command and its arguments: people type `gwctl status mqtt --json`.
+type opts struct {
+	root   string
+	json   bool
+	n      int
+	follow bool
+	args   []string
+}
+
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+func parseArgs(args []string) (opts, error) {
+	o := opts{root: os.Getenv("GATEWAY_ROOT"), n: 100}
+	if o.root == "" {
+		o.root = "/"
+	}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, val, hasVal := strings.Cut(a, "=")
+		next := func() (string, error) {
+			if hasVal {
+				return val, nil
+			}
+			if i+1 >= len(args) {
+				return "", usageError(name + " needs a value")
+			}
+			i++
+			return args[i], nil
+		}
+		switch {
+		case name == "--root" || name == "-root":
+			v, err := next()
+			if err != nil {
+				return o, err
+			}
+			o.root = v
+		case a == "--json" || a == "-json":
+			o.json = true
+		case a == "-f" || a == "--follow":
+			o.follow = true
+		case name == "-n" || name == "--lines":
+			v, err := next()
+			if err != nil {
+				return o, err
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return o, usageError(fmt.Sprintf("%s %q: give a number of lines", name, v))
+			}
+			o.n = n
+		case a == "--version" || a == "-version" || a == "-h" || a == "--help" || a == "help":
+			o.args = append(o.args, a)
+		case a == "--":
+			o.args = append(o.args, args[i+1:]...)
+			i = len(args)
+		case strings.HasPrefix(a, "-") && a != "-":
+			return o, usageError(fmt.Sprintf("unknown flag %s", a))
+		default:
+			o.args = append(o.args, a)
+		}
+	}
+	return o, nil
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	o, err := parseArgs(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "gwctl: %v\n\n%s", err, usage)
+		return 2
+	}
+	if len(o.args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, rest := o.args[0], o.args[1:]
+	want := func(min, max int, form string) bool {
+		if len(rest) < min || len(rest) > max {
+			fmt.Fprintf(stderr, "gwctl: usage: gwctl %s\n", form)
+			return false
+		}
+		return true
+	}
+	switch cmd {
+	case "--version", "-version", "version":
+		fmt.Fprintf(stdout, "gwctl %s (%s)\n", version.Version, version.Commit)
+		return 0
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	c := newClient(o.root)
+	var runErr error
+	switch cmd {
+	case "status":
+		if !want(0, 1, "status [NAME] [--json]") {
+			return 2
+		}
+		if len(rest) == 0 {
+			runErr = c.statusAll(stdout, o.json)
+		} else {
+			runErr = c.statusOne(stdout, rest[0], o.json)
+		}
+	case "start", "stop", "restart":
+		if !want(1, 1, cmd+" NAME|all") {
+			return 2
+		}
+		runErr = c.action(stdout, cmd, rest[0], o.json)
+	case "logs":
+		if !want(1, 1, "logs NAME [-n N] [-f]") {
+			return 2
+		}
+		runErr = c.logs(stdout, rest[0], o.n, o.follow)
+	default:
+		fmt.Fprintf(stderr, "gwctl: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if runErr != nil {
+		fmt.Fprintf(stderr, "gwctl: %v\n", runErr)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,265 @@
+package listeners
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	mochilisteners "github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/homebox/gateway/gateway/languard"
+)
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// requireTool finds a command the test drives, failing (never skipping)
+// with the package to install when it is missing.
+func requireTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("test needs %s (Debian package mosquitto-clients): %v", name, err)
+	}
+	return p
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// startBroker runs a mochi broker that allows everyone on the given
+// listeners and stops it when the test ends.
+func startBroker(t *testing.T, ls ...mochilisteners.Listener) *mqtt.Server {
+	t.Helper()
+	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: quietLogger()})
+	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range ls {
+		if err := srv.AddListener(l); err != nil {
+			t.Fatalf("AddListener %s: %v", l.ID(), err)
+		}
+	}
+	if err := srv.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stopBroker(srv) })
+	return srv
+}
+
+// stopped holds the brokers already closed: mochi's Close panics when called
+// twice.
+var stopped sync.Map
+
+func stopBroker(srv *mqtt.Server) {
+	if _, done := stopped.LoadOrStore(srv, true); !done {
+		_ = srv.Close()
+	}
+}
+
+func mustGuard(t *testing.T, list string) *languard.Guard {
+	t.Helper()
+	g, err := languard.ParseNetworkList(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.SetLogger(quietLogger())
+	return g
+}
+
+func hostPort(t *testing.T, addr string) (string, string) {
+	t.Helper()
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("address %q: %v", addr, err)
+	}
+	return h, p
+}
+
+func subscribed(srv *mqtt.Server, topic, clientID string) func() bool {
+	return func() bool {
+		_, ok := srv.Topics.Subscribers(topic).Subscriptions[clientID]
+		return ok
+	}
+}
+
+// mosqRoundTrip subscribes with mosquitto_sub, waits until the broker has
+// the subscription, publishes with mosquitto_pub and checks the message.
+// extra holds connection flags (-h, -p, TLS files) for both tools.
+func mosqRoundTrip(t *testing.T, srv *mqtt.Server, extra []string) {
+	t.Helper()
+	sub := requireTool(t, "mosquitto_sub")
+	pub := requireTool(t, "mosquitto_pub")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	id := "sub-" + strings.ReplaceAll(t.Name(), "/", "-")
+	topic := "test/" + id
+	payload := "hello from " + t.Name()
+
+	var out, errb bytes.Buffer
+	subCmd := exec.CommandContext(ctx, sub, append([]string{"-i", id, "-t", topic, "-q", "1", "-C", "1", "-W", "15"}, extra...)...)
+	subCmd.Stdout, subCmd.Stderr = &out, &errb
+	if err := subCmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	subDone := make(chan error, 1)
+	go func() { subDone <- subCmd.Wait() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !subscribed(srv, topic, id)() {
+		select {
+		case err := <-subDone:
+			t.Fatalf("mosquitto_sub ended before subscribing: %v\n%s", err, errb.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mosquitto_sub never subscribed: %s", errb.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	pubOut, err := exec.CommandContext(ctx, pub, append([]string{"-t", topic, "-q", "1", "-m", payload}, extra...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("mosquitto_pub: %v\n%s", err, pubOut)
+	}
+	if err := <-subDone; err != nil {
+		t.Fatalf("mosquitto_sub: %v\n%s", err, errb.String())
+	}
+	if got := strings.TrimSpace(out.String()); got != payload {
+		t.Fatalf("mosquitto_sub got %q, want %q", got, payload)
+	}
+}
+
+// testPKI is a CA with a server and a client certificate, written as PEM
+// files in a temporary folder.
+type testPKI struct {
+	dir                  string
+	caFile               string
+	serverCert, serverKy string
+	clientCert, clientKy string
+	pool                 *x509.CertPool
+}
+
+func newTestPKI(t *testing.T) *testPKI {
+	t.Helper()
+	dir := t.TempDir()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "gateway test CA"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &testPKI{dir: dir, pool: x509.NewCertPool()}
+	p.pool.AddCert(caCert)
+	p.caFile = writePEM(t, dir, "ca.crt", "CERTIFICATE", caDER)
+
+	leaf := func(name string, serial int64, usage x509.ExtKeyUsage) (string, string) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(serial),
+			Subject:      pkix.Name{CommonName: name},
+			NotBefore:    now.Add(-time.Hour),
+			NotAfter:     now.Add(24 * time.Hour),
+			KeyUsage:     x509.KeyUsageDigitalSignature,
+			ExtKeyUsage:  []x509.ExtKeyUsage{usage},
+			DNSNames:     []string{"localhost"},
+			IPAddresses:  []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")},
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return writePEM(t, dir, name+".crt", "CERTIFICATE", der), writePEM(t, dir, name+".key", "PRIVATE KEY", keyDER)
+	}
+	p.serverCert, p.serverKy = leaf("server", 2, x509.ExtKeyUsageServerAuth)
+	p.clientCert, p.clientKy = leaf("client", 3, x509.ExtKeyUsageClientAuth)
+	return p
+}
+
+func writePEM(t *testing.T, dir, name, typ string, der []byte) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// firstBytes is a Wrap that records what the broker reads first from each
+// connection, to show Wrap sits after TLS on the MQTT byte stream.
+type firstBytes struct {
+	mu    sync.Mutex
+	first []byte
+}
+
+func (f *firstBytes) wrap(c net.Conn) net.Conn { return &recordConn{Conn: c, f: f} }
+
+func (f *firstBytes) get() []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]byte(nil), f.first...)
+}
+
+type recordConn struct {
+	net.Conn
+	f    *firstBytes
+	seen bool
+}
+
+func (c *recordConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && !c.seen {
+		c.seen = true
+		c.f.mu.Lock()
+		c.f.first = append(c.f.first, p[0])
+		c.f.mu.Unlock()
+	}
+	return n, err
+}

@@ -1,0 +1,184 @@
+package listeners
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	mochilisteners "github.com/mochi-mqtt/server/v2/listeners"
+)
+
+// Websocket is a mochi listener for MQTT over websockets, or over secure
+// websockets when Config.TLS is set. Any request path is accepted, as
+// Mosquitto does; clients usually use /mqtt.
+type Websocket struct {
+	cfg      Config
+	done     chan struct{}
+	conns    connSet
+	upgrader websocket.Upgrader
+
+	mu        sync.Mutex
+	ln        net.Listener
+	srv       *http.Server
+	log       *slog.Logger
+	closing   bool
+	establish mochilisteners.EstablishFn
+}
+
+var _ mochilisteners.Listener = (*Websocket)(nil)
+
+// NewWebsocket returns a websocket listener for c; nothing is opened until Init.
+func NewWebsocket(c Config) *Websocket {
+	return &Websocket{
+		cfg:  c,
+		done: make(chan struct{}),
+		log:  slog.Default(),
+		upgrader: websocket.Upgrader{
+			Subprotocols:     []string{"mqtt", "mqttv3.1"},
+			HandshakeTimeout: handshakeTimeout,
+			// MQTT clients in browsers come from pages of any origin; the LAN
+			// guard and the broker's authentication are what protect it.
+			CheckOrigin: func(*http.Request) bool { return true },
+		},
+	}
+}
+
+// ID returns the listener's ID.
+func (l *Websocket) ID() string { return l.cfg.ID }
+
+// Address returns the bound address once Init succeeded, else the
+// configured one.
+func (l *Websocket) Address() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ln != nil {
+		return l.ln.Addr().String()
+	}
+	return l.cfg.Address
+}
+
+// Protocol returns "wss" or "ws".
+func (l *Websocket) Protocol() string {
+	if l.cfg.TLS != nil {
+		return "wss"
+	}
+	return "ws"
+}
+
+// Init opens the socket: a port in use is reported here, naming the address.
+func (l *Websocket) Init(log *slog.Logger) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ln != nil {
+		return fmt.Errorf("listener %s: already initialised", l.cfg.ID)
+	}
+	if l.closing {
+		return fmt.Errorf("listener %s: already closed", l.cfg.ID)
+	}
+	l.log = loggerOr(log)
+	ln, err := listen(l.cfg)
+	if err != nil {
+		return err
+	}
+	if l.cfg.TLS != nil {
+		tc := l.cfg.TLS.Clone()
+		// gorilla upgrades HTTP/1.1 only: never negotiate h2.
+		tc.NextProtos = []string{"http/1.1"}
+		ln = tls.NewListener(ln, tc)
+	}
+	l.ln = ln
+	l.srv = &http.Server{
+		Handler: http.HandlerFunc(l.serveHTTP),
+		// Also bounds the TLS handshake, which net/http runs under it.
+		ReadHeaderTimeout: handshakeTimeout,
+		IdleTimeout:       30 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(l.log.Handler(), slog.LevelDebug),
+	}
+	return nil
+}
+
+// Serve serves HTTP on the guarded listener until Close.
+func (l *Websocket) Serve(establish mochilisteners.EstablishFn) {
+	l.mu.Lock()
+	srv, ln, log := l.srv, l.ln, l.log
+	l.establish = establish
+	l.mu.Unlock()
+	if srv == nil {
+		log.Error("listener served before Init", "listener", l.cfg.ID)
+		return
+	}
+	err := srv.Serve(ln)
+	select {
+	case <-l.done:
+		return
+	default:
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Error("websocket listener stopped", "listener", l.cfg.ID, "error", err)
+	}
+}
+
+// serveHTTP upgrades one request and runs the MQTT session over it.
+func (l *Websocket) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	ws, err := l.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		// The upgrader has answered with an HTTP error already.
+		l.log.Debug("websocket upgrade refused", "listener", l.cfg.ID, "peer", r.RemoteAddr, "error", err)
+		return
+	}
+	// net/http's header deadlines must not outlive the upgrade: mochi sets
+	// its own from the keepalive.
+	_ = ws.NetConn().SetDeadline(time.Time{})
+	wc := newWSConn(ws)
+	if !l.conns.add(wc) {
+		return
+	}
+	defer l.conns.remove(wc)
+	defer wc.Close()
+
+	l.mu.Lock()
+	establish := l.establish
+	l.mu.Unlock()
+
+	var conn net.Conn = wc
+	if l.cfg.Wrap != nil {
+		conn = l.cfg.Wrap(conn)
+	}
+	err = establish(l.cfg.ID, conn)
+	_ = conn.Close()
+	logEstablishErr(l.log, l.cfg.ID, conn, err)
+}
+
+// Close stops the HTTP server, lets mochi disconnect its clients, then closes
+// any websocket left (upgraded connections are not the HTTP server's to close).
+func (l *Websocket) Close(closeClients mochilisteners.CloseFn) {
+	l.mu.Lock()
+	if l.closing {
+		l.mu.Unlock()
+		return
+	}
+	l.closing = true
+	close(l.done)
+	srv, ln, log := l.srv, l.ln, l.log
+	l.mu.Unlock()
+
+	if srv != nil {
+		_ = srv.Close()
+	}
+	if ln != nil {
+		// Serve may not have run yet, in which case srv does not own ln.
+		_ = ln.Close()
+	}
+	closeClients(l.cfg.ID)
+	l.conns.closeAll()
+	if !l.conns.wait(closeWait) {
+		log.Warn("connections still held by the broker after close", "listener", l.cfg.ID, "wait", closeWait)
+	}
+}

@@ -1,0 +1,116 @@
+package mosquittoconf
+
+import (
+	"fmt"
+	"strconv"
+)
+
+// finish runs the checks that need the whole config: listeners that
+// clash, TLS settings that need each other, bridges missing their
+// address or topics, and files that must exist.
+func (in *interp) finish() {
+	c := in.cfg
+	if in.defUsed {
+		// Mosquitto adds the default listener after the others.
+		if _, set := in.def.Where["port"]; !set {
+			in.def.Port = 1883
+		}
+		in.listeners = append(in.listeners, in.def)
+	} else {
+		for _, d := range in.defSecPos {
+			in.ds.warnf(d.Pos, d.Option, "applies to no listener (per_listener_settings is true and no listener comes before it), ignored")
+		}
+	}
+
+	seen := map[string]*Listener{}
+	for _, l := range in.listeners {
+		in.checkListenerTLS(l)
+		if l.Port != 0 {
+			k := strconv.Itoa(l.Port) + " " + l.Address
+			if first, dup := seen[k]; dup {
+				in.ds.errorf(l.Pos, "listener", fmt.Sprintf("port %d on %s is already used by the listener at %s", l.Port, addrText(l.Address), first.Pos))
+			} else {
+				seen[k] = l
+			}
+		}
+		c.Listeners = append(c.Listeners, *l)
+	}
+
+	host := hostname()
+	localIDs := map[string]*Bridge{}
+	for _, b := range in.bridges {
+		fillBridgeDefaults(b, host)
+		if _, tried := b.Where["address"]; !tried && len(b.Addresses) == 0 {
+			in.ds.errorf(b.Pos, "connection", fmt.Sprintf("bridge %q has no address", b.Name))
+		}
+		if _, tried := b.Where["topic"]; !tried && len(b.Topics) == 0 {
+			in.ds.errorf(b.Pos, "connection", fmt.Sprintf("bridge %q has no topic", b.Name))
+		}
+		in.checkBridgeTLS(b)
+		if o, dup := localIDs[b.LocalClientID]; dup {
+			in.ds.errorf(b.Pos, "connection", fmt.Sprintf("bridge %q has the same local_clientid %q as bridge %q; set local_clientid on one of them", b.Name, b.LocalClientID, o.Name))
+		} else {
+			localIDs[b.LocalClientID] = b
+		}
+		c.Bridges = append(c.Bridges, *b)
+	}
+
+	in.checkFiles()
+}
+
+func addrText(a string) string {
+	if a == "" {
+		return "all addresses"
+	}
+	return a
+}
+
+// checkListenerTLS: a listener serves TLS when it has a certfile, which
+// needs its keyfile; the other TLS options mean nothing without them.
+func (in *interp) checkListenerTLS(l *Listener) {
+	w := l.Where
+	if l.CertFile != "" && l.KeyFile == "" {
+		in.ds.errorf(w["certfile"], "certfile", "needs keyfile in the same listener")
+	}
+	if l.KeyFile != "" && l.CertFile == "" {
+		in.ds.errorf(w["keyfile"], "keyfile", "needs certfile in the same listener")
+	}
+	if l.CertFile == "" {
+		const msg = "needs certfile and keyfile in the same listener (TLS is on when certfile is set)"
+		for _, o := range []struct{ name, v string }{{"cafile", l.CAFile}, {"capath", l.CAPath}, {"tls_version", l.TLSVersion}} {
+			if o.v != "" {
+				in.ds.errorf(w[o.name], o.name, msg)
+			}
+		}
+		if l.RequireCertificate {
+			in.ds.errorf(w["require_certificate"], "require_certificate", msg)
+		}
+		return
+	}
+	if l.RequireCertificate && l.CAFile == "" && l.CAPath == "" {
+		in.ds.errorf(w["require_certificate"], "require_certificate", "needs cafile or capath to check client certificates")
+	}
+}
+
+// checkBridgeTLS: a bridge talks TLS to its remote when it has a
+// bridge_cafile or bridge_capath.
+func (in *interp) checkBridgeTLS(b *Bridge) {
+	w := b.Where
+	if b.CertFile != "" && b.KeyFile == "" {
+		in.ds.errorf(w["bridge_certfile"], "bridge_certfile", "needs bridge_keyfile in the same bridge")
+	}
+	if b.KeyFile != "" && b.CertFile == "" {
+		in.ds.errorf(w["bridge_keyfile"], "bridge_keyfile", "needs bridge_certfile in the same bridge")
+	}
+	if b.CAFile == "" && b.CAPath == "" {
+		const msg = "needs bridge_cafile or bridge_capath in the same bridge (TLS to the remote is on when one is set)"
+		for _, o := range []struct{ name, v string }{{"bridge_certfile", b.CertFile}, {"bridge_keyfile", b.KeyFile}, {"bridge_tls_version", b.TLSVersion}} {
+			if o.v != "" {
+				in.ds.errorf(w[o.name], o.name, msg)
+			}
+		}
+		if b.Insecure {
+			in.ds.errorf(w["bridge_insecure"], "bridge_insecure", msg)
+		}
+	}
+}
