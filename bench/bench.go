@@ -180,6 +180,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 					return rep, err
 				}
 				dir := filepath.Join(cfg.Dir, fmt.Sprintf("r%d-%s-%s", round+1, slug(fig.Name), slug(spec.Name)))
+				t0 := time.Now()
 				s, err := measure(ctx, cfg, fig, spec, dir, cred, round)
 				if err != nil {
 					msg := fmt.Sprintf("round %d, %s, %s: %v", round+1, fig.Name, spec.Name, err)
@@ -194,7 +195,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 					rep.Samples[fig.Name] = map[string][]Sample{}
 				}
 				rep.Samples[fig.Name][spec.Name] = append(rep.Samples[fig.Name][spec.Name], s)
-				fmt.Fprintf(cfg.Progress, "round %d/%d  %-28s %-10s %s\n", round+1, cfg.Rounds, fig.Name, spec.Name, s.describe(fig))
+				fmt.Fprintf(cfg.Progress, "round %d/%d  %-8s %-10s %5.1fs  %s\n", round+1, cfg.Rounds, fig.Name, spec.Name, time.Since(t0).Seconds(), s.describe(fig))
 			}
 		}
 	}

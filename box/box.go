@@ -79,6 +79,8 @@ type Options struct {
 	Stderr  io.Writer // gatewayd's log goes here and to its log file; default os.Stderr
 	Version string
 	Plugins []Plugin
+	// Devices, when set, serves /api/devices (discovery's registry).
+	Devices webui.Devices
 	// ShutdownTimeout bounds the whole stop; apps past their kill_timeout
 	// are SIGKILLed by the supervisor well before it. Default 2 minutes.
 	ShutdownTimeout time.Duration
@@ -181,7 +183,7 @@ func Start(ctx context.Context, opts Options) (*Box, error) {
 	}
 	// The API goes up before the apps start so that gwctl can watch a slow
 	// start; its handlers only read the supervisor.
-	api := webui.New(webui.Deps{Apps: b.sup, Version: opts.Version, Logger: b.log.With("part", "api")})
+	api := webui.New(webui.Deps{Apps: b.sup, Devices: opts.Devices, Version: opts.Version, Logger: b.log.With("part", "api")})
 	if err := b.serveSocket(api); err != nil {
 		return nil, err
 	}

@@ -31,7 +31,9 @@ func (c *Config) Specs(root, self string) []supervisor.Spec {
 		for i, s := range a.Args {
 			args[i] = exp(s)
 		}
-		env := map[string]string{"GATEWAY_ROOT": root}
+		// GATEWAY_ALLOW_NETWORKS carries lan.allow to `gatewayd broker`,
+		// whose --allow-networks defaults to it.
+		env := map[string]string{"GATEWAY_ROOT": root, "GATEWAY_ALLOW_NETWORKS": strings.Join(c.LAN.Allow, ",")}
 		for k, v := range a.Env {
 			env[k] = exp(v)
 		}

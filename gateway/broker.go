@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +17,7 @@ import (
 	mochilisteners "github.com/mochi-mqtt/server/v2/listeners"
 
 	"github.com/homebox/gateway/gateway/auth"
+	"github.com/homebox/gateway/gateway/bridge"
 	"github.com/homebox/gateway/gateway/durable"
 	"github.com/homebox/gateway/gateway/inorder"
 	"github.com/homebox/gateway/gateway/languard"
@@ -51,6 +54,7 @@ type Broker struct {
 
 	mu        sync.Mutex
 	listeners []mqttListener
+	bridges   *bridge.Manager
 	closed    bool
 }
 
@@ -70,6 +74,10 @@ func New(o Options) (*Broker, error) {
 		o.Logger = slog.Default()
 	}
 	cfg := o.Config
+	if o.WrapConn == nil {
+		// Mosquitto's bridges connect with try_private (version | 0x80).
+		o.WrapConn = bridge.PrivateConn
+	}
 	b := &Broker{opts: o, cfg: cfg, log: o.Logger}
 
 	b.server = mqtt.New(&mqtt.Options{
@@ -132,6 +140,10 @@ func (b *Broker) Start() error {
 		_ = b.server.Close()
 		return fmt.Errorf("%s: %w", b.where("persistence"), err)
 	}
+	if err := b.startBridges(); err != nil {
+		_ = b.server.Close()
+		return err
+	}
 	if b.cfg.PidFile != "" {
 		if err := os.WriteFile(b.cfg.PidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 			b.log.Warn("pid_file not written", "where", b.where("pid_file"), "error", err)
@@ -173,8 +185,71 @@ func (b *Broker) addHooks() error {
 			return fmt.Errorf("%s: store %s: %w", b.where("persistence"), path, err)
 		}
 	}
+	if err := b.server.AddHook(bridge.InboundHook(b.server, b.log), nil); err != nil {
+		return err
+	}
 	version := "gatewayd " + b.opts.Version + " (mochi-mqtt " + mqtt.Version + ")"
-	return b.server.AddHook(systopics.New(b.server, version, b.log), nil)
+	sys := systopics.New(b.server, version, b.log)
+	sys.Extra = b.bridgeTopics
+	return b.server.AddHook(sys, nil)
+}
+
+// startBridges runs the conf's `connection` blocks inside this process.
+func (b *Broker) startBridges() error {
+	if len(b.cfg.Bridges) == 0 {
+		return nil
+	}
+	host, _ := os.Hostname()
+	storeDir := ""
+	if b.cfg.Persistence {
+		storeDir = b.cfg.PersistenceLocation
+		if storeDir == "" {
+			storeDir = "."
+		}
+	}
+	m, err := bridge.New(bridge.Options{
+		Server:    b.server,
+		Bridges:   b.cfg.Bridges,
+		StoreDir:  storeDir,
+		MaxQueued: b.cfg.MaxQueuedMessages,
+		Hostname:  host,
+		Logger:    b.log,
+	})
+	if err != nil {
+		return err
+	}
+	if err := m.Start(context.Background()); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.bridges = m
+	b.mu.Unlock()
+	return nil
+}
+
+// BridgeStats are the bridges' live figures (nil without bridges).
+func (b *Broker) BridgeStats() []bridge.Stats {
+	b.mu.Lock()
+	m := b.bridges
+	b.mu.Unlock()
+	if m == nil {
+		return nil
+	}
+	return m.Stats()
+}
+
+// bridgeTopics publishes each bridge's figures as JSON on
+// $SYS/broker/bridges/<name>, so the console and gwctl, which live in
+// another process, can show them.
+func (b *Broker) bridgeTopics() map[string]string {
+	out := map[string]string{}
+	for _, s := range b.BridgeStats() {
+		j, err := json.Marshal(s)
+		if err == nil {
+			out["$SYS/broker/bridges/"+s.Name] = string(j)
+		}
+	}
+	return out
 }
 
 // StorePath is where the broker keeps its store.
@@ -290,7 +365,14 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	b.closed = true
+	bridges := b.bridges
 	b.mu.Unlock()
+	if bridges != nil {
+		// Before the server closes: the bridges publish their state 0.
+		if err := bridges.Stop(); err != nil {
+			b.log.Warn("stop bridges", "error", err)
+		}
+	}
 	err := b.server.Close()
 	if b.cfg.PidFile != "" {
 		_ = os.Remove(b.cfg.PidFile)

@@ -10,7 +10,11 @@ declare -A need=(
   [mosquitto_sub]=mosquitto-clients
   [mosquitto_passwd]=mosquitto
   [ip]=iproute2
-  [avahi-browse]=avahi-utils
+  [stdbuf]=coreutils
+  [chromium]=chromium
+  [qemu-aarch64]=qemu-user
+  [qemu-arm]=qemu-user
+  [mksquashfs]=squashfs-tools
 )
 
 missing_pkgs=()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/homebox/gateway/discovery"
 	"github.com/homebox/gateway/supervisor"
 )
 
@@ -29,10 +30,17 @@ type Apps interface {
 	LogFile(name string) (string, error)
 }
 
+// Devices is what the API needs of discovery's device registry.
+type Devices interface {
+	Devices() []discovery.Device
+	Device(id string) (discovery.Device, bool)
+}
+
 // Deps is what the app serves. A nil Apps makes the app routes answer 503,
 // so a part that is not there yet shows as unavailable, not broken.
 type Deps struct {
 	Apps    Apps
+	Devices Devices // nil: the device routes answer 503
 	Version string
 	Logger  *slog.Logger
 	// Middleware wraps every route, outermost first: the LAN console adds
@@ -59,6 +67,8 @@ func New(d Deps) *echo.Echo {
 	api.POST("/apps/:name/stop", h.action("stop"))
 	api.POST("/apps/:name/restart", h.action("restart"))
 	api.GET("/apps/:name/logs", h.logs)
+	api.GET("/devices", h.devices)
+	api.GET("/devices/:id", h.device)
 	return e
 }
 

@@ -131,6 +131,9 @@ func StartWorker(ctx context.Context, command []string, spec Spec) (*Worker, err
 	w.cmd = exec.Command(command[0], command[1:]...)
 	w.cmd.Stderr = w.stderr
 	w.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the runner
+	// A race-enabled worker (under go test -race) would otherwise sleep a
+	// second at exit, for every worker of every measurement.
+	w.cmd.Env = append(os.Environ(), strings.TrimSpace("GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	var err error
 	if w.stdin, err = w.cmd.StdinPipe(); err != nil {
 		return nil, err

@@ -26,7 +26,11 @@ func brokerMain(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	confPath := fs.String("config", "/etc/mosquitto/mosquitto.conf", "the mosquitto.conf to serve")
 	fs.StringVar(confPath, "c", "/etc/mosquitto/mosquitto.conf", "short for --config")
-	allow := fs.String("allow-networks", "lan", "networks whose clients are accepted: lan, any, loopback or CIDRs, comma-separated")
+	defAllow := "lan"
+	if env := os.Getenv("GATEWAY_ALLOW_NETWORKS"); env != "" {
+		defAllow = env // lan.allow of gateway.yaml, passed on by `gatewayd run`
+	}
+	allow := fs.String("allow-networks", defAllow, "networks whose clients are accepted: lan, any, loopback or CIDRs, comma-separated (default: $GATEWAY_ALLOW_NETWORKS or lan)")
 	testOnly := fs.Bool("test-config", false, "check the config, print errors and warnings, start nothing")
 	if err := fs.Parse(args); err != nil {
 		return 2

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/homebox/gateway/box"
+	"github.com/homebox/gateway/box/discoveryplugin"
 	"github.com/homebox/gateway/internal/version"
 	"github.com/homebox/gateway/rootfs"
 )
@@ -36,7 +37,12 @@ func runMain(args []string, _, stderr io.Writer) int {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	b, err := box.Start(ctx, box.Options{Root: *root, Dev: *dev, Stderr: stderr, Version: version.Version})
+	disc := discoveryplugin.New(version.Version)
+	b, err := box.Start(ctx, box.Options{
+		Root: *root, Dev: *dev, Stderr: stderr, Version: version.Version,
+		Plugins: []box.Plugin{disc},
+		Devices: disc,
+	})
 	if err != nil {
 		fmt.Fprintf(stderr, "gatewayd: %v\n", err)
 		return 1

@@ -62,14 +62,14 @@ type bridge struct {
 
 // Stats are one bridge's figures.
 type Stats struct {
-	Name        string
-	State       string // "up", "down" (connecting or failing) or "idle" (lazy, once, or stopped)
-	Address     string // host:port in use, or last tried
-	LastError   string
-	MessagesIn  int64
-	MessagesOut int64
-	Queued      int // QoS 1/2 out messages waiting for the remote's acknowledgement
-	Since       time.Time
+	Name        string    `json:"name"`
+	State       string    `json:"state"`   // "up", "down" (connecting or failing) or "idle" (lazy, once, or stopped)
+	Address     string    `json:"address"` // host:port in use, or last tried
+	LastError   string    `json:"last_error"`
+	MessagesIn  int64     `json:"messages_in"`
+	MessagesOut int64     `json:"messages_out"`
+	Queued      int       `json:"queued"` // QoS 1/2 out messages waiting for the remote's acknowledgement
+	Since       time.Time `json:"since"`
 }
 
 func (b *bridge) stats() Stats {

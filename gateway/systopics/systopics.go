@@ -21,6 +21,9 @@ type Hook struct {
 	server  *mqtt.Server
 	version string
 	log     *slog.Logger
+
+	// Extra, when set, adds topics of the gateway's own (e.g. bridges).
+	Extra func() map[string]string
 }
 
 // New returns the hook. server must have the inline client enabled;
@@ -40,7 +43,13 @@ func (h *Hook) Provides(b byte) bool { return b == mqtt.OnSysInfoTick }
 
 // OnSysInfoTick publishes the figures mochi has, under Mosquitto's names.
 func (h *Hook) OnSysInfoTick(info *system.Info) {
-	for topic, payload := range Topics(info, h.version) {
+	topics := Topics(info, h.version)
+	if h.Extra != nil {
+		for k, v := range h.Extra() {
+			topics[k] = v
+		}
+	}
+	for topic, payload := range topics {
 		if err := h.server.Publish(topic, []byte(payload), true, 0); err != nil {
 			h.log.Warn("publish $SYS", "topic", topic, "error", err)
 			return
