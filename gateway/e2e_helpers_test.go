@@ -131,3 +131,5 @@ func equalLines(t *testing.T, got, want []string) {
 		t.Fatalf("got\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 	}
 }
+
+func osWriteFile(path, text string) error { return os.WriteFile(path, []byte(text), 0o600) }

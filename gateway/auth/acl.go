@@ -174,7 +174,7 @@ func parseRule(keyword, rest string) (rule, error) {
 		r.needsU = strings.Contains(rest, "%u")
 		r.subst = r.needsU || strings.Contains(rest, "%c")
 		// Judge the shape with the substitutions made, as a client will see it.
-		check = strings.NewReplacer("%c", "c", "%u", "u").Replace(rest)
+		check = expand(rest, "c", "u")
 	}
 	if why := checkFilter(check); why != "" {
 		return r, fmt.Errorf("%s %q: %s", keyword, rest, why)
@@ -229,14 +229,14 @@ func (a *ACL) Allowed(username, clientID, topic string, access Access) bool {
 	// An id or name with wildcards would widen a pattern into other
 	// clients' topics, so such a client gets no grant from patterns.
 	grantPatterns := !strings.ContainsAny(username, "+#") && !strings.ContainsAny(clientID, "+#")
-	expand := func(r rule) (string, bool) {
+	expandRule := func(r rule) (string, bool) {
 		if !r.subst {
 			return r.topic, true
 		}
 		if r.needsU && username == "" {
 			return "", false
 		}
-		return strings.NewReplacer("%c", clientID, "%u", username).Replace(r.topic), true
+		return expand(r.topic, clientID, username), true
 	}
 
 	for _, r := range own {
@@ -248,7 +248,7 @@ func (a *ACL) Allowed(username, clientID, topic string, access Access) bool {
 		if r.access != 0 {
 			continue
 		}
-		if t, ok := expand(r); ok && test(t, topic) {
+		if t, ok := expandRule(r); ok && test(t, topic) {
 			return false
 		}
 	}
@@ -264,7 +264,7 @@ func (a *ACL) Allowed(username, clientID, topic string, access Access) bool {
 		if r.access&need == 0 {
 			continue
 		}
-		if t, ok := expand(r); ok && test(t, topic) {
+		if t, ok := expandRule(r); ok && test(t, topic) {
 			return true
 		}
 	}

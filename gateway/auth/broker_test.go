@@ -151,3 +151,11 @@ func v5(t *testing.T, addr, id, user, pass string, onMsg func(paho.PublishReceiv
 	})
 	return c, ca, nil
 }
+
+// waitTok waits for a paho.mqtt.golang token with a deadline.
+func waitTok(t *testing.T, tok pahomqtt.Token) {
+	t.Helper()
+	if !tok.WaitTimeout(10 * time.Second) {
+		t.Fatal("MQTT 3.1.1 operation timed out")
+	}
+}

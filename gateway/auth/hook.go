@@ -212,7 +212,8 @@ func (h *Hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 // OnPublish drops (acknowledged as usual, delivered to no one, not retained)
 // a publish the ACL refuses that OnACLCheck let through; see OnACLCheck.
 func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if cl.Net.Inline || h.allowed(cl, pk.TopicName, Write) {
+	judged := cl.Properties.ProtocolVersion >= 5 && !pk.Properties.TopicAliasFlag
+	if cl.Net.Inline || judged || h.allowed(cl, pk.TopicName, Write) {
 		return pk, nil
 	}
 	return pk, packets.CodeSuccessIgnore

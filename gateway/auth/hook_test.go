@@ -116,7 +116,7 @@ func TestPerListenerSecurity(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok := c.Subscribe("any/#", 1, nil)
-	tok.Wait()
+	waitTok(t, tok)
 	if got := tok.(*pahomqtt.SubscribeToken).Result()["any/#"]; got != 0x80 {
 		t.Fatalf("locked listener granted any/# with %#x", got)
 	}
@@ -125,7 +125,7 @@ func TestPerListenerSecurity(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok = o.Subscribe("any/#", 1, nil)
-	tok.Wait()
+	waitTok(t, tok)
 	if got := tok.(*pahomqtt.SubscribeToken).Result()["any/#"]; got != 1 {
 		t.Fatalf("open listener answered any/# with %#x", got)
 	}
@@ -372,7 +372,7 @@ func TestSubscribeACL(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok = a.SubscribeMultiple(map[string]byte{"public/#": 0, "allowed/#": 0}, nil)
-	tok.Wait()
+	waitTok(t, tok)
 	if r := tok.(*pahomqtt.SubscribeToken).Result(); r["public/#"] != 0 || r["allowed/#"] != 0x80 {
 		t.Fatalf("anonymous SUBACK %v", r)
 	}
@@ -470,7 +470,7 @@ func TestReloadKeepsOldStateOnBrokenFiles(t *testing.T) {
 		}
 		defer c.Disconnect(0)
 		tok := c.Subscribe(filter, 1, nil)
-		tok.Wait()
+		waitTok(t, tok)
 		return tok.(*pahomqtt.SubscribeToken).Result()[filter]
 	}
 	if grants("one/#") != 1 || grants("two/#") != 0x80 {
@@ -539,7 +539,7 @@ func TestReloadKeepsOldStateOnBrokenFiles(t *testing.T) {
 		t.Fatalf("new password refused after reload: %v", err)
 	}
 	tok := c.SubscribeMultiple(map[string]byte{"one/#": 1, "two/#": 1}, nil)
-	tok.Wait()
+	waitTok(t, tok)
 	if r := tok.(*pahomqtt.SubscribeToken).Result(); r["one/#"] != 0x80 || r["two/#"] != 1 {
 		t.Fatalf("new ACL not in force: %v", r)
 	}

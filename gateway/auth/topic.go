@@ -5,24 +5,35 @@ import "strings"
 // matchTopic reports whether filter matches the topic name by MQTT rules:
 // "+" is one level, "#" is the rest including the parent ("a/#" matches "a"),
 // and a wildcard in the first level never matches a topic starting with "$".
+// It walks both strings level by level without allocating: it runs for
+// every publish and every delivery.
 func matchTopic(filter, topic string) bool {
 	if strings.HasPrefix(topic, "$") && !strings.HasPrefix(filter, "$") {
 		return false
 	}
-	f := strings.Split(filter, "/")
-	t := strings.Split(topic, "/")
-	for i, fl := range f {
+	topicDone := false
+	for {
+		fl, frest, fmore := strings.Cut(filter, "/")
 		if fl == "#" {
 			return true
 		}
-		if i >= len(t) {
+		if topicDone {
 			return false
 		}
-		if fl != "+" && fl != t[i] {
+		tl, trest, tmore := strings.Cut(topic, "/")
+		if fl != "+" && fl != tl {
 			return false
+		}
+		if !fmore {
+			return !tmore
+		}
+		filter = frest
+		if tmore {
+			topic = trest
+		} else {
+			topicDone = true
 		}
 	}
-	return len(f) == len(t)
 }
 
 // covers reports whether every topic that filter sub matches is also matched
@@ -32,26 +43,57 @@ func covers(rule, sub string) bool {
 	if strings.HasPrefix(sub, "$") && !strings.HasPrefix(rule, "$") {
 		return false
 	}
-	r := strings.Split(rule, "/")
-	s := strings.Split(sub, "/")
-	for i, rl := range r {
+	subDone := false
+	for {
+		rl, rrest, rmore := strings.Cut(rule, "/")
 		if rl == "#" {
 			return true
 		}
-		if i >= len(s) {
+		if subDone {
 			return false
 		}
-		sl := s[i]
+		sl, srest, smore := strings.Cut(sub, "/")
 		switch {
 		case sl == "#":
 			return false
 		case rl == "+":
-			continue
 		case sl == "+" || rl != sl:
 			return false
 		}
+		if !rmore {
+			return !smore
+		}
+		rule = rrest
+		if smore {
+			sub = srest
+		} else {
+			subDone = true
+		}
 	}
-	return len(r) == len(s)
+}
+
+// expand replaces %c by the client id and %u by the user name in one pass,
+// so an id that itself contains "%u" stays as it is.
+func expand(pattern, clientID, username string) string {
+	var b strings.Builder
+	b.Grow(len(pattern) + len(clientID) + len(username))
+	for {
+		i := strings.IndexByte(pattern, '%')
+		if i < 0 || i == len(pattern)-1 {
+			b.WriteString(pattern)
+			return b.String()
+		}
+		b.WriteString(pattern[:i])
+		switch pattern[i+1] {
+		case 'c':
+			b.WriteString(clientID)
+		case 'u':
+			b.WriteString(username)
+		default:
+			b.WriteString(pattern[i : i+2])
+		}
+		pattern = pattern[i+2:]
+	}
 }
 
 // checkFilter says what is wrong with a topic filter, or returns "" when it is

@@ -78,7 +78,7 @@ func TestMQTTGuardRefusesLoopback(t *testing.T) {
 
 func TestMQTTTLS(t *testing.T) {
 	pki := newTestPKI(t)
-	cfg, err := TLSConfig(pki.serverCert, pki.serverKy, pki.caFile, "", true, "tlsv1.2")
+	cfg, err := TLSConfig(pki.ServerCert, pki.ServerKey, pki.CAFile, "", true, "tlsv1.2")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestMQTTTLS(t *testing.T) {
 		t.Fatalf("Protocol = %q", l.Protocol())
 	}
 	h, p := hostPort(t, l.Address())
-	withCert := []string{"-h", h, "-p", p, "--cafile", pki.caFile, "--cert", pki.clientCert, "--key", pki.clientKy}
+	withCert := []string{"-h", h, "-p", p, "--cafile", pki.CAFile, "--cert", pki.ClientCert, "--key", pki.ClientKey}
 	mosqRoundTrip(t, srv, withCert)
 
 	// Wrap saw the plaintext MQTT stream: every connection began with CONNECT.
@@ -102,7 +102,7 @@ func TestMQTTTLS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	// require_certificate: no client certificate, no entry.
-	out, err := exec.CommandContext(ctx, pub, "-h", h, "-p", p, "--cafile", pki.caFile, "-t", "x", "-m", "y").CombinedOutput()
+	out, err := exec.CommandContext(ctx, pub, "-h", h, "-p", p, "--cafile", pki.CAFile, "-t", "x", "-m", "y").CombinedOutput()
 	if err == nil {
 		t.Fatalf("mosquitto_pub without a client certificate succeeded:\n%s", out)
 	}
@@ -118,14 +118,14 @@ func TestMQTTTLS(t *testing.T) {
 
 func TestTLSMinimumVersion(t *testing.T) {
 	pki := newTestPKI(t)
-	cfg, err := TLSConfig(pki.serverCert, pki.serverKy, "", "", false, "tlsv1.3")
+	cfg, err := TLSConfig(pki.ServerCert, pki.ServerKey, "", "", false, "tlsv1.3")
 	if err != nil {
 		t.Fatal(err)
 	}
 	l := NewMQTT(Config{ID: "tls13", Address: "127.0.0.1:0", TLS: cfg})
 	startBroker(t, l)
 	dial := func(maxV uint16) error {
-		d := tls.Dialer{Config: &tls.Config{RootCAs: pki.pool, ServerName: "localhost", MaxVersion: maxV}}
+		d := tls.Dialer{Config: &tls.Config{RootCAs: pki.Pool, ServerName: "localhost", MaxVersion: maxV}}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		c, err := d.DialContext(ctx, "tcp", l.Address())

@@ -10,14 +10,14 @@ import (
 
 func TestTLSConfig(t *testing.T) {
 	pki := newTestPKI(t)
-	cfg, err := TLSConfig(pki.serverCert, pki.serverKy, pki.caFile, "", true, "TLSv1.3")
+	cfg, err := TLSConfig(pki.ServerCert, pki.ServerKey, pki.CAFile, "", true, "TLSv1.3")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.MinVersion != tls.VersionTLS13 || cfg.ClientAuth != tls.RequireAndVerifyClientCert || cfg.ClientCAs == nil || len(cfg.Certificates) != 1 {
 		t.Fatalf("unexpected config: min %x auth %v", cfg.MinVersion, cfg.ClientAuth)
 	}
-	cfg, err = TLSConfig(pki.serverCert, pki.serverKy, pki.caFile, "", false, "")
+	cfg, err = TLSConfig(pki.ServerCert, pki.ServerKey, pki.CAFile, "", false, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,14 +30,14 @@ func TestTLSConfig(t *testing.T) {
 	if err := os.Mkdir(caDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	caPEM, _ := os.ReadFile(pki.caFile)
+	caPEM, _ := os.ReadFile(pki.CAFile)
 	if err := os.WriteFile(filepath.Join(caDir, "README"), []byte("not a certificate"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(caDir, "ab12cd34.0"), caPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := TLSConfig(pki.serverCert, pki.serverKy, "", caDir, true, "tlsv1.2"); err != nil {
+	if _, err := TLSConfig(pki.ServerCert, pki.ServerKey, "", caDir, true, "tlsv1.2"); err != nil {
 		t.Fatalf("capath: %v", err)
 	}
 
@@ -54,18 +54,18 @@ func TestTLSConfig(t *testing.T) {
 		version             string
 		mention             []string
 	}{
-		{"no cert", "", pki.serverKy, "", "", false, "", []string{"certfile", "keyfile"}},
-		{"missing cert", missing, pki.serverKy, "", "", false, "", []string{"certfile", missing}},
-		{"missing key", pki.serverCert, missing, "", "", false, "", []string{"keyfile", missing}},
-		{"cert not PEM", garbage, pki.serverKy, "", "", false, "", []string{garbage}},
-		{"key of another cert", pki.serverCert, pki.clientKy, "", "", false, "", []string{pki.serverCert, pki.clientKy}},
-		{"missing cafile", pki.serverCert, pki.serverKy, missing, "", false, "", []string{"cafile", missing}},
-		{"cafile not PEM", pki.serverCert, pki.serverKy, garbage, "", false, "", []string{"cafile", garbage}},
-		{"missing capath", pki.serverCert, pki.serverKy, "", missing, false, "", []string{"capath", missing}},
-		{"empty capath", pki.serverCert, pki.serverKy, "", emptyDir, false, "", []string{"capath", emptyDir}},
-		{"require without CA", pki.serverCert, pki.serverKy, "", "", true, "", []string{"require_certificate", "cafile"}},
-		{"old version", pki.serverCert, pki.serverKy, "", "", false, "tlsv1.1", []string{"tls_version", "tlsv1.1"}},
-		{"unknown version", pki.serverCert, pki.serverKy, "", "", false, "sslv3", []string{"tls_version", "sslv3"}},
+		{"no cert", "", pki.ServerKey, "", "", false, "", []string{"certfile", "keyfile"}},
+		{"missing cert", missing, pki.ServerKey, "", "", false, "", []string{"certfile", missing}},
+		{"missing key", pki.ServerCert, missing, "", "", false, "", []string{"keyfile", missing}},
+		{"cert not PEM", garbage, pki.ServerKey, "", "", false, "", []string{garbage}},
+		{"key of another cert", pki.ServerCert, pki.ClientKey, "", "", false, "", []string{pki.ServerCert, pki.ClientKey}},
+		{"missing cafile", pki.ServerCert, pki.ServerKey, missing, "", false, "", []string{"cafile", missing}},
+		{"cafile not PEM", pki.ServerCert, pki.ServerKey, garbage, "", false, "", []string{"cafile", garbage}},
+		{"missing capath", pki.ServerCert, pki.ServerKey, "", missing, false, "", []string{"capath", missing}},
+		{"empty capath", pki.ServerCert, pki.ServerKey, "", emptyDir, false, "", []string{"capath", emptyDir}},
+		{"require without CA", pki.ServerCert, pki.ServerKey, "", "", true, "", []string{"require_certificate", "cafile"}},
+		{"old version", pki.ServerCert, pki.ServerKey, "", "", false, "tlsv1.1", []string{"tls_version", "tlsv1.1"}},
+		{"unknown version", pki.ServerCert, pki.ServerKey, "", "", false, "sslv3", []string{"tls_version", "sslv3"}},
 	}
 	for _, tc := range bad {
 		_, err := TLSConfig(tc.cert, tc.key, tc.ca, tc.path, tc.require, tc.version)

@@ -124,7 +124,7 @@ func TestWebsocketPahoRoundTrip(t *testing.T) {
 
 func TestWebsocketTLSPahoRoundTrip(t *testing.T) {
 	pki := newTestPKI(t)
-	cfg, err := TLSConfig(pki.serverCert, pki.serverKy, "", "", false, "")
+	cfg, err := TLSConfig(pki.ServerCert, pki.ServerKey, "", "", false, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func TestWebsocketTLSPahoRoundTrip(t *testing.T) {
 	if l.Protocol() != "wss" {
 		t.Fatalf("Protocol = %q", l.Protocol())
 	}
-	pahoRoundTrip(t, srv, "wss://"+l.Address()+"/mqtt", &tls.Config{RootCAs: pki.pool})
+	pahoRoundTrip(t, srv, "wss://"+l.Address()+"/mqtt", &tls.Config{RootCAs: pki.Pool})
 
 	// Plain ws on the wss port gets nowhere.
 	if ws, err := dialWSErr("ws://"+l.Address()+"/mqtt", nil, nil); err == nil {
