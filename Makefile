@@ -23,8 +23,12 @@ test: test-deps
 	$(GO) vet ./...
 	$(GO) test -race -timeout 18m ./...
 
+# The broker against Debian's mosquitto side by side (ratios), then the
+# supervisor's, the box's, the bridges' and discovery's Go benchmarks.
 bench: build test-deps
 	$(GO) run ./cmd/gwbench
+	$(GO) test -run '^$$' -bench . -benchtime 20x ./supervisor ./e2e
+	$(GO) test -run '^$$' -bench . ./gateway/bridge ./discovery
 
 soak: build test-deps
 	$(GO) run ./cmd/gwbench -soak

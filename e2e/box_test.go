@@ -18,7 +18,7 @@ import (
 	"github.com/homebox/gateway/supervisor"
 )
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -36,7 +36,7 @@ type box struct {
 	proc        *testkit.Proc
 }
 
-func startBox(t *testing.T) *box {
+func startBox(t testing.TB, yamlEdits ...string) *box {
 	t.Helper()
 	testkit.RequireTool(t, "mosquitto_pub")
 	gatewayd := testkit.Build(t, "./cmd/gatewayd")
@@ -62,6 +62,9 @@ func startBox(t *testing.T) *box {
 	ys := strings.Replace(string(y), `listen: ":80"`, fmt.Sprintf(`listen: "127.0.0.1:%d"`, freePort(t)), 1)
 	ys = strings.Replace(ys, "enabled: true", "enabled: false", 1)
 	ys = strings.Replace(ys, `"127.0.0.1:1883"`, fmt.Sprintf(`"127.0.0.1:%d"`, b.port), 1)
+	for i := 0; i+1 < len(yamlEdits); i += 2 { // old, new pairs
+		ys = strings.Replace(ys, yamlEdits[i], yamlEdits[i+1], 1)
+	}
 	write(t, yaml, ys)
 
 	b.proc = testkit.Start(t, gatewayd, "run", "--root", b.root)
@@ -69,7 +72,7 @@ func startBox(t *testing.T) *box {
 	return b
 }
 
-func write(t *testing.T, path, text string) {
+func write(t testing.TB, path, text string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
@@ -77,7 +80,7 @@ func write(t *testing.T, path, text string) {
 }
 
 // state reads one app's state with `gwctl status NAME --json`.
-func (b *box) state(t *testing.T, name string) (supervisor.AppState, bool) {
+func (b *box) state(t testing.TB, name string) (supervisor.AppState, bool) {
 	t.Helper()
 	out, code := testkit.Run(t, 20*time.Second, b.gwctl, "--root", b.root, "status", name, "--json")
 	if code != 0 {
@@ -91,7 +94,7 @@ func (b *box) state(t *testing.T, name string) (supervisor.AppState, bool) {
 }
 
 // waitOnline waits until the app is online with a pid other than notPid.
-func (b *box) waitOnline(t *testing.T, name string, notPid int) supervisor.AppState {
+func (b *box) waitOnline(t testing.TB, name string, notPid int) supervisor.AppState {
 	t.Helper()
 	var s supervisor.AppState
 	testkit.WaitFor(t, 30*time.Second, name+" online", func() bool {
@@ -106,7 +109,7 @@ func (b *box) waitOnline(t *testing.T, name string, notPid int) supervisor.AppSt
 }
 
 // api GETs a route of the control API over the socket.
-func (b *box) api(t *testing.T, path string, into any) int {
+func (b *box) api(t testing.TB, path string, into any) int {
 	t.Helper()
 	sock := filepath.Join(b.root, "run/gateway/gatewayd.sock")
 	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -37,7 +38,7 @@ func startBroker(t *testing.T, h *Hook, ids ...string) (*mqtt.Server, map[string
 	if err := s.Serve(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.Close() })
+	t.Cleanup(func() { closeBroker(t, s) })
 	return s, addrs
 }
 
@@ -158,4 +159,25 @@ func waitTok(t *testing.T, tok pahomqtt.Token) {
 	if !tok.WaitTimeout(10 * time.Second) {
 		t.Fatal("MQTT 3.1.1 operation timed out")
 	}
+}
+
+// closeBroker stops s once no client is left. mochi v2.7.9's Close can
+// deadlock while a client is being removed: Clients.GetByListener takes the
+// read lock twice, and a Delete waiting in between blocks both for good. So
+// clients are stopped and awaited first, the clients' own cleanups having
+// already disconnected most of them.
+func closeBroker(t *testing.T, s *mqtt.Server) {
+	t.Helper()
+	gone := func() bool { return s.Clients.Len() == 0 }
+	deadline := time.Now().Add(5 * time.Second)
+	for !gone() && time.Now().Before(deadline) {
+		for _, cl := range s.Clients.GetAll() {
+			cl.Stop(errors.New("test over"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !gone() {
+		t.Errorf("%d clients still attached when closing the broker", s.Clients.Len())
+	}
+	_ = s.Close()
 }

@@ -1,0 +1,250 @@
+// Package confstore keeps the broker's files safe while the console changes
+// them: a file is replaced atomically (a reader, or a power cut, sees the
+// old bytes or the new ones, never a mix), and the version it replaces is
+// kept in a bounded history so an owner can look back and restore it.
+package confstore
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// WriteFile replaces path with data: a temporary file in the same folder,
+// fsync, rename over path, fsync of the folder. A mode of 0 keeps the mode
+// of the file it replaces (0644 for a new one).
+func WriteFile(path string, data []byte, mode os.FileMode) error {
+	if mode == 0 {
+		mode = 0o644
+		if st, err := os.Stat(path); err == nil {
+			mode = st.Mode().Perm()
+		}
+	}
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	fail := func(err error) error {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Chmod(mode); err != nil {
+		return fail(err)
+	}
+	if _, err := f.Write(data); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return syncDir(dir)
+}
+
+// Remove deletes path (gone already is fine) and makes the removal durable.
+func Remove(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove %s: %w", path, err)
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync folder %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync folder %s: %w", dir, err)
+	}
+	return nil
+}
+
+// DefaultKeep is how many versions of each file a History keeps.
+const DefaultKeep = 20
+
+// ErrNotFound is returned for a history id that is not (or no longer) kept.
+var ErrNotFound = errors.New("no such version in the history")
+
+// Entry describes one kept version.
+type Entry struct {
+	ID     string    `json:"id"`
+	Time   time.Time `json:"time"`
+	Size   int       `json:"size"`
+	Reason string    `json:"reason"`
+}
+
+// History keeps earlier versions of files, by kind (a fixed name the
+// program chooses, such as "mosquitto.conf"), in dir/<kind>/. Ids are made
+// here and checked on the way in, so a caller's id never becomes a path.
+type History struct {
+	dir  string
+	keep int
+	mu   sync.Mutex
+	now  func() time.Time
+}
+
+// NewHistory keeps up to keep versions of each kind under dir (keep <= 0
+// means DefaultKeep).
+func NewHistory(dir string, keep int) *History {
+	if keep <= 0 {
+		keep = DefaultKeep
+	}
+	return &History{dir: dir, keep: keep, now: time.Now}
+}
+
+// Dir is the history's folder.
+func (h *History) Dir() string { return h.dir }
+
+var (
+	kindRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
+	idRE   = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}\.[0-9]{9}Z(-[0-9]{1,4})?$`)
+)
+
+const idLayout = "20060102T150405.000000000Z"
+
+func (h *History) kindDir(kind string) (string, error) {
+	if !kindRE.MatchString(kind) {
+		return "", fmt.Errorf("history kind %q is not a plain name", kind)
+	}
+	return filepath.Join(h.dir, kind), nil
+}
+
+// Save keeps data as a new version of kind and drops the oldest versions
+// beyond the limit.
+func (h *History) Save(kind string, data []byte, reason string) (Entry, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	dir, err := h.kindDir(kind)
+	if err != nil {
+		return Entry{}, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return Entry{}, fmt.Errorf("history: %w", err)
+	}
+	now := h.now().UTC()
+	id := now.Format(idLayout)
+	for i := 2; ; i++ {
+		if _, err := os.Lstat(filepath.Join(dir, id+".data")); errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		if i > 9999 {
+			return Entry{}, fmt.Errorf("history: too many versions at %s", now)
+		}
+		id = fmt.Sprintf("%s-%d", now.Format(idLayout), i)
+	}
+	e := Entry{ID: id, Time: now, Size: len(data), Reason: reason}
+	meta, err := json.Marshal(e)
+	if err != nil {
+		return Entry{}, err
+	}
+	// The data goes first: an entry is listed by its meta file, so a crash
+	// between the two leaves nothing half-listed.
+	if err := WriteFile(filepath.Join(dir, id+".data"), data, 0o600); err != nil {
+		return Entry{}, fmt.Errorf("history: %w", err)
+	}
+	if err := WriteFile(filepath.Join(dir, id+".json"), meta, 0o600); err != nil {
+		return Entry{}, fmt.Errorf("history: %w", err)
+	}
+	list, err := h.list(dir)
+	if err != nil {
+		return e, err
+	}
+	for _, old := range list[min(len(list), h.keep):] {
+		os.Remove(filepath.Join(dir, old.ID+".json"))
+		os.Remove(filepath.Join(dir, old.ID+".data"))
+	}
+	return e, nil
+}
+
+// List returns the kept versions of kind, newest first.
+func (h *History) List(kind string) ([]Entry, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	dir, err := h.kindDir(kind)
+	if err != nil {
+		return nil, err
+	}
+	return h.list(dir)
+}
+
+func (h *History) list(dir string) ([]Entry, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return []Entry{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("history: %w", err)
+	}
+	out := []Entry{}
+	for _, de := range ents {
+		id, ok := strings.CutSuffix(de.Name(), ".json")
+		if !ok || !idRE.MatchString(id) {
+			continue
+		}
+		e, err := readMeta(filepath.Join(dir, de.Name()))
+		if err != nil || e.ID != id {
+			continue // a damaged entry is not offered
+		}
+		out = append(out, e)
+	}
+	slices.SortFunc(out, func(a, b Entry) int {
+		if c := b.Time.Compare(a.Time); c != 0 {
+			return c
+		}
+		return strings.Compare(b.ID, a.ID)
+	})
+	return out, nil
+}
+
+func readMeta(path string) (Entry, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Entry{}, err
+	}
+	var e Entry
+	err = json.Unmarshal(b, &e)
+	return e, err
+}
+
+// Read returns one kept version. An id that was never made here is
+// ErrNotFound, whatever it looks like.
+func (h *History) Read(kind, id string) (Entry, []byte, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	dir, err := h.kindDir(kind)
+	if err != nil {
+		return Entry{}, nil, err
+	}
+	if !idRE.MatchString(id) {
+		return Entry{}, nil, fmt.Errorf("version %q: %w", id, ErrNotFound)
+	}
+	e, err := readMeta(filepath.Join(dir, id+".json"))
+	if err != nil {
+		return Entry{}, nil, fmt.Errorf("version %q: %w", id, ErrNotFound)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, id+".data"))
+	if err != nil {
+		return Entry{}, nil, fmt.Errorf("version %q: %w", id, ErrNotFound)
+	}
+	return e, data, nil
+}
