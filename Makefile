@@ -26,12 +26,12 @@ test: test-deps
 # The broker against Debian's mosquitto side by side (ratios), then the
 # supervisor's, the box's, the bridges' and discovery's Go benchmarks.
 bench: build test-deps
-	$(GO) run ./cmd/gwbench
+	$(GO) run ./cmd/gwbench -gatewayd bin/gatewayd
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./supervisor ./e2e
 	$(GO) test -run '^$$' -bench . ./gateway/bridge ./discovery
 
 soak: build test-deps
-	$(GO) run ./cmd/gwbench -soak
+	$(GO) run ./cmd/gwbench -gatewayd bin/gatewayd -soak
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./gateway/mosquittoconf

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -16,6 +18,9 @@ import (
 type handlers struct {
 	d       Deps
 	started time.Time
+	parts   atomic.Pointer[attached]
+	confMu  sync.Mutex
+	conf    confCache
 }
 
 func (h *handlers) health(c echo.Context) error {

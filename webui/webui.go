@@ -1,13 +1,18 @@
 // Package webui is the box's one HTTP application: a JSON API under /api
-// (and, later, the console's pages under /). The same echo app is served on
-// the root-only control socket for gwctl and on the LAN for the console, so
+// and the console's pages under /. The same echo app is served on the
+// root-only control socket for gwctl and on the LAN for the console, so
 // nothing here depends on the transport; where a listener matters (a login
 // for LAN clients only), the server marks each connection with its Origin.
+//
+// The console's parts (login, the config-change flow, broker statistics,
+// pages) are attached to a running app with Attach, because the app is
+// built before they start; until then their routes answer 503.
 package webui
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -43,9 +48,13 @@ type Deps struct {
 	Devices Devices // nil: the device routes answer 503
 	Version string
 	Logger  *slog.Logger
-	// Middleware wraps every route, outermost first: the LAN console adds
-	// its guard and login here.
+	// Middleware wraps every route, outermost first.
 	Middleware []echo.MiddlewareFunc
+	// Console, when set, serves the console's routes (else 503 until
+	// Attach gives it).
+	Console *Console
+	// Pages, when set, serves every non-/api GET path (the browser pages).
+	Pages http.Handler
 }
 
 // New builds the echo app.
@@ -58,9 +67,16 @@ func New(d Deps) *echo.Echo {
 	e.HTTPErrorHandler = errorHandler(d.Logger)
 	e.Use(d.Middleware...)
 	h := &handlers{d: d, started: time.Now()}
+	h.attach(d.Console, d.Pages)
+	e.Use(h.guard)
 
 	api := e.Group("/api")
 	api.GET("/health", h.health)
+	api.GET("/session", h.session)
+	api.POST("/setup", h.setup)
+	api.POST("/login", h.login)
+	api.POST("/logout", h.logout)
+	api.POST("/console/password", h.password)
 	api.GET("/apps", h.list)
 	api.GET("/apps/:name", h.get)
 	api.POST("/apps/:name/start", h.action("start"))
@@ -69,12 +85,57 @@ func New(d Deps) *echo.Echo {
 	api.GET("/apps/:name/logs", h.logs)
 	api.GET("/devices", h.devices)
 	api.GET("/devices/:id", h.device)
+	api.GET("/broker/config", h.getConfig)
+	api.POST("/broker/config/check", h.checkConfig)
+	api.PUT("/broker/config", h.putConfig)
+	api.GET("/broker/config/history", h.history)
+	api.GET("/broker/config/history/:id", h.historyOne)
+	api.POST("/broker/config/history/:id/restore", h.restore)
+	api.GET("/broker/certs", h.certs)
+	api.POST("/broker/certs", h.uploadCert)
+	api.GET("/bridges", h.bridges)
+	api.POST("/bridges", h.addBridge)
+	api.PUT("/bridges/:name", h.putBridge)
+	api.DELETE("/bridges/:name", h.deleteBridge)
+	api.GET("/broker/users", h.users)
+	api.POST("/broker/users", h.putUser)
+	api.DELETE("/broker/users/:name", h.deleteUser)
+	api.GET("/broker/stats", h.stats)
+	api.GET("/events", h.events)
+	e.GET("/*", h.pages)
+	e.HEAD("/*", h.pages)
+	register(e, h)
 	return e
 }
 
-// Error is the body of every error answer.
+// Error is the body of every error answer. Errors lists line-numbered or
+// field-named mistakes, when there are any.
 type Error struct {
-	Error string `json:"error"`
+	Error  string      `json:"error"`
+	Errors []LineError `json:"errors,omitempty"`
+}
+
+// LineError is one mistake: at a line of a conf file, or in a field of a
+// form.
+type LineError struct {
+	Line    int    `json:"line,omitempty"`
+	File    string `json:"file,omitempty"`
+	Option  string `json:"option,omitempty"`
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
+}
+
+// apiError is an error answer with its own body (a 409 that says what was
+// rolled back, a 422 with line numbers).
+type apiError struct {
+	code int
+	body any
+}
+
+func (e *apiError) Error() string { return fmt.Sprintf("%d %v", e.code, e.body) }
+
+func newError(code int, msg string, errs ...LineError) *apiError {
+	return &apiError{code: code, body: Error{Error: msg, Errors: errs}}
 }
 
 // errorHandler answers every error, echo's own (unknown route, wrong
@@ -85,7 +146,19 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			return
 		}
 		code, msg := http.StatusInternalServerError, err.Error()
+		var ae *apiError
 		var he *echo.HTTPError
+		if errors.As(err, &ae) {
+			if c.Request().Method == http.MethodHead {
+				err = c.NoContent(ae.code)
+			} else {
+				err = c.JSON(ae.code, ae.body)
+			}
+			if err != nil {
+				log.Debug("api: write error answer", "error", err)
+			}
+			return
+		}
 		if errors.As(err, &he) {
 			code = he.Code
 			if m, ok := he.Message.(string); ok {

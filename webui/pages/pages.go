@@ -110,6 +110,10 @@ func Handler(opts Options) http.Handler {
 	}
 	files := http.StripPrefix("/assets/", http.FileServerFS(assets))
 	mux.HandleFunc("GET /assets/", func(w http.ResponseWriter, req *http.Request) {
+		if strings.HasSuffix(req.URL.Path, "/") { // no folder listings
+			http.NotFound(w, req)
+			return
+		}
 		// Assets change with the binary; a short cache keeps an upgrade visible.
 		w.Header().Set("Cache-Control", "max-age=300")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -156,14 +160,13 @@ func parseTemplates() map[string]*template.Template {
 	if err != nil {
 		panic(err)
 	}
-	funcs := template.FuncMap{"eq": func(a, b string) bool { return a == b }}
 	out := map[string]*template.Template{}
 	for _, n := range names {
 		base := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
 		if base == "layout" {
 			continue
 		}
-		t := template.Must(template.New(base).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", n))
+		t := template.Must(template.New(base).ParseFS(templateFS, "templates/layout.html", n))
 		out[base] = t
 	}
 	return out

@@ -1,0 +1,248 @@
+// Package brokerstats watches the local broker from the outside, as an MQTT
+// client of its $SYS topics: the broker is its own process, so the console
+// learns its figures (clients, retained messages, traffic, each bridge's
+// state) the way any Mosquitto tool would. It keeps the last ten minutes
+// of messages per second for the console's graph.
+package brokerstats
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+)
+
+// DefaultWindow is how far back History goes.
+const DefaultWindow = 10 * time.Minute
+
+// maxPoints bounds History whatever sys_interval is.
+const maxPoints = 600
+
+// Options configure a Collector.
+type Options struct {
+	BrokerURL string        // e.g. mqtt://127.0.0.1:1883
+	Window    time.Duration // [DefaultWindow]
+	Logger    *slog.Logger
+}
+
+// Bridge is one bridge's live figures as the broker publishes them on
+// $SYS/broker/bridges/<name>.
+type Bridge struct {
+	Name        string    `json:"name"`
+	State       string    `json:"state"`
+	Address     string    `json:"address"`
+	LastError   string    `json:"last_error"`
+	MessagesIn  int64     `json:"messages_in"`
+	MessagesOut int64     `json:"messages_out"`
+	Queued      int       `json:"queued"`
+	Since       time.Time `json:"since"`
+}
+
+// Point is one tick of the traffic history.
+type Point struct {
+	T      time.Time `json:"t"`
+	InPerS float64   `json:"in_per_s"`
+	OutPer float64   `json:"out_per_s"`
+}
+
+// Snapshot is what the collector knows now.
+type Snapshot struct {
+	Up               bool              `json:"up"`
+	Version          string            `json:"version"`
+	UptimeS          int64             `json:"uptime_s"`
+	ClientsConnected int64             `json:"clients_connected"`
+	Retained         int64             `json:"retained"`
+	Subscriptions    int64             `json:"subscriptions"`
+	InPerS           float64           `json:"messages_in_per_s"`
+	OutPerS          float64           `json:"messages_out_per_s"`
+	Updated          time.Time         `json:"updated,omitzero"`
+	History          []Point           `json:"-"`
+	Bridges          map[string]Bridge `json:"-"`
+}
+
+type counter struct {
+	v  int64
+	at time.Time
+	ok bool
+}
+
+// Collector is a running client of the broker's $SYS topics.
+type Collector struct {
+	o Options
+	c mqtt.Client
+
+	mu      sync.Mutex
+	snap    Snapshot
+	in, out counter
+	subs    map[chan struct{}]struct{}
+}
+
+// Start connects (and keeps reconnecting) to the broker in the background.
+func Start(o Options) *Collector {
+	if o.Window <= 0 {
+		o.Window = DefaultWindow
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Collector{o: o, subs: map[chan struct{}]struct{}{}, snap: Snapshot{Bridges: map[string]Bridge{}}}
+	nonce := make([]byte, 4)
+	_, _ = rand.Read(nonce)
+	opts := mqtt.NewClientOptions().
+		AddBroker(o.BrokerURL).
+		SetClientID("gatewayd-console-" + hex.EncodeToString(nonce)).
+		SetCleanSession(true).
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(time.Second).
+		SetMaxReconnectInterval(2 * time.Second).
+		SetKeepAlive(30 * time.Second).
+		SetOrderMatters(false).
+		SetOnConnectHandler(c.onConnect).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			o.Logger.Info("broker statistics: connection lost", "error", err)
+			c.setUp(false)
+		})
+	c.c = mqtt.NewClient(opts)
+	c.c.Connect() // retried in the background; the token is not waited on
+	return c
+}
+
+func (c *Collector) onConnect(cl mqtt.Client) {
+	c.o.Logger.Info("broker statistics: connected", "broker", c.o.BrokerURL)
+	// Rates restart from the new broker's counters.
+	c.mu.Lock()
+	c.in, c.out = counter{}, counter{}
+	c.mu.Unlock()
+	c.setUp(true)
+	cl.Subscribe("$SYS/broker/#", 0, c.onMessage)
+}
+
+func (c *Collector) setUp(up bool) {
+	c.mu.Lock()
+	c.snap.Up = up
+	if !up {
+		c.snap.InPerS, c.snap.OutPerS = 0, 0
+	}
+	c.mu.Unlock()
+	c.notify()
+}
+
+func (c *Collector) onMessage(_ mqtt.Client, m mqtt.Message) {
+	topic, payload := m.Topic(), strings.TrimSpace(string(m.Payload()))
+	now := time.Now()
+	num := func() int64 {
+		f := strings.Fields(payload)
+		if len(f) == 0 {
+			return 0
+		}
+		n, _ := strconv.ParseInt(f[0], 10, 64)
+		return n
+	}
+	c.mu.Lock()
+	tick := false
+	switch {
+	case strings.HasPrefix(topic, "$SYS/broker/bridges/"):
+		var b Bridge
+		name := strings.TrimPrefix(topic, "$SYS/broker/bridges/")
+		if json.Unmarshal(m.Payload(), &b) == nil && name != "" {
+			b.Name = name
+			c.snap.Bridges[name] = b
+		}
+	case topic == "$SYS/broker/version":
+		c.snap.Version = payload
+	case topic == "$SYS/broker/uptime":
+		c.snap.UptimeS = num()
+	case topic == "$SYS/broker/clients/connected":
+		c.snap.ClientsConnected = num()
+	case topic == "$SYS/broker/retained messages/count":
+		c.snap.Retained = num()
+	case topic == "$SYS/broker/subscriptions/count":
+		c.snap.Subscriptions = num()
+	case topic == "$SYS/broker/publish/messages/received":
+		c.snap.InPerS = rate(&c.in, num(), now)
+		tick = true
+	case topic == "$SYS/broker/publish/messages/sent":
+		c.snap.OutPerS = rate(&c.out, num(), now)
+	default:
+		c.mu.Unlock()
+		return
+	}
+	c.snap.Updated = now
+	if tick && !m.Retained() {
+		c.snap.History = append(c.snap.History, Point{T: now.UTC(), InPerS: c.snap.InPerS, OutPer: c.snap.OutPerS})
+		cut := 0
+		for cut < len(c.snap.History) && now.Sub(c.snap.History[cut].T) > c.o.Window {
+			cut++
+		}
+		cut = max(cut, len(c.snap.History)-maxPoints)
+		c.snap.History = slices.Delete(c.snap.History, 0, cut)
+	}
+	c.mu.Unlock()
+	c.notify()
+}
+
+// rate turns a growing counter into a per-second figure. A counter that
+// went back (a broker restart) starts over.
+func rate(c *counter, v int64, now time.Time) float64 {
+	prev := *c
+	*c = counter{v: v, at: now, ok: true}
+	if !prev.ok || v < prev.v {
+		return 0
+	}
+	dt := now.Sub(prev.at).Seconds()
+	if dt < 0.05 {
+		return 0
+	}
+	return float64(v-prev.v) / dt
+}
+
+// Snapshot returns a copy of what is known now.
+func (c *Collector) Snapshot() Snapshot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.snap
+	s.History = slices.Clone(c.snap.History)
+	s.Bridges = make(map[string]Bridge, len(c.snap.Bridges))
+	for k, v := range c.snap.Bridges {
+		s.Bridges[k] = v
+	}
+	return s
+}
+
+// Changed returns a channel that receives (coalesced) after every update,
+// and a function to stop receiving.
+func (c *Collector) Changed() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	c.mu.Lock()
+	c.subs[ch] = struct{}{}
+	c.mu.Unlock()
+	return ch, func() {
+		c.mu.Lock()
+		delete(c.subs, ch)
+		c.mu.Unlock()
+	}
+}
+
+func (c *Collector) notify() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for ch := range c.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Close disconnects.
+func (c *Collector) Close() {
+	c.c.Disconnect(250)
+}

@@ -1,0 +1,441 @@
+// Package confflow is the one way the console changes the broker's files:
+// check, write atomically keeping the old version, restart the broker
+// through the supervisor, wait until it is ready, and when it does not
+// come up put the old files back and restart again. A broken config thus
+// never leaves the box without a broker, and the owner gets the broker's
+// own words about what went wrong. Changes run one at a time, each as a
+// read-modify-write under the flow's lock, so two browsers cannot lose
+// each other's edits.
+package confflow
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/homebox/gateway/confstore"
+	"github.com/homebox/gateway/gateway/mosquittoconf"
+	"github.com/homebox/gateway/supervisor"
+)
+
+// Apps is what the flow needs of the supervisor; *supervisor.Supervisor
+// has it.
+type Apps interface {
+	RestartApp(name string) error
+	Get(name string) (supervisor.AppState, error)
+	LogFile(name string) (string, error)
+	Subscribe() (<-chan supervisor.AppState, func())
+}
+
+// History kinds of the files the flow keeps.
+const (
+	KindConf      = "mosquitto.conf"
+	KindPasswords = "password_file"
+)
+
+// Options configure a Flow.
+type Options struct {
+	Apps     Apps
+	App      string // the broker's app name [mqtt]
+	ConfPath string // mosquitto.conf, absolute
+	// BrokerDir is the broker's working folder, where relative paths of
+	// the conf are taken from. "" asks the supervisor for the app's cwd,
+	// else the conf's own folder.
+	BrokerDir    string
+	History      *confstore.History
+	ReadyTimeout time.Duration // [15s]
+	Logger       *slog.Logger
+	// OnStep, when set, hears every step as it happens (the console's
+	// event stream). It must not block.
+	OnStep func(Step)
+}
+
+// Step is one stage of a change, for a page that shows progress.
+type Step struct {
+	Flow    string    `json:"flow"`
+	Kind    string    `json:"kind"`
+	Step    string    `json:"step"`   // check, write, restart, wait, rollback, done
+	Status  string    `json:"status"` // running, ok, failed
+	Message string    `json:"message"`
+	Time    time.Time `json:"time"`
+}
+
+// File is one file a change writes.
+type File struct {
+	Path string
+	Kind string // history kind (KindConf, KindPasswords)
+	Data []byte
+	Mode os.FileMode // 0 keeps the current file's mode
+}
+
+// Result is a change that took effect (or had nothing to do).
+type Result struct {
+	Flow      string `json:"flow"`
+	Unchanged bool   `json:"unchanged"`
+	// Version is the history id holding mosquitto.conf as it was before
+	// (empty when the conf was not changed).
+	Version string `json:"version,omitempty"`
+}
+
+// CheckError is a new mosquitto.conf that does not check; nothing was
+// written.
+type CheckError struct {
+	Diagnostics mosquittoconf.Diagnostics
+}
+
+func (e *CheckError) Error() string {
+	n := len(e.Diagnostics.Errors)
+	s := "s"
+	if n == 1 {
+		s = ""
+	}
+	return fmt.Sprintf("mosquitto.conf has %d error%s; nothing was written", n, s)
+}
+
+// RolledBackError is a change the broker would not start with: the old
+// files are back.
+type RolledBackError struct {
+	Flow        string
+	Cause       error    // why the new broker was judged not ready
+	BrokerError string   // the broker's own error line, if it printed one
+	Log         []string // the last lines of the broker's log during the attempt
+	// RestoreErr is set when putting the old files back or restarting on
+	// them failed too: the box needs a person.
+	RestoreErr error
+}
+
+func (e *RolledBackError) Error() string {
+	msg := "the broker did not start with the new config; the previous one is back in force"
+	if e.RestoreErr != nil {
+		msg = "the broker did not start with the new config, and restoring the previous one failed too: " + e.RestoreErr.Error()
+	}
+	return msg
+}
+
+func (e *RolledBackError) Unwrap() error { return e.Cause }
+
+// ErrUnavailable wraps failures of a part the flow needs that is not
+// running (no supervisor, no broker app).
+var ErrUnavailable = errors.New("unavailable")
+
+// Flow runs config changes one at a time.
+type Flow struct {
+	o  Options
+	mu sync.Mutex
+	n  atomic.Int64
+}
+
+// New returns a Flow.
+func New(o Options) *Flow {
+	if o.App == "" {
+		o.App = "mqtt"
+	}
+	if o.ReadyTimeout <= 0 {
+		o.ReadyTimeout = 15 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Flow{o: o}
+}
+
+// ConfPath is the mosquitto.conf the flow changes.
+func (f *Flow) ConfPath() string { return f.o.ConfPath }
+
+// History is where earlier versions are kept.
+func (f *Flow) History() *confstore.History { return f.o.History }
+
+// BrokerDir is the folder relative paths of the conf are taken from: the
+// broker's working folder, as the broker itself resolves them.
+func (f *Flow) BrokerDir() string {
+	if f.o.BrokerDir != "" {
+		return f.o.BrokerDir
+	}
+	if f.o.Apps != nil {
+		if st, err := f.o.Apps.Get(f.o.App); err == nil && st.Cwd != "" {
+			return st.Cwd
+		}
+	}
+	return filepath.Dir(f.o.ConfPath)
+}
+
+// Check checks conf text as the broker would read it.
+func (f *Flow) Check(text []byte) (*mosquittoconf.Config, mosquittoconf.Diagnostics) {
+	return mosquittoconf.Check(filepath.Base(f.o.ConfPath), text, f.BrokerDir())
+}
+
+// Resolve turns a path from the conf into one this process can open.
+func (f *Flow) Resolve(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(f.BrokerDir(), p)
+}
+
+// Run makes one change. prepare runs under the flow's lock: it reads the
+// current files and returns the new ones (an error from it is returned as
+// is, with nothing written). A new mosquitto.conf is checked first
+// (*CheckError). Then the files are written, the broker restarted and
+// waited for; when it is not ready in time, the old files come back and
+// the error is a *RolledBackError.
+func (f *Flow) Run(ctx context.Context, kind string, prepare func() ([]File, error)) (Result, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := "f-" + strconv.FormatInt(f.n.Add(1), 10)
+	res := Result{Flow: id}
+	step := func(name, status, format string, args ...any) {
+		s := Step{Flow: id, Kind: kind, Step: name, Status: status, Message: fmt.Sprintf(format, args...), Time: time.Now().UTC()}
+		f.o.Logger.Info("config change", "flow", id, "kind", kind, "step", name, "status", status, "message", s.Message)
+		if f.o.OnStep != nil {
+			f.o.OnStep(s)
+		}
+	}
+
+	step("check", "running", "checking the change")
+	files, err := prepare()
+	if err != nil {
+		step("check", "failed", "%v", err)
+		return res, err
+	}
+	for _, nf := range files {
+		if nf.Path == f.o.ConfPath {
+			if _, ds := f.Check(nf.Data); !ds.OK() {
+				step("check", "failed", "mosquitto.conf has errors; nothing was written")
+				return res, &CheckError{Diagnostics: ds}
+			}
+		}
+	}
+	// What is there now, to keep and to put back.
+	olds := make([]old, len(files))
+	changed := false
+	for i, nf := range files {
+		b, err := os.ReadFile(nf.Path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			step("check", "failed", "read %s: %v", nf.Path, err)
+			return res, fmt.Errorf("read %s: %w", nf.Path, err)
+		default:
+			st, _ := os.Stat(nf.Path)
+			olds[i] = old{data: b, exists: true, mode: st.Mode().Perm()}
+		}
+		if !olds[i].exists || !bytes.Equal(b, nf.Data) {
+			changed = true
+		}
+	}
+	if !changed {
+		step("check", "ok", "nothing to change")
+		step("done", "ok", "the files already say that; the broker was not restarted")
+		res.Unchanged = true
+		return res, nil
+	}
+	step("check", "ok", "the change checks")
+	if f.o.Apps == nil {
+		step("check", "failed", "the supervisor is not running")
+		return res, fmt.Errorf("%w: the supervisor is not running, so the broker cannot be restarted", ErrUnavailable)
+	}
+	if _, err := f.o.Apps.Get(f.o.App); err != nil {
+		step("check", "failed", "no app %q", f.o.App)
+		return res, fmt.Errorf("%w: no app %q in gateway.yaml: %v", ErrUnavailable, f.o.App, err)
+	}
+
+	step("write", "running", "keeping the current version and writing the new one")
+	for i, nf := range files {
+		if olds[i].exists && f.o.History != nil {
+			e, err := f.o.History.Save(nf.Kind, olds[i].data, "before a "+kind+" change")
+			if err != nil {
+				step("write", "failed", "%v", err)
+				return res, err
+			}
+			if nf.Path == f.o.ConfPath {
+				res.Version = e.ID
+			}
+		}
+	}
+	written := 0
+	for _, nf := range files {
+		if err := confstore.WriteFile(nf.Path, nf.Data, nf.Mode); err != nil {
+			step("write", "failed", "%v", err)
+			restoreErr := f.putBack(files[:written], olds)
+			return res, errors.Join(err, restoreErr)
+		}
+		written++
+	}
+	step("write", "ok", "written")
+
+	logFile, _ := f.o.Apps.LogFile(f.o.App)
+	offset := fileSize(logFile)
+	cause := f.restartAndWait(ctx, step)
+	if cause == nil {
+		step("done", "ok", "the broker is up on the new config")
+		return res, nil
+	}
+	rb := &RolledBackError{Flow: id, Cause: cause}
+	rb.Log = readFrom(logFile, offset, 20)
+	rb.BrokerError = brokerError(rb.Log)
+
+	step("rollback", "running", "putting the previous files back")
+	res.Version = ""
+	if err := f.putBack(files, olds); err != nil {
+		rb.RestoreErr = err
+		step("rollback", "failed", "%v", err)
+		return res, rb
+	}
+	if err := f.restartAndWait(context.WithoutCancel(ctx), nil); err != nil {
+		rb.RestoreErr = fmt.Errorf("the broker did not come back on the previous files either: %w", err)
+		step("rollback", "failed", "%v", rb.RestoreErr)
+		return res, rb
+	}
+	step("rollback", "ok", "the broker is up again on the previous files")
+	step("done", "failed", "%s", rb.Error())
+	return res, rb
+}
+
+// old is a file as it was before a change.
+type old struct {
+	data   []byte
+	exists bool
+	mode   os.FileMode
+}
+
+func (f *Flow) putBack(files []File, olds []old) error {
+	var errs []error
+	for i, nf := range files {
+		var err error
+		if olds[i].exists {
+			err = confstore.WriteFile(nf.Path, olds[i].data, olds[i].mode)
+		} else {
+			err = confstore.Remove(nf.Path)
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// restartAndWait restarts the broker app and waits until it is ready. A
+// broker that exits (its process changes or ends) fails at once rather
+// than at the timeout.
+func (f *Flow) restartAndWait(ctx context.Context, step func(name, status, format string, args ...any)) error {
+	if step == nil {
+		step = func(string, string, string, ...any) {}
+	}
+	name := f.o.App
+	ch, unsub := f.o.Apps.Subscribe()
+	defer unsub()
+	step("restart", "running", "restarting %s", name)
+	if err := f.o.Apps.RestartApp(name); err != nil {
+		step("restart", "failed", "%v", err)
+		return fmt.Errorf("restart %s: %w", name, err)
+	}
+	st0, err := f.o.Apps.Get(name)
+	if err != nil {
+		return err
+	}
+	step("restart", "ok", "%s restarted (pid %d)", name, st0.PID)
+	step("wait", "running", "waiting for %s to be ready", name)
+	ctx, cancel := context.WithTimeout(ctx, f.o.ReadyTimeout)
+	defer cancel()
+	// Events can be dropped for a slow reader: look again now and then.
+	poll := time.NewTicker(200 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		st, err := f.o.Apps.Get(name)
+		if err != nil {
+			return err
+		}
+		switch {
+		case st0.PID == 0 || st.PID != st0.PID || st.LastExitAt.After(st0.LastExitAt):
+			why := st.LastError
+			if why == "" {
+				why = "it exited"
+			}
+			err := fmt.Errorf("%s did not stay up: %s", name, why)
+			step("wait", "failed", "%v", err)
+			return err
+		case st.Ready:
+			step("wait", "ok", "%s is ready", name)
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-poll.C:
+		case <-ctx.Done():
+			err := fmt.Errorf("%s was not ready within %s (%s)", name, f.o.ReadyTimeout, st.Status)
+			step("wait", "failed", "%v", err)
+			return err
+		}
+	}
+}
+
+func fileSize(path string) int64 {
+	if path == "" {
+		return 0
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+// readFrom returns the last max whole lines written to path after offset
+// (from the start when the file is now shorter: it was rotated).
+func readFrom(path string, offset int64, max int) []string {
+	if path == "" {
+		return nil
+	}
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer fh.Close()
+	if st, err := fh.Stat(); err == nil && st.Size() < offset {
+		offset = 0
+	}
+	const limit = 256 << 10
+	b, err := io.ReadAll(io.LimitReader(io.NewSectionReader(fh, offset, 1<<62), limit))
+	if err != nil {
+		return nil
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) == 1 && lines[0] == "" {
+		return nil
+	}
+	if len(lines) > max {
+		lines = lines[len(lines)-max:]
+	}
+	return lines
+}
+
+// brokerError picks the broker's own error line out of its log: the last
+// line saying "error", without the supervisor's timestamp.
+func brokerError(lines []string) string {
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := lines[i]
+		if strings.Contains(l, "[gatewayd]") {
+			continue // the supervisor's own notes
+		}
+		if strings.Contains(strings.ToLower(l), "error") {
+			if _, rest, ok := strings.Cut(l, " "); ok && looksLikeTime(l) {
+				return rest
+			}
+			return l
+		}
+	}
+	return ""
+}
+
+func looksLikeTime(l string) bool {
+	return len(l) > 10 && l[4] == '-' && l[7] == '-'
+}
