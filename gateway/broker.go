@@ -12,9 +12,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	mochilisteners "github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/homebox/gateway/gateway/auth"
 	"github.com/homebox/gateway/gateway/bridge"
@@ -61,7 +63,7 @@ type Broker struct {
 // mqttListener is one listener with the conf line it came from.
 type mqttListener struct {
 	conf mosquittoconf.Listener
-	impl interface{ Address() string }
+	impl mochilisteners.Listener
 	id   string
 }
 
@@ -355,9 +357,15 @@ func (b *Broker) Reload() error {
 	return b.auth.Reload()
 }
 
-// Close stops the broker gracefully: listeners closed, clients
-// disconnected (wills of clients sent as mochi does), store flushed and
-// closed.
+// Close stops the broker gracefully: bridges stopped (they publish state
+// 0), clients told the server is shutting down, listeners closed, store
+// flushed and closed.
+//
+// The clients are disconnected here rather than by mochi's Close: mochi
+// v2.7.9 gathers a listener's clients with a read lock taken twice
+// (Clients.GetByListener calls Len), which deadlocks if a client is removed
+// at that moment, and a stop that hangs would miss SIGTERM's 2 s. Our
+// listeners, once closed here, do nothing when mochi closes them again.
 func (b *Broker) Close() error {
 	b.mu.Lock()
 	if b.closed {
@@ -366,18 +374,42 @@ func (b *Broker) Close() error {
 	}
 	b.closed = true
 	bridges := b.bridges
+	listeners := append([]mqttListener(nil), b.listeners...)
 	b.mu.Unlock()
 	if bridges != nil {
-		// Before the server closes: the bridges publish their state 0.
 		if err := bridges.Stop(); err != nil {
 			b.log.Warn("stop bridges", "error", err)
 		}
 	}
+	for _, cl := range b.server.Clients.GetAll() {
+		if !cl.Net.Inline && !cl.Closed() {
+			_ = b.server.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
+	for _, l := range listeners {
+		l.impl.Close(func(string) {}) // stop accepting, close what is left
+	}
+	b.waitClientsDetached(1500 * time.Millisecond)
 	err := b.server.Close()
 	if b.cfg.PidFile != "" {
 		_ = os.Remove(b.cfg.PidFile)
 	}
 	return err
+}
+
+// waitClientsDetached waits, up to d, until every client connection's
+// goroutine in mochi has finished.
+func (b *Broker) waitClientsDetached(d time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		b.server.Listeners.ClientsWg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+		b.log.Warn("clients still attached at stop", "waited", d)
+	}
 }
 
 // where says FILE:LINE of an option, or the option alone when unknown.
