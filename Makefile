@@ -5,7 +5,7 @@ COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
 LDFLAGS  := -s -w -X github.com/homebox/gateway/internal/version.Version=$(VERSION) -X github.com/homebox/gateway/internal/version.Commit=$(COMMIT)
 DEVROOT  ?= ./var/dev
 
-.PHONY: build run test test-deps bench soak fuzz clean
+.PHONY: build run test test-deps bench soak fuzz image clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/gatewayd ./cmd/gatewayd
@@ -32,6 +32,11 @@ bench: build test-deps
 
 soak: build test-deps
 	$(GO) run ./cmd/gwbench -gatewayd bin/gatewayd -soak
+
+# Flashable images (arm64, armv7, amd64) in dist/; reproducible:
+# SOURCE_DATE_EPOCH defaults to the last commit's time.
+image:
+	$(GO) run ./cmd/mkimage -out dist -version $(VERSION) -commit $(COMMIT)
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./gateway/mosquittoconf

@@ -55,7 +55,11 @@ type Options struct {
 	BrokerDir    string
 	History      *confstore.History
 	ReadyTimeout time.Duration // [15s]
-	Logger       *slog.Logger
+	// Settle is how long a ready broker must stay up to count: a broker
+	// binds its listeners one by one, so the ready port can answer for a
+	// moment before a later listener fails and the process exits [1s].
+	Settle time.Duration
+	Logger *slog.Logger
 	// OnStep, when set, hears every step as it happens (the console's
 	// event stream). It must not block.
 	OnStep func(Step)
@@ -143,6 +147,9 @@ func New(o Options) *Flow {
 	}
 	if o.ReadyTimeout <= 0 {
 		o.ReadyTimeout = 15 * time.Second
+	}
+	if o.Settle <= 0 {
+		o.Settle = time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -349,6 +356,7 @@ func (f *Flow) restartAndWait(ctx context.Context, step func(name, status, forma
 	// Events can be dropped for a slow reader: look again now and then.
 	poll := time.NewTicker(200 * time.Millisecond)
 	defer poll.Stop()
+	var settled <-chan time.Time
 	for {
 		st, err := f.o.Apps.Get(name)
 		if err != nil {
@@ -363,11 +371,18 @@ func (f *Flow) restartAndWait(ctx context.Context, step func(name, status, forma
 			err := fmt.Errorf("%s did not stay up: %s", name, why)
 			step("wait", "failed", "%v", err)
 			return err
-		case st.Ready:
-			step("wait", "ok", "%s is ready", name)
-			return nil
+		case st.Ready && settled == nil:
+			t := time.NewTimer(f.o.Settle)
+			defer t.Stop()
+			settled = t.C
 		}
 		select {
+		case <-settled:
+			if st, err := f.o.Apps.Get(name); err == nil && st.Ready && st.PID == st0.PID {
+				step("wait", "ok", "%s is ready", name)
+				return nil
+			}
+			settled = nil
 		case <-ch:
 		case <-poll.C:
 		case <-ctx.Done():

@@ -15,6 +15,8 @@ declare -A need=(
   [qemu-aarch64]=qemu-user
   [qemu-arm]=qemu-user
   [mksquashfs]=squashfs-tools
+  [unsquashfs]=squashfs-tools
+  [sha256sum]=coreutils
 )
 
 missing_pkgs=()

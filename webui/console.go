@@ -410,3 +410,4 @@ func (h *handlers) pages(c echo.Context) error {
 	return nil
 }
 
+func jsonBytes(v any) ([]byte, error) { return json.Marshal(v) }

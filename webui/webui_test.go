@@ -54,7 +54,10 @@ func startApps(t *testing.T) *supervisor.Supervisor {
 func call(t *testing.T, h http.Handler, method, path string, out any) int {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
+	// The control socket's requests: no login there.
+	req := httptest.NewRequest(method, path, nil)
+	req = req.WithContext(context.WithValue(req.Context(), originKey{}, OriginSocket))
+	h.ServeHTTP(rec, req)
 	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		t.Errorf("%s %s: content type %q, body %s", method, path, ct, rec.Body)
 	}

@@ -124,7 +124,14 @@ func (p *Plugin) Device(id string) (discovery.Device, bool) {
 // plain MQTT listener of the conf (loopback when it listens on every
 // address), or Mosquitto's default 127.0.0.1:1883.
 func BrokerAddr(root string) (addr string, port int) {
-	cfg, diags := mosquittoconf.Load(filepath.Join(root, ConfRel))
+	// Relative paths in the conf are the broker's: its working folder is
+	// <root>/data, as gateway.yaml starts it.
+	path := filepath.Join(root, ConfRel)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "127.0.0.1:1883", 1883
+	}
+	cfg, diags := mosquittoconf.Check(path, data, filepath.Join(root, "data"))
 	if diags.OK() && cfg != nil {
 		for _, l := range cfg.Listeners {
 			if l.Protocol == "mqtt" && !l.TLS() && l.Port > 0 {

@@ -11,9 +11,11 @@ import (
 	"syscall"
 
 	"github.com/homebox/gateway/box"
+	"github.com/homebox/gateway/box/consoleplugin"
 	"github.com/homebox/gateway/box/discoveryplugin"
 	"github.com/homebox/gateway/internal/version"
 	"github.com/homebox/gateway/rootfs"
+	"github.com/homebox/gateway/webui/pages"
 )
 
 // runMain is `gatewayd run`: SIGTERM and SIGINT stop the box (exit 0),
@@ -38,9 +40,10 @@ func runMain(args []string, _, stderr io.Writer) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	disc := discoveryplugin.New(version.Version)
+	console := consoleplugin.New(consoleplugin.Options{Pages: pages.Handler(pages.Options{Version: version.Version})})
 	b, err := box.Start(ctx, box.Options{
 		Root: *root, Dev: *dev, Stderr: stderr, Version: version.Version,
-		Plugins: []box.Plugin{disc},
+		Plugins: []box.Plugin{disc, console},
 		Devices: disc,
 	})
 	if err != nil {

@@ -232,3 +232,16 @@ func procAlive(pid int) bool {
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
+
+// The init files shipped in the image are what `gatewayd service install`
+// would write for /usr/bin/gatewayd with root /.
+func TestShippedInitFilesMatchService(t *testing.T) {
+	for p, want := range map[string]string{
+		"../../rootfs/etc/systemd/system/gatewayd.service": systemdUnit("/usr/bin/gatewayd", "/"),
+		"../../rootfs/etc/init.d/gatewayd":                 sysvScript("/usr/bin/gatewayd", "/"),
+	} {
+		if got, err := os.ReadFile(p); err != nil || string(got) != want {
+			t.Errorf("%s differs from what `gatewayd service install` writes: %v", p, err)
+		}
+	}
+}

@@ -20,6 +20,8 @@ commands:
   status [NAME] [--json]        the apps as a table, or every detail of one app
   start|stop|restart NAME|all   steer one app or every app
   logs NAME [-n N] [-f]         the last N lines (default 100) of an app's log; -f follows it
+  devices [--json]              the devices discovery found
+  console-password              set the LAN console's admin password (read from stdin)
   --version                     print the version
 
 --root defaults to $GATEWAY_ROOT, else /. gwctl talks to <root>/run/gateway/gatewayd.sock.
@@ -145,6 +147,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		runErr = c.logs(stdout, rest[0], o.n, o.follow)
+	case "devices":
+		if !want(0, 0, "devices [--json]") {
+			return 2
+		}
+		runErr = c.devices(stdout, o.json)
+	case "console-password":
+		if !want(0, 0, "console-password < password") {
+			return 2
+		}
+		runErr = c.consolePassword(os.Stdin, stdout)
 	default:
 		fmt.Fprintf(stderr, "gwctl: unknown command %q\n\n%s", cmd, usage)
 		return 2

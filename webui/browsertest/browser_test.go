@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/homebox/gateway/internal/testkit"
@@ -28,6 +27,9 @@ type browser struct {
 	t    *testing.T
 	ctx  context.Context
 	base string // http://127.0.0.1:port
+	// shots is where screenshots are kept besides the test's own folder;
+	// "" keeps them in the test's folder only.
+	shots string
 }
 
 // newBrowser starts Chromium (Debian's, or CHROMIUM) with a fresh profile.
@@ -60,17 +62,20 @@ func newBrowser(t *testing.T, base string) *browser {
 		cancelA()
 	})
 	b := &browser{t: t, ctx: ctx, base: base}
-	b.do("start chromium", chromedp.Navigate("about:blank"))
+	// The first run starts the browser; it lives as long as ctx.
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("start chromium (%s): %v", path, err)
+	}
 	b.size(desktopWidth, 900)
 	return b
 }
 
 // do runs actions, failing the test with what it was doing.
-func (b *browser) do(what string, actions ...chromedp.Action) {
+func (b *browser) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 	defer cancel()
-	if err := chromedp.Run(ctx, actions...); err != nil {
+	if err := chromedp.Do(ctx, actions...); err != nil {
 		b.t.Fatalf("%s: %v (page status: %q)", what, err, b.statusText())
 	}
 }
@@ -78,9 +83,11 @@ func (b *browser) do(what string, actions ...chromedp.Action) {
 // size sets the viewport; mobile widths get a phone's touch viewport.
 func (b *browser) size(w, h int) {
 	b.t.Helper()
-	b.do(fmt.Sprintf("viewport %dx%d", w, h), chromedp.ActionFunc(func(ctx context.Context) error {
-		return emulation.SetDeviceMetricsOverride(int64(w), int64(h), 1, w < 700).Do(ctx)
-	}))
+	if w < 700 {
+		b.do(fmt.Sprintf("viewport %dx%d", w, h), chromedp.EmulateViewport(int64(w), int64(h), chromedp.EmulateMobile, chromedp.EmulatePortrait))
+	} else {
+		b.do(fmt.Sprintf("viewport %dx%d", w, h), chromedp.EmulateViewport(int64(w), int64(h)))
+	}
 }
 
 // open loads a page of the console and waits until its script has run.
@@ -91,10 +98,10 @@ func (b *browser) open(path string) {
 }
 
 // eval runs an expression and decodes its value into out.
-func (b *browser) eval(expr string, out any) error {
+func eval[T any](b *browser, expr string) (T, error) {
 	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
 	defer cancel()
-	return chromedp.Run(ctx, chromedp.Evaluate(expr, out))
+	return chromedp.Run(ctx, chromedp.Evaluate[T](expr))
 }
 
 // waitJS polls a JavaScript condition until it is true or 20 s pass.
@@ -109,7 +116,7 @@ func (b *browser) waitJSFor(timeout time.Duration, what, cond string) {
 	var lastErr error
 	for {
 		var ok bool
-		lastErr = b.eval("!!("+cond+")", &ok)
+		ok, lastErr = eval[bool](b, "!!("+cond+")")
 		if lastErr == nil && ok {
 			return
 		}
@@ -120,7 +127,7 @@ func (b *browser) waitJSFor(timeout time.Duration, what, cond string) {
 	}
 }
 
-// waitText waits until the element sel holds text.
+// waitText waits until an element matching sel holds text.
 func (b *browser) waitText(sel, text string) {
 	b.t.Helper()
 	b.waitTextFor(20*time.Second, sel, text)
@@ -129,52 +136,51 @@ func (b *browser) waitText(sel, text string) {
 func (b *browser) waitTextFor(timeout time.Duration, sel, text string) {
 	b.t.Helper()
 	b.waitJSFor(timeout, fmt.Sprintf("%q to show %q", sel, text),
-		fmt.Sprintf(`(() => { const n = document.querySelector(%s); return n && n.textContent.includes(%s); })()`, js(sel), js(text)))
+		fmt.Sprintf(`Array.from(document.querySelectorAll(%s)).some(n => n.textContent.includes(%s))`, js(sel), js(text)))
 }
 
 // text is an element's text, "" when there is none.
 func (b *browser) text(sel string) string {
-	var s string
-	_ = b.eval(fmt.Sprintf(`(() => { const n = document.querySelector(%s); return n ? n.textContent : ""; })()`, js(sel)), &s)
+	s, _ := eval[string](b, fmt.Sprintf(`(() => { const n = document.querySelector(%s); return n ? n.textContent : ""; })()`, js(sel)))
 	return s
 }
 
 func (b *browser) statusText() string {
-	var s string
-	_ = b.eval(`(() => { const n = document.querySelector("#status"); return n ? n.textContent : ""; })()`, &s)
+	s, _ := eval[string](b, `(() => { const n = document.querySelector("#status"); return n ? n.textContent : ""; })()`)
 	return s
 }
 
 func (b *browser) location() string {
-	var s string
-	_ = b.eval(`location.href`, &s)
+	s, _ := eval[string](b, `location.href`)
 	return s
 }
 
 // fill types into a field after clearing it, like a person would.
 func (b *browser) fill(sel, value string) {
 	b.t.Helper()
-	b.do("fill "+sel, chromedp.WaitVisible(sel, chromedp.ByQuery), chromedp.SetValue(sel, "", chromedp.ByQuery),
-		chromedp.SendKeys(sel, value, chromedp.ByQuery))
+	b.do("fill "+sel, chromedp.WaitVisible(chromedp.CSS(sel)),
+		chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => { document.querySelector(%s).value = ""; return {}; })()`, js(sel))),
+		chromedp.SendKeys(chromedp.CSS(sel), value))
 }
 
 // setValue sets a field's value at once (long texts) and fires input.
 func (b *browser) setValue(sel, value string) {
 	b.t.Helper()
-	b.do("set "+sel, chromedp.Evaluate(fmt.Sprintf(`(() => { const n = document.querySelector(%s); n.value = %s; n.dispatchEvent(new Event("input", {bubbles: true})); n.dispatchEvent(new Event("change", {bubbles: true})); })()`, js(sel), js(value)), nil))
+	b.do("set "+sel, chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => { const n = document.querySelector(%s); n.value = %s; n.dispatchEvent(new Event("input", {bubbles: true})); n.dispatchEvent(new Event("change", {bubbles: true})); return {}; })()`, js(sel), js(value))))
 }
 
 func (b *browser) click(sel string) {
 	b.t.Helper()
-	b.do("click "+sel, chromedp.WaitVisible(sel, chromedp.ByQuery), chromedp.Click(sel, chromedp.ByQuery))
+	b.do("click "+sel, chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.Click(chromedp.CSS(sel)))
 }
 
 // noSidewaysScroll fails when the page is wider than the viewport.
 func (b *browser) noSidewaysScroll(page string) {
 	b.t.Helper()
-	var r struct {
-		Scroll, Inner int
-		Wide          string
+	type width struct {
+		Scroll int    `json:"scroll"`
+		Inner  int    `json:"inner"`
+		Wide   string `json:"wide"`
 	}
 	expr := `(() => {
 	  const inner = window.innerWidth;
@@ -185,7 +191,8 @@ func (b *browser) noSidewaysScroll(page string) {
 	  }
 	  return {scroll: document.documentElement.scrollWidth, inner, wide};
 	})()`
-	if err := b.eval(expr, &r); err != nil {
+	r, err := eval[width](b, expr)
+	if err != nil {
 		b.t.Fatalf("%s: measure width: %v", page, err)
 	}
 	if r.Scroll > r.Inner || r.Wide != "" {
@@ -193,15 +200,19 @@ func (b *browser) noSidewaysScroll(page string) {
 	}
 }
 
-// shot saves a full-page screenshot as name.png in the test's folder and,
-// when GATEWAY_SCREENSHOTS names a folder, there too.
+// shot saves a full-page screenshot as name.png in the test's folder and
+// in b.shots when set.
 func (b *browser) shot(name string) {
 	b.t.Helper()
-	var png []byte
-	b.do("screenshot "+name, chromedp.FullScreenshot(&png, 100))
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
 	dirs := []string{b.t.TempDir()}
-	if d := os.Getenv("GATEWAY_SCREENSHOTS"); d != "" {
-		dirs = append(dirs, d)
+	if b.shots != "" {
+		dirs = append(dirs, b.shots)
 	}
 	for _, d := range dirs {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -240,3 +251,17 @@ func js(s string) string {
 
 // contains is strings.Contains, for conditions read from the page.
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func chromedpNavigate(url string) chromedp.Action[chromedp.Void] { return chromedp.Navigate(url) }
+
+// chromedpSubmit presses Enter in a form's first field, as a keyboard
+// user would.
+func chromedpSubmit(form string) chromedp.Action[chromedp.Void] {
+	return chromedp.SendKeys(chromedp.CSS(form+" input"), "\r")
+}
+
+// chromedpSetSelect chooses an option and fires change, as a person's
+// choice would.
+func chromedpSetSelect(sel, value string) chromedp.Action[chromedp.Void] {
+	return chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => { const n = document.querySelector(%s); n.value = %s; n.dispatchEvent(new Event("change", {bubbles: true})); return {}; })()`, js(sel), js(value)))
+}

@@ -27,6 +27,12 @@
     return n;
   }
 
+  // td is a table cell whose content sits in one box, so on a phone (where
+  // rows become cards) its label and its content line up side by side.
+  function td(label, cls, ...kids) {
+    return el('td', { 'data-label': label, class: cls }, el('div', { class: 'cell' }, ...kids));
+  }
+
   function badge(state, label) {
     return el('span', { class: 'badge', 'data-state': state }, label || state);
   }
@@ -384,7 +390,7 @@
         el('a', { class: 'grow', href: '/apps/' + encodeURIComponent(a.name) }, a.name),
         badge(a.status),
         a.status === 'online' ? el('span', { class: 'muted small' }, 'up ' + duration(a.uptime_s)) : '',
-        a.last_error ? el('span', { class: 'muted small' }, a.last_error) : '')));
+        a.last_error && a.status !== 'online' ? el('span', { class: 'muted small' }, a.last_error) : '')));
     }
     api('GET', '/api/apps').then(list0 => { (list0 || []).forEach(a => apps.set(a.name, a)); drawApps(); },
       err => list.replaceChildren(el('li', {}, badge('unavailable', 'unavailable'), ' ', err.message)));
@@ -480,12 +486,12 @@
         onclick: async e => { const r = await appAction(e.currentTarget, name, act); if (r) { r.forEach(x => apps.set(x.name, x)); draw(); } },
       }, act[0].toUpperCase() + act.slice(1)));
       return el('tr', { 'data-app': name },
-        el('td', { 'data-label': 'App' }, el('a', { href: '/apps/' + encodeURIComponent(name) }, name)),
-        el('td', { 'data-label': 'Status' }, badge(a.status), a.last_error ? el('div', { class: 'muted small' }, a.last_error) : ''),
-        el('td', { 'data-label': 'Uptime', class: 'uptime' }, uptimeOf(a)),
-        el('td', { 'data-label': 'Restarts' }, String(a.restarts ?? 0)),
-        el('td', { 'data-label': 'Memory' }, bytes(a.memory_bytes)),
-        el('td', { 'data-label': 'Actions' }, el('div', { class: 'actions' }, buttons)));
+        td('App', null, el('a', { href: '/apps/' + encodeURIComponent(name) }, name)),
+        td('Status', null, badge(a.status), a.last_error && a.status !== 'online' ? el('div', { class: 'muted small' }, a.last_error) : ''),
+        td('Uptime', 'uptime', uptimeOf(a)),
+        td('Restarts', null, String(a.restarts ?? 0)),
+        td('Memory', null, bytes(a.memory_bytes)),
+        td('Actions', null, el('div', { class: 'actions' }, buttons)));
     }
     function draw() {
       // Redraw only rows that changed, so keyboard focus stays put.
@@ -507,7 +513,7 @@
     on('app', a => { apps.set(a.name, stamp(a)); draw(); });
     setInterval(() => $$('tr[data-app]', tbody).forEach(tr => {
       const a = apps.get(tr.dataset.app);
-      const c = $('.uptime', tr);
+      const c = $('.uptime .cell', tr);
       if (a && c) c.textContent = uptimeOf(a);
     }), 1000);
   }
@@ -584,8 +590,13 @@
       this.ta = $('#conf');
       this.gutter = $('#gutter');
       this.backdrop = $('#backdrop');
-      this.marks = new Map(); // line → {kind, messages}
-      this.ta.addEventListener('input', () => this.draw());
+      this.marks = new Map(); // line → {kind, messages, text}
+      this.ta.addEventListener('input', () => {
+        // The list of the last Check is about the text as it was.
+        const d = $('#diag');
+        if (d) d.hidden = true;
+        this.draw();
+      });
       this.ta.addEventListener('scroll', () => this.sync());
       this.draw();
     }
@@ -593,9 +604,11 @@
     set text(v) { this.ta.value = v; this.draw(); }
     setMarks(errors, warnings) {
       this.marks = new Map();
+      const lines = this.ta.value.split('\n');
       const add = (d, kind) => {
         if (!d.line) return;
-        const m = this.marks.get(d.line) || { kind, messages: [] };
+        // A mark holds its line's text: once the line is edited, it goes.
+        const m = this.marks.get(d.line) || { kind, messages: [], text: lines[d.line - 1] };
         if (kind === 'err') m.kind = 'err';
         m.messages.push(d.message);
         this.marks.set(d.line, m);
@@ -608,7 +621,9 @@
       const lines = this.ta.value.split('\n');
       const g = [], b = [];
       lines.forEach((line, i) => {
-        const n = i + 1, m = this.marks.get(n);
+        const n = i + 1;
+        let m = this.marks.get(n);
+        if (m && m.text !== line) m = null;
         g.push(el('div', { class: m ? m.kind : null, title: m ? m.messages.join('; ') : null, 'data-line': n }, String(n)));
         b.push(el('div', { class: m ? m.kind : null, 'data-line': n }, el('span', {}, line),
           m ? el('span', { class: 'msg' }, '   ◀ ' + (m.kind === 'err' ? 'error: ' : 'warning: ') + m.messages.join('; ')) : ''));
@@ -702,7 +717,7 @@
         loadHistory();
       } catch (err) {
         if (err.status === 422) showDiag({ errors: err.body.errors || [], warnings: [] });
-        say(flowMessage(err) + (err.body.rolled_back ? ' Your edits are still in the editor.' : ''), 'error');
+        say(flowMessage(err).replace(/\.?$/, '.') + (err.body.rolled_back ? ' Your edits are still in the editor.' : ''), 'error');
         if (err.body.rolled_back) loadHistory();
       }
     });
@@ -792,13 +807,13 @@
             const live = b.live;
             const addr = live && live.address ? live.address : (b.addresses || []).map(a => hostPort(a)).join(' ');
             return el('tr', { 'data-bridge': b.name },
-              el('td', { 'data-label': 'Bridge' }, el('a', { href: '/bridges/' + encodeURIComponent(b.name), 'aria-label': 'Edit bridge ' + b.name }, b.name)),
-              el('td', { 'data-label': 'State', class: 'state' }, live ? badge(live.state) : badge('unknown', 'waiting for figures'),
+              td('Bridge', null, el('a', { href: '/bridges/' + encodeURIComponent(b.name), 'aria-label': 'Edit bridge ' + b.name }, b.name)),
+              td('State', 'state', live ? badge(live.state) : badge('unknown', 'waiting for figures'),
                 live && live.since && live.state === 'up' ? el('div', { class: 'muted small' }, 'since ' + ago(live.since)) : ''),
-              el('td', { 'data-label': 'Address' }, addr || '–'),
-              el('td', { 'data-label': 'In / out' }, live ? live.messages_in + ' / ' + live.messages_out : '–'),
-              el('td', { 'data-label': 'Queue' }, live ? String(live.queued) : '–'),
-              el('td', { 'data-label': 'Last error' }, live && live.last_error ? live.last_error : '–'));
+              td('Address', null, addr || '–'),
+              td('In / out', null, live ? live.messages_in + ' / ' + live.messages_out : '–'),
+              td('Queue', null, live ? String(live.queued) : '–'),
+              td('Last error', null, live && live.last_error ? live.last_error : '–'));
           }));
         }
       } catch (err) {
@@ -866,6 +881,7 @@
       $('#b-clientid').value = b.remote_clientid || '';
       $('#b-pass').placeholder = b.has_password ? '(unchanged)' : '';
       $('#b-ca-now').textContent = b.ca_cert ? 'Now: ' + b.ca_cert + '. Choose a file to replace it.' : (b.ca_file ? 'Now: ' + b.ca_file + ' (set in mosquitto.conf).' : 'No CA file: the connection is not encrypted.');
+      $('#b-ca-remove-label').hidden = !b.ca_cert;
       rows.replaceChildren();
       (b.topics || []).forEach(addRow);
       $('#bridge-delete').hidden = false;
@@ -929,6 +945,7 @@
       }));
       if (!body.topics.length) bad.push(['topics', 'Add at least one topic row.']);
       body.topics.forEach((t, i) => { if (!t.pattern) bad.push(['topics[' + i + '].pattern', 'give a topic pattern such as sensors/#.']); });
+      if (current && current.ca_cert && $('#b-ca-remove').checked && !$('#b-ca').files.length) body.ca_cert = '';
       const pw = $('#b-pass').value;
       if (pw || !current) body.remote_password = pw;
       return { body, bad };
@@ -1012,12 +1029,12 @@
         return;
       }
       tbody.replaceChildren(...shown.map(d => el('tr', { 'data-device': d.id },
-        el('td', { 'data-label': 'Device' }, el('a', { href: '/devices/' + encodeURIComponent(d.id) }, d.name || d.id)),
-        el('td', { 'data-label': 'Model' }, [d.manufacturer, d.model].filter(Boolean).join(' ') || '–'),
-        el('td', { 'data-label': 'Source' }, (d.sources || []).join(', ') || '–'),
-        el('td', { 'data-label': 'Address' }, d.address || '–'),
-        el('td', { 'data-label': 'Availability' }, badge(d.availability || 'unknown')),
-        el('td', { 'data-label': 'Last seen' }, ago(d.last_seen)))));
+        td('Device', null, el('a', { href: '/devices/' + encodeURIComponent(d.id) }, d.name || d.id)),
+        td('Model', null, [d.manufacturer, d.model].filter(Boolean).join(' ') || '–'),
+        td('Source', null, (d.sources || []).join(', ') || '–'),
+        td('Address', null, d.address || '–'),
+        td('Availability', null, badge(d.availability || 'unknown')),
+        td('Last seen', null, ago(d.last_seen)))));
     }
     function sources() {
       const have = new Set(all.flatMap(d => d.sources || []));
@@ -1070,10 +1087,10 @@
       facts.replaceChildren(...f.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
       const ents = d.entities || [];
       $('#entities-table tbody').replaceChildren(...(ents.length ? ents.map(e => el('tr', {},
-        el('td', { 'data-label': 'Entity' }, e.name || e.id),
-        el('td', { 'data-label': 'Kind' }, e.component + (e.device_class ? ' (' + e.device_class + ')' : '') + (e.unit ? ', ' + e.unit : '')),
-        el('td', { 'data-label': 'State topic' }, e.state_topic ? el('code', {}, e.state_topic) : '–'),
-        el('td', { 'data-label': 'Command topic' }, e.command_topic ? el('code', {}, e.command_topic) : '–'))) :
+        td('Entity', null, e.name || e.id),
+        td('Kind', null, e.component + (e.device_class ? ' (' + e.device_class + ')' : '') + (e.unit ? ', ' + e.unit : '')),
+        td('State topic', null, e.state_topic ? el('code', {}, e.state_topic) : '–'),
+        td('Command topic', null, e.command_topic ? el('code', {}, e.command_topic) : '–'))) :
         [el('tr', {}, el('td', { colspan: 4 }, 'This device announced no entities.'))]));
       const at = d.availability_topics || [];
       $('#avail-topics').replaceChildren(...(at.length ? at.map(t => el('li', {}, el('code', {}, t))) : [el('li', { class: 'muted' }, 'none')]));
@@ -1157,6 +1174,8 @@
       return;
     }
     csrf = s.csrf_token || '';
+    const live = $('#live');
+    if (live && (s.setup_needed || !s.logged_in)) live.textContent = 'not logged in';
     if (s.setup_needed) { if (page !== 'setup') location.replace('/setup'); else { pageSetup(); document.body.dataset.ready = 'true'; } return; }
     if (page === 'setup') { location.replace(s.logged_in ? '/' : '/login'); return; }
     if (!s.logged_in) { if (page !== 'login') goLogin(); else { pageLogin(); document.body.dataset.ready = 'true'; } return; }

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/homebox/gateway/discovery"
+	"github.com/homebox/gateway/webui"
+)
+
+// send calls the API with a JSON body and decodes its JSON answer into out.
+func (c *client) send(method, path string, body, out any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequest(method, "http://gatewayd"+path, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return c.connError(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("read gatewayd's answer: %w", err)
+	}
+	if resp.StatusCode >= 300 {
+		var e webui.Error
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			return errors.New(e.Error)
+		}
+		return fmt.Errorf("gatewayd answered %s", resp.Status)
+	}
+	if out != nil {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+// consolePassword sets the console's admin password over the root-only
+// socket. The password comes from stdin: typed twice, unseen, on a
+// terminal; the first line otherwise (for scripts).
+func (c *client) consolePassword(stdin *os.File, w io.Writer) error {
+	pw, err := readPassword(stdin, w)
+	if err != nil {
+		return err
+	}
+	if err := c.send(http.MethodPost, "/api/console/password", map[string]string{"password": pw}, nil); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "console password set; every console session was ended")
+	return nil
+}
+
+func readPassword(in *os.File, w io.Writer) (string, error) {
+	fd := int(in.Fd())
+	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil { // not a terminal: one line
+		line, err := bufio.NewReader(in).ReadString('\n')
+		if err != nil && (!errors.Is(err, io.EOF) || line == "") {
+			return "", errors.New("console-password: give the new password on stdin")
+		}
+		return strings.TrimRight(line, "\r\n"), nil
+	}
+	quiet := *old
+	quiet.Lflag &^= unix.ECHO
+	quiet.Lflag |= unix.ICANON
+	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &quiet); err != nil {
+		return "", err
+	}
+	defer unix.IoctlSetTermios(fd, unix.TCSETS, old)
+	r := bufio.NewReader(in)
+	ask := func(prompt string) (string, error) {
+		fmt.Fprint(w, prompt)
+		line, err := r.ReadString('\n')
+		fmt.Fprintln(w)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", err
+		}
+		return strings.TrimRight(line, "\r\n"), nil
+	}
+	a, err := ask("new console password: ")
+	if err != nil {
+		return "", err
+	}
+	b, err := ask("again: ")
+	if err != nil {
+		return "", err
+	}
+	if a != b {
+		return "", errors.New("console-password: the two passwords differ; nothing was changed")
+	}
+	return a, nil
+}
+
+// devices prints discovery's registry.
+func (c *client) devices(w io.Writer, asJSON bool) error {
+	var list []discovery.Device
+	if err := c.do(http.MethodGet, "/api/devices", nil, &list); err != nil {
+		return err
+	}
+	if asJSON {
+		if list == nil {
+			list = []discovery.Device{}
+		}
+		return writeJSON(w, list)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tMODEL\tSOURCE\tADDRESS\tAVAILABILITY\tLAST SEEN")
+	for _, d := range list {
+		seen := "-"
+		if !d.LastSeen.IsZero() {
+			seen = time.Since(d.LastSeen).Round(time.Second).String() + " ago"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", orDash(d.Name), orDash(d.Model), orDash(strings.Join(d.Sources, ",")),
+			orDash(d.Address), orDash(d.Availability), seen)
+	}
+	return tw.Flush()
+}

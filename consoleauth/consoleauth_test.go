@@ -1,0 +1,160 @@
+package consoleauth
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func newAuth(t *testing.T, path string, c *clock) *Auth {
+	t.Helper()
+	a, err := New(Options{Path: path, BcryptCost: bcrypt.MinCost, Now: c.now, SlowBase: time.Second, SlowMax: 8 * time.Second,
+		SessionIdle: time.Hour, SessionMax: 3 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func TestSetupLoginAndPersistence(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "data/gateway/console.json")
+	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	a := newAuth(t, path, c)
+	if !a.SetupNeeded() {
+		t.Fatal("fresh box needs no setup?")
+	}
+	if _, err := a.Login("10.0.0.2", "whatever1"); !errors.Is(err, ErrNotSet) {
+		t.Errorf("login before setup: %v", err)
+	}
+	if _, err := a.Setup("short"); err == nil || !strings.Contains(err.Error(), "at least 8") {
+		t.Errorf("short password: %v", err)
+	}
+	s, err := a.Setup("correct horse")
+	if err != nil || s.Token == "" || s.CSRF == "" || s.Token == s.CSRF {
+		t.Fatalf("setup: %+v %v", s, err)
+	}
+	if _, err := a.Setup("another one"); !errors.Is(err, ErrAlreadySet) {
+		t.Errorf("second setup: %v", err)
+	}
+	raw, _ := os.ReadFile(path)
+	st, _ := os.Stat(path)
+	if strings.Contains(string(raw), "correct horse") || !strings.Contains(string(raw), `"bcrypt":"$2`) || st.Mode().Perm() != 0o600 {
+		t.Errorf("stored %s mode %v", raw, st.Mode())
+	}
+	// A restarted gatewayd knows the password.
+	b := newAuth(t, path, c)
+	if b.SetupNeeded() || !b.Verify("correct horse") || b.Verify("correct horsE") {
+		t.Error("password not kept across restarts")
+	}
+	if _, err := b.Login("10.0.0.2", "correct horse"); err != nil {
+		t.Errorf("login: %v", err)
+	}
+	// A damaged file is an error, not an open door.
+	os.WriteFile(path, []byte("{nope"), 0o600)
+	if _, err := New(Options{Path: path}); err == nil {
+		t.Error("damaged file accepted")
+	}
+}
+
+func TestFailedLoginsAreSlowedPerAddressAndBounded(t *testing.T) {
+	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	a := newAuth(t, filepath.Join(t.TempDir(), "c.json"), c)
+	if _, err := a.Setup("correct horse"); err != nil {
+		t.Fatal(err)
+	}
+	var waits []time.Duration
+	for range 6 {
+		if _, err := a.Login("10.0.0.9", "guess"); !errors.Is(err, ErrWrongPassword) {
+			t.Fatalf("wrong password: %v", err)
+		}
+		_, err := a.Login("10.0.0.9", "correct horse")
+		var se *SlowedError
+		if !errors.As(err, &se) {
+			t.Fatalf("attempt right after a failure: %v", err)
+		}
+		waits = append(waits, se.RetryAfter)
+		c.add(se.RetryAfter)
+	}
+	want := []time.Duration{1, 2, 4, 8, 8, 8}
+	for i := range want {
+		if waits[i] != want[i]*time.Second {
+			t.Errorf("waits %v, want %v seconds", waits, want)
+			break
+		}
+	}
+	// Another address is not slowed by this one's failures.
+	if _, err := a.Login("10.0.0.10", "correct horse"); err != nil {
+		t.Errorf("other address: %v", err)
+	}
+	// The good password after the wait clears the count.
+	if _, err := a.Login("10.0.0.9", "correct horse"); err != nil {
+		t.Fatalf("after waiting: %v", err)
+	}
+	a.Login("10.0.0.9", "guess")
+	_, err := a.Login("10.0.0.9", "x")
+	var se *SlowedError
+	if !errors.As(err, &se) || se.RetryAfter != time.Second {
+		t.Errorf("count not cleared by a good login: %v", err)
+	}
+}
+
+func TestSessionsExpireAndEndOnPasswordChange(t *testing.T) {
+	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	a := newAuth(t, filepath.Join(t.TempDir(), "c.json"), c)
+	s, err := a.Setup("correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok := a.Session(s.Token)
+	if !ok || !got.CheckCSRF(s.CSRF) || got.CheckCSRF("") || got.CheckCSRF(s.Token) {
+		t.Fatalf("session %+v %v", got, ok)
+	}
+	if _, ok := a.Session("forged"); ok {
+		t.Error("forged token accepted")
+	}
+	// Used every 50 minutes, it lives until the 3-hour cap.
+	for range 3 {
+		c.add(50 * time.Minute)
+		if _, ok := a.Session(s.Token); !ok {
+			t.Fatal("active session ended early")
+		}
+	}
+	c.add(31 * time.Minute)
+	if _, ok := a.Session(s.Token); ok {
+		t.Error("session outlived SessionMax")
+	}
+	s2, _ := a.Login("10.0.0.1", "correct horse")
+	c.add(61 * time.Minute)
+	if _, ok := a.Session(s2.Token); ok {
+		t.Error("idle session kept")
+	}
+	s3, _ := a.Login("10.0.0.1", "correct horse")
+	if err := a.SetPassword("battery staple"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := a.Session(s3.Token); ok {
+		t.Error("session survived a password change")
+	}
+	if !a.Verify("battery staple") || a.Verify("correct horse") {
+		t.Error("password not changed")
+	}
+	a.Logout("nothing") // harmless
+}

@@ -1,0 +1,345 @@
+package webui
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/homebox/gateway/brokerstats"
+	"github.com/homebox/gateway/confflow"
+	"github.com/homebox/gateway/gateway/mosquittoconf"
+)
+
+// BridgeAddress is one host:port of a bridge.
+type BridgeAddress struct {
+	Host string `json:"host"`
+	Port int    `json:"port"`
+}
+
+// BridgeTopic is one topic row of a bridge.
+type BridgeTopic struct {
+	Pattern      string `json:"pattern"`
+	Direction    string `json:"direction"`
+	QoS          int    `json:"qos"`
+	LocalPrefix  string `json:"local_prefix"`
+	RemotePrefix string `json:"remote_prefix"`
+}
+
+// Bridge is one `connection` of mosquitto.conf as GET /api/bridges shows it.
+type Bridge struct {
+	Name              string              `json:"name"`
+	Line              int                 `json:"line"`
+	File              string              `json:"file,omitempty"` // set when the bridge is in an included file (read only)
+	Addresses         []BridgeAddress     `json:"addresses"`
+	Topics            []BridgeTopic       `json:"topics"`
+	RemoteUsername    string              `json:"remote_username"`
+	HasPassword       bool                `json:"has_password"`
+	RemoteClientID    string              `json:"remote_clientid"`
+	LocalClientID     string              `json:"local_clientid"`
+	ProtocolVersion   string              `json:"protocol_version"`
+	CleanSession      bool                `json:"clean_session"`
+	KeepaliveInterval int                 `json:"keepalive_interval"`
+	Notifications     bool                `json:"notifications"`
+	TryPrivate        bool                `json:"try_private"`
+	StartType         string              `json:"start_type"`
+	CACert            string              `json:"ca_cert"`
+	CAFile            string              `json:"ca_file"`
+	Insecure          bool                `json:"insecure"`
+	Live              *brokerstats.Bridge `json:"live"`
+}
+
+// BridgeInput is the body of POST and PUT: a field left out keeps its
+// value (PUT) or the default (POST).
+type BridgeInput struct {
+	Name              *string          `json:"name"`
+	Addresses         *[]BridgeAddress `json:"addresses"`
+	Topics            *[]BridgeTopic   `json:"topics"`
+	RemoteUsername    *string          `json:"remote_username"`
+	RemotePassword    *string          `json:"remote_password"`
+	RemoteClientID    *string          `json:"remote_clientid"`
+	LocalClientID     *string          `json:"local_clientid"`
+	ProtocolVersion   *string          `json:"protocol_version"`
+	CleanSession      *bool            `json:"clean_session"`
+	KeepaliveInterval *int             `json:"keepalive_interval"`
+	Notifications     *bool            `json:"notifications"`
+	TryPrivate        *bool            `json:"try_private"`
+	StartType         *string          `json:"start_type"`
+	CACert            *string          `json:"ca_cert"`
+	Insecure          *bool            `json:"insecure"`
+}
+
+func (h *handlers) bridgeView(f *confflow.Flow, b mosquittoconf.Bridge, live map[string]brokerstats.Bridge) Bridge {
+	v := Bridge{
+		Name: b.Name, Line: b.Pos.Line, Addresses: []BridgeAddress{}, Topics: []BridgeTopic{},
+		RemoteUsername: b.RemoteUsername, HasPassword: b.RemotePassword != "",
+		RemoteClientID: b.RemoteClientID, LocalClientID: b.LocalClientID, ProtocolVersion: b.ProtocolVersion,
+		CleanSession: b.CleanSession, KeepaliveInterval: b.KeepaliveInterval, Notifications: b.Notifications,
+		TryPrivate: b.TryPrivate, StartType: b.StartType, CAFile: b.CAFile, Insecure: b.Insecure,
+	}
+	if b.Pos.File != filepath.Base(f.ConfPath()) {
+		v.File = b.Pos.File
+	}
+	for _, a := range b.Addresses {
+		v.Addresses = append(v.Addresses, BridgeAddress{Host: a.Host, Port: a.Port})
+	}
+	for _, t := range b.Topics {
+		v.Topics = append(v.Topics, BridgeTopic{Pattern: t.Pattern, Direction: t.Direction, QoS: int(t.QoS),
+			LocalPrefix: t.LocalPrefix, RemotePrefix: t.RemotePrefix})
+	}
+	if con := h.console(); con != nil && con.CertsDir != "" && b.CAFile != "" {
+		if filepath.Dir(f.Resolve(b.CAFile)) == filepath.Clean(con.CertsDir) {
+			v.CACert = filepath.Base(b.CAFile)
+		}
+	}
+	if l, ok := live[b.Name]; ok {
+		v.Live = &l
+	}
+	return v
+}
+
+func (h *handlers) bridges(c echo.Context) error {
+	f, err := h.flow()
+	if err != nil {
+		return err
+	}
+	_, cfg, err := currentConf(f)
+	if err != nil {
+		return err
+	}
+	var live map[string]brokerstats.Bridge
+	if con := h.console(); con != nil && con.Stats != nil {
+		live = con.Stats.Snapshot().Bridges
+	}
+	out := []Bridge{}
+	for _, b := range cfg.Bridges {
+		out = append(out, h.bridgeView(f, b, live))
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func readBridgeInput(c echo.Context) (BridgeInput, error) {
+	var in BridgeInput
+	dec := json.NewDecoder(c.Request().Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return in, newError(http.StatusBadRequest, "body: a bridge as JSON: "+err.Error())
+	}
+	return in, nil
+}
+
+func (h *handlers) addBridge(c echo.Context) error {
+	in, err := readBridgeInput(c)
+	if err != nil {
+		return err
+	}
+	if in.Name == nil || *in.Name == "" {
+		return newError(http.StatusBadRequest, "name: required", LineError{Field: "name", Message: "required"})
+	}
+	return h.changeBridge(c, *in.Name, &in, true, http.StatusCreated)
+}
+
+func (h *handlers) putBridge(c echo.Context) error {
+	in, err := readBridgeInput(c)
+	if err != nil {
+		return err
+	}
+	name := c.Param("name")
+	if in.Name != nil && *in.Name != name {
+		return newError(http.StatusBadRequest, "name: a bridge cannot be renamed; add a new one and delete this one",
+			LineError{Field: "name", Message: "differs from the bridge in the path"})
+	}
+	return h.changeBridge(c, name, &in, false, http.StatusOK)
+}
+
+func (h *handlers) deleteBridge(c echo.Context) error {
+	return h.changeBridge(c, c.Param("name"), nil, false, http.StatusOK)
+}
+
+// changeBridge patches the conf's `connection name` block: added (create),
+// changed (in != nil) or removed (in == nil), then runs the flow.
+func (h *handlers) changeBridge(c echo.Context, name string, in *BridgeInput, create bool, okCode int) error {
+	f, err := h.flow()
+	if err != nil {
+		return err
+	}
+	con := h.console()
+	res, err := f.Run(c.Request().Context(), "bridge", func() ([]confflow.File, error) {
+		data, cfg, err := currentConf(f)
+		if err != nil {
+			return nil, err
+		}
+		var cur *mosquittoconf.Bridge
+		for i := range cfg.Bridges {
+			if cfg.Bridges[i].Name == name {
+				cur = &cfg.Bridges[i]
+			}
+		}
+		switch {
+		case create && cur != nil:
+			return nil, newError(http.StatusConflict, fmt.Sprintf("a bridge named %q is already there", name),
+				LineError{Field: "name", Message: "already there"})
+		case !create && cur == nil:
+			return nil, newError(http.StatusNotFound, fmt.Sprintf("no bridge named %q", name))
+		case cur != nil && cur.Pos.File != filepath.Base(f.ConfPath()):
+			return nil, newError(http.StatusConflict, fmt.Sprintf("bridge %q is written in %s (an included file): change it there", name, cur.Pos.File))
+		}
+		doc := mosquittoconf.ParseDocument(filepath.Base(f.ConfPath()), data)
+		if in == nil {
+			if err := doc.RemoveBridge(name); err != nil {
+				return nil, newError(http.StatusNotFound, err.Error())
+			}
+		} else {
+			b := mosquittoconf.NewBridge(name)
+			if cur != nil {
+				b = *cur
+			}
+			certs := ""
+			if con != nil {
+				certs = con.CertsDir
+			}
+			if errs := applyBridge(&b, in, certs); len(errs) > 0 {
+				return nil, newError(http.StatusBadRequest, fmt.Sprintf("bridge %q: %s: %s", name, errs[0].Field, errs[0].Message), errs...)
+			}
+			if err := doc.UpsertBridge(b); err != nil {
+				return nil, newError(http.StatusBadRequest, err.Error(), LineError{Message: err.Error()})
+			}
+		}
+		return []confflow.File{{Path: f.ConfPath(), Kind: confflow.KindConf, Data: doc.Bytes()}}, nil
+	})
+	return flowAnswer(c, okCode, res, err)
+}
+
+var (
+	bridgeNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+	hostRE       = regexp.MustCompile(`^[A-Za-z0-9.:_%-]{1,253}$`)
+)
+
+// applyBridge sets the fields given in in on b, checking each; the
+// mistakes name their fields.
+func applyBridge(b *mosquittoconf.Bridge, in *BridgeInput, certsDir string) []LineError {
+	var errs []LineError
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, LineError{Field: field, Message: fmt.Sprintf(format, args...)})
+	}
+	if !bridgeNameRE.MatchString(b.Name) {
+		bad("name", "use 1 to 64 letters, digits, '-', '_' or '.'")
+	}
+	oneLine := func(field string, v *string, dst *string) {
+		if v == nil {
+			return
+		}
+		if strings.ContainsAny(*v, "\r\n\x00") || strings.TrimSpace(*v) != *v {
+			bad(field, "no line breaks, and no blanks at either end")
+			return
+		}
+		*dst = *v
+	}
+	oneOf := func(field string, v *string, dst *string, allowed ...string) {
+		if v == nil {
+			return
+		}
+		for _, a := range allowed {
+			if *v == a {
+				*dst = *v
+				return
+			}
+		}
+		bad(field, "%q: one of %s", *v, strings.Join(allowed, ", "))
+	}
+	if in.Addresses != nil {
+		if len(*in.Addresses) == 0 {
+			bad("addresses", "give at least one host and port")
+		}
+		var as []mosquittoconf.BridgeAddress
+		for i, a := range *in.Addresses {
+			if !hostRE.MatchString(a.Host) {
+				bad(fmt.Sprintf("addresses[%d].host", i), "%q is not a host name or address", a.Host)
+			}
+			if a.Port < 1 || a.Port > 65535 {
+				bad(fmt.Sprintf("addresses[%d].port", i), "%d: give a port from 1 to 65535", a.Port)
+			}
+			as = append(as, mosquittoconf.BridgeAddress{Host: a.Host, Port: a.Port})
+		}
+		b.Addresses = as
+	} else if len(b.Addresses) == 0 {
+		bad("addresses", "give at least one host and port")
+	}
+	if in.Topics != nil {
+		if len(*in.Topics) == 0 {
+			bad("topics", "give at least one topic row")
+		}
+		var ts []mosquittoconf.BridgeTopic
+		for i, t := range *in.Topics {
+			field := fmt.Sprintf("topics[%d]", i)
+			if t.Pattern == "" || strings.ContainsAny(t.Pattern, " \t\r\n\x00") {
+				bad(field+".pattern", "%q: a topic pattern without blanks, e.g. sensors/#", t.Pattern)
+			}
+			dir := t.Direction
+			if dir == "" {
+				dir = "out"
+			}
+			if dir != "in" && dir != "out" && dir != "both" {
+				bad(field+".direction", "%q: one of in, out, both", t.Direction)
+			}
+			if t.QoS < 0 || t.QoS > 2 {
+				bad(field+".qos", "%d: 0, 1 or 2", t.QoS)
+			}
+			for _, p := range []struct{ f, v string }{{"local_prefix", t.LocalPrefix}, {"remote_prefix", t.RemotePrefix}} {
+				if strings.ContainsAny(p.v, " \t\r\n\x00#+") {
+					bad(field+"."+p.f, "%q: no blanks and no wildcards", p.v)
+				}
+			}
+			ts = append(ts, mosquittoconf.BridgeTopic{Pattern: t.Pattern, Direction: dir, QoS: byte(max(0, min(2, t.QoS))),
+				LocalPrefix: t.LocalPrefix, RemotePrefix: t.RemotePrefix})
+		}
+		b.Topics = ts
+	} else if len(b.Topics) == 0 {
+		bad("topics", "give at least one topic row")
+	}
+	oneLine("remote_username", in.RemoteUsername, &b.RemoteUsername)
+	oneLine("remote_password", in.RemotePassword, &b.RemotePassword)
+	oneLine("remote_clientid", in.RemoteClientID, &b.RemoteClientID)
+	oneLine("local_clientid", in.LocalClientID, &b.LocalClientID)
+	oneOf("protocol_version", in.ProtocolVersion, &b.ProtocolVersion, "mqttv31", "mqttv311", "mqttv50")
+	oneOf("start_type", in.StartType, &b.StartType, "automatic", "lazy", "once")
+	if in.KeepaliveInterval != nil {
+		if k := *in.KeepaliveInterval; k < 5 || k > 65535 {
+			bad("keepalive_interval", "%d: from 5 to 65535 seconds", k)
+		} else {
+			b.KeepaliveInterval = k
+		}
+	}
+	set := func(v *bool, dst *bool) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	set(in.CleanSession, &b.CleanSession)
+	set(in.Notifications, &b.Notifications)
+	set(in.TryPrivate, &b.TryPrivate)
+	set(in.Insecure, &b.Insecure)
+	if in.CACert != nil {
+		switch name := *in.CACert; {
+		case name == "":
+			b.CAFile = ""
+		case certsDir == "":
+			bad("ca_cert", "certificate uploads are not running")
+		case !certNameRE.MatchString(name):
+			bad("ca_cert", "%q: the name of an uploaded certificate", name)
+		default:
+			p := filepath.Join(certsDir, name)
+			if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() {
+				bad("ca_cert", "%q: no such uploaded certificate; upload it first", name)
+			} else {
+				b.CAFile = p
+			}
+		}
+	}
+	return errs
+}

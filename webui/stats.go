@@ -1,0 +1,237 @@
+package webui
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/homebox/gateway/brokerstats"
+	"github.com/homebox/gateway/supervisor"
+)
+
+// BridgeCount sums up the bridges of the conf by live state.
+type BridgeCount struct {
+	Total int `json:"total"`
+	Up    int `json:"up"`
+	Down  int `json:"down"`
+}
+
+// AppCount sums up the apps by status.
+type AppCount struct {
+	Total     int `json:"total"`
+	Online    int `json:"online"`
+	Launching int `json:"launching"`
+	Waiting   int `json:"waiting"`
+	Stopping  int `json:"stopping"`
+	Stopped   int `json:"stopped"`
+	Errored   int `json:"errored"`
+}
+
+// StatsView is GET /api/broker/stats's answer.
+type StatsView struct {
+	Broker  brokerstats.Snapshot `json:"broker"`
+	History []brokerstats.Point  `json:"history"`
+	Bridges BridgeCount          `json:"bridges"`
+	Apps    *AppCount            `json:"apps"`
+	Devices *int                 `json:"devices"`
+}
+
+func (h *handlers) statsView() (StatsView, error) {
+	con := h.console()
+	if con == nil || con.Stats == nil {
+		return StatsView{}, newError(http.StatusServiceUnavailable, "broker statistics are not running")
+	}
+	snap := con.Stats.Snapshot()
+	out := StatsView{Broker: snap, History: snap.History}
+	if out.History == nil {
+		out.History = []brokerstats.Point{}
+	}
+	if con.Flow != nil {
+		for _, name := range h.confBridges(con.Flow) {
+			out.Bridges.Total++
+			if l, ok := snap.Bridges[name]; ok && l.State == "up" && snap.Up {
+				out.Bridges.Up++
+			} else {
+				out.Bridges.Down++
+			}
+		}
+	}
+	if h.d.Apps != nil {
+		ac := &AppCount{}
+		for _, a := range h.d.Apps.List() {
+			ac.Total++
+			switch a.Status {
+			case supervisor.StatusOnline:
+				ac.Online++
+			case supervisor.StatusLaunching:
+				ac.Launching++
+			case supervisor.StatusWaiting:
+				ac.Waiting++
+			case supervisor.StatusStopping:
+				ac.Stopping++
+			case supervisor.StatusStopped:
+				ac.Stopped++
+			case supervisor.StatusErrored:
+				ac.Errored++
+			}
+		}
+		out.Apps = ac
+	}
+	if n, ok := h.deviceCount(); ok {
+		out.Devices = &n
+	}
+	return out, nil
+}
+
+func (h *handlers) deviceCount() (int, bool) {
+	if h.d.Devices == nil {
+		return 0, false
+	}
+	return len(h.d.Devices.Devices()), true
+}
+
+func (h *handlers) stats(c echo.Context) error {
+	v, err := h.statsView()
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, v)
+}
+
+// appSubscriber is the supervisor's change feed, when the Apps have one.
+type appSubscriber interface {
+	Subscribe() (<-chan supervisor.AppState, func())
+}
+
+// Event stream timings.
+var (
+	sseKeepalive    = 15 * time.Second
+	sseStatsEvery   = time.Second
+	sseDevicesEvery = 2 * time.Second
+)
+
+// events is GET /api/events: Server-Sent Events for the pages' live parts.
+func (h *handlers) events(c echo.Context) error {
+	w := c.Response()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	send := func(name string, data any) error {
+		var b []byte
+		switch d := data.(type) {
+		case []byte:
+			b = d
+		default:
+			var err error
+			if b, err = jsonBytes(d); err != nil {
+				return nil
+			}
+		}
+		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", name, b); err != nil {
+			return err
+		}
+		w.Flush()
+		return nil
+	}
+	if _, err := fmt.Fprint(w, ": gatewayd events\n\n"); err != nil {
+		return nil
+	}
+	w.Flush()
+
+	ctx := c.Request().Context()
+	con := h.console()
+	var (
+		appsC   <-chan supervisor.AppState
+		statsC  <-chan struct{}
+		flowC   <-chan Event
+		done    <-chan struct{}
+		pending bool
+		lastSt  time.Time
+	)
+	if s, ok := h.d.Apps.(appSubscriber); ok && h.d.Apps != nil {
+		ch, unsub := s.Subscribe()
+		defer unsub()
+		appsC = ch
+	}
+	if con != nil {
+		done = con.Done
+		if con.Stats != nil {
+			ch, unsub := con.Stats.Changed()
+			defer unsub()
+			statsC = ch
+		}
+		if con.Events != nil {
+			ch, unsub := con.Events.Subscribe()
+			defer unsub()
+			flowC = ch
+		}
+	}
+	if v, err := h.statsView(); err == nil {
+		if send("stats", v) != nil {
+			return nil
+		}
+		lastSt = time.Now()
+	}
+	devs, devOK := h.deviceCount()
+	if devOK {
+		if send("devices", map[string]int{"count": devs}) != nil {
+			return nil
+		}
+	}
+	keep := time.NewTicker(sseKeepalive)
+	defer keep.Stop()
+	devT := time.NewTicker(sseDevicesEvery)
+	defer devT.Stop()
+	statT := time.NewTimer(time.Hour)
+	statT.Stop()
+	defer statT.Stop()
+	for {
+		var err error
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-done:
+			return nil
+		case st, ok := <-appsC:
+			if !ok {
+				appsC = nil
+				continue
+			}
+			err = send("app", st)
+		case <-statsC:
+			if wait := sseStatsEvery - time.Since(lastSt); wait > 0 {
+				if !pending {
+					pending = true
+					statT.Reset(wait)
+				}
+				continue
+			}
+			if v, e := h.statsView(); e == nil {
+				err = send("stats", v)
+				lastSt = time.Now()
+			}
+		case <-statT.C:
+			pending = false
+			if v, e := h.statsView(); e == nil {
+				err = send("stats", v)
+				lastSt = time.Now()
+			}
+		case ev := <-flowC:
+			err = send(ev.Name, ev.Data)
+		case <-devT.C:
+			if n, ok := h.deviceCount(); ok && (n != devs || !devOK) {
+				devs, devOK = n, true
+				err = send("devices", map[string]int{"count": n})
+			}
+		case <-keep.C:
+			_, err = fmt.Fprint(w, ": keepalive\n\n")
+			w.Flush()
+		}
+		if err != nil {
+			return nil // the client went away
+		}
+	}
+}
