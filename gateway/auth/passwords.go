@@ -10,8 +10,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/homebox/gateway/confstore"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -383,45 +383,5 @@ func WritePasswordFile(path string, users map[string]string) error {
 		}
 		fmt.Fprintf(&buf, "%s:%s\n", u, h)
 	}
-	return writeAtomic(path, buf.Bytes(), 0o600)
-}
-
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Chmod(mode); err != nil {
-		return fail(err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("write %s: sync folder: %w", path, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("write %s: sync folder: %w", path, err)
-	}
-	return nil
+	return confstore.WriteFile(path, buf.Bytes(), 0o600)
 }
