@@ -19,6 +19,8 @@ import (
 	"sync"
 	"time"
 
+	mochilisteners "github.com/mochi-mqtt/server/v2/listeners"
+
 	"github.com/homebox/gateway/gateway/languard"
 )
 
@@ -136,4 +138,76 @@ func loggerOr(l *slog.Logger) *slog.Logger {
 		return slog.Default()
 	}
 	return l
+}
+
+// socket is what both listeners share: their config, the guarded socket
+// once open, and the connections they have handed to mochi.
+type socket struct {
+	cfg   Config
+	done  chan struct{}
+	conns connSet
+
+	mu      sync.Mutex
+	ln      net.Listener
+	log     *slog.Logger
+	closing bool
+}
+
+func newSocket(c Config) socket {
+	return socket{cfg: c, done: make(chan struct{}), log: slog.Default()}
+}
+
+// ID returns the listener's ID.
+func (s *socket) ID() string { return s.cfg.ID }
+
+// Address returns the bound address once Init succeeded (the real port when
+// the configured one was 0), else the configured address.
+func (s *socket) Address() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln != nil {
+		return s.ln.Addr().String()
+	}
+	return s.cfg.Address
+}
+
+// openLocked opens the guarded socket for Init; s.mu is held. A port in
+// use is reported here, naming the address.
+func (s *socket) openLocked(log *slog.Logger) (net.Listener, error) {
+	if s.ln != nil {
+		return nil, fmt.Errorf("listener %s: already initialised", s.cfg.ID)
+	}
+	if s.closing {
+		return nil, fmt.Errorf("listener %s: already closed", s.cfg.ID)
+	}
+	s.log = loggerOr(log)
+	return listen(s.cfg)
+}
+
+// beginClose marks the listener closing and returns its socket; ok is
+// false when it was closing already (mochi closes our listeners again
+// after the broker has).
+func (s *socket) beginClose() (ln net.Listener, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return nil, false
+	}
+	s.closing = true
+	close(s.done)
+	return s.ln, true
+}
+
+// endClose lets mochi disconnect its clients through closeClients, then
+// closes whatever connection is left (peers that never sent CONNECT,
+// handshakes in flight) and waits, bounded, for mochi to let go of them.
+func (s *socket) endClose(closeClients mochilisteners.CloseFn) {
+	closeClients(s.cfg.ID)
+	s.conns.closeAll()
+	if !s.conns.wait(closeWait) {
+		s.mu.Lock()
+		log := s.log
+		s.mu.Unlock()
+		log.Warn("connections still held by the broker after close", "listener", s.cfg.ID, "wait", closeWait)
+	}
 }

@@ -4,11 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"sync"
 	"time"
 
 	mochilisteners "github.com/mochi-mqtt/server/v2/listeners"
@@ -21,35 +19,14 @@ const closeWait = 5 * time.Second
 // MQTT is a mochi listener for MQTT over TCP, or over TLS when Config.TLS
 // is set.
 type MQTT struct {
-	cfg   Config
-	done  chan struct{}
-	conns connSet
-
-	mu      sync.Mutex
-	ln      net.Listener
-	log     *slog.Logger
-	closing bool
+	socket
 }
 
 var _ mochilisteners.Listener = (*MQTT)(nil)
 
 // NewMQTT returns an MQTT listener for c; nothing is opened until Init.
 func NewMQTT(c Config) *MQTT {
-	return &MQTT{cfg: c, done: make(chan struct{}), log: slog.Default()}
-}
-
-// ID returns the listener's ID.
-func (l *MQTT) ID() string { return l.cfg.ID }
-
-// Address returns the bound address once Init succeeded (the real port when
-// the configured one was 0), else the configured address.
-func (l *MQTT) Address() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.ln != nil {
-		return l.ln.Addr().String()
-	}
-	return l.cfg.Address
+	return &MQTT{socket: newSocket(c)}
 }
 
 // Protocol returns "tls" or "tcp".
@@ -64,14 +41,7 @@ func (l *MQTT) Protocol() string {
 func (l *MQTT) Init(log *slog.Logger) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.ln != nil {
-		return fmt.Errorf("listener %s: already initialised", l.cfg.ID)
-	}
-	if l.closing {
-		return fmt.Errorf("listener %s: already closed", l.cfg.ID)
-	}
-	l.log = loggerOr(log)
-	ln, err := listen(l.cfg)
+	ln, err := l.openLocked(log)
 	if err != nil {
 		return err
 	}
@@ -163,22 +133,12 @@ func logEstablishErr(log *slog.Logger, id string, conn net.Conn, err error) {
 // closeClients, then closes whatever connection is left (peers that never
 // sent CONNECT, handshakes in flight).
 func (l *MQTT) Close(closeClients mochilisteners.CloseFn) {
-	l.mu.Lock()
-	if l.closing {
-		l.mu.Unlock()
+	ln, ok := l.beginClose()
+	if !ok {
 		return
 	}
-	l.closing = true
-	close(l.done)
-	ln, log := l.ln, l.log
-	l.mu.Unlock()
-
 	if ln != nil {
 		_ = ln.Close()
 	}
-	closeClients(l.cfg.ID)
-	l.conns.closeAll()
-	if !l.conns.wait(closeWait) {
-		log.Warn("connections still held by the broker after close", "listener", l.cfg.ID, "wait", closeWait)
-	}
+	l.endClose(closeClients)
 }

@@ -3,11 +3,9 @@ package listeners
 import (
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -18,16 +16,11 @@ import (
 // websockets when Config.TLS is set. Any request path is accepted, as
 // Mosquitto does; clients usually use /mqtt.
 type Websocket struct {
-	cfg      Config
-	done     chan struct{}
-	conns    connSet
+	socket
 	upgrader websocket.Upgrader
 
-	mu        sync.Mutex
-	ln        net.Listener
+	// Under socket.mu:
 	srv       *http.Server
-	log       *slog.Logger
-	closing   bool
 	establish mochilisteners.EstablishFn
 }
 
@@ -36,9 +29,7 @@ var _ mochilisteners.Listener = (*Websocket)(nil)
 // NewWebsocket returns a websocket listener for c; nothing is opened until Init.
 func NewWebsocket(c Config) *Websocket {
 	return &Websocket{
-		cfg:  c,
-		done: make(chan struct{}),
-		log:  slog.Default(),
+		socket: newSocket(c),
 		upgrader: websocket.Upgrader{
 			Subprotocols:     []string{"mqtt", "mqttv3.1"},
 			HandshakeTimeout: handshakeTimeout,
@@ -47,20 +38,6 @@ func NewWebsocket(c Config) *Websocket {
 			CheckOrigin: func(*http.Request) bool { return true },
 		},
 	}
-}
-
-// ID returns the listener's ID.
-func (l *Websocket) ID() string { return l.cfg.ID }
-
-// Address returns the bound address once Init succeeded, else the
-// configured one.
-func (l *Websocket) Address() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.ln != nil {
-		return l.ln.Addr().String()
-	}
-	return l.cfg.Address
 }
 
 // Protocol returns "wss" or "ws".
@@ -75,14 +52,7 @@ func (l *Websocket) Protocol() string {
 func (l *Websocket) Init(log *slog.Logger) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.ln != nil {
-		return fmt.Errorf("listener %s: already initialised", l.cfg.ID)
-	}
-	if l.closing {
-		return fmt.Errorf("listener %s: already closed", l.cfg.ID)
-	}
-	l.log = loggerOr(log)
-	ln, err := listen(l.cfg)
+	ln, err := l.openLocked(log)
 	if err != nil {
 		return err
 	}
@@ -159,16 +129,13 @@ func (l *Websocket) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // Close stops the HTTP server, lets mochi disconnect its clients, then closes
 // any websocket left (upgraded connections are not the HTTP server's to close).
 func (l *Websocket) Close(closeClients mochilisteners.CloseFn) {
-	l.mu.Lock()
-	if l.closing {
-		l.mu.Unlock()
+	ln, ok := l.beginClose()
+	if !ok {
 		return
 	}
-	l.closing = true
-	close(l.done)
-	srv, ln, log := l.srv, l.ln, l.log
+	l.mu.Lock()
+	srv := l.srv // set by Init only, which refuses once closing
 	l.mu.Unlock()
-
 	if srv != nil {
 		_ = srv.Close()
 	}
@@ -176,9 +143,5 @@ func (l *Websocket) Close(closeClients mochilisteners.CloseFn) {
 		// Serve may not have run yet, in which case srv does not own ln.
 		_ = ln.Close()
 	}
-	closeClients(l.cfg.ID)
-	l.conns.closeAll()
-	if !l.conns.wait(closeWait) {
-		log.Warn("connections still held by the broker after close", "listener", l.cfg.ID, "wait", closeWait)
-	}
+	l.endClose(closeClients)
 }
