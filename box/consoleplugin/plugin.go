@@ -16,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -28,6 +27,7 @@ import (
 	"github.com/homebox/gateway/confstore"
 	"github.com/homebox/gateway/consoleauth"
 	"github.com/homebox/gateway/gateway/languard"
+	"github.com/homebox/gateway/gateway/mosquittoconf"
 	"github.com/homebox/gateway/webui"
 )
 
@@ -144,29 +144,19 @@ func (p *Plugin) serve(cfg *boxconfig.Config) error {
 	return nil
 }
 
-// brokerAddr is where the console's own client reaches the broker: the
-// first plain MQTT listener of the conf as the broker reads it (relative
-// paths from its working folder), loopback when it listens everywhere;
-// Mosquitto's default 127.0.0.1:1883 otherwise.
+// brokerAddr is where the console's own client reaches the broker, from
+// the conf as the broker reads it (relative paths from its working folder).
 func brokerAddr(flow *confflow.Flow) string {
 	data, err := os.ReadFile(flow.ConfPath())
 	if err != nil {
-		return "127.0.0.1:1883"
+		return mosquittoconf.DefaultClientAddr
 	}
 	cfg, ds := flow.Check(data)
 	if !ds.OK() {
-		return "127.0.0.1:1883"
+		return mosquittoconf.DefaultClientAddr
 	}
-	for _, l := range cfg.Listeners {
-		if l.Protocol == "mqtt" && !l.TLS() && l.Port > 0 {
-			host := l.Address
-			if host == "" || host == "0.0.0.0" || host == "::" {
-				host = "127.0.0.1"
-			}
-			return net.JoinHostPort(host, strconv.Itoa(l.Port))
-		}
-	}
-	return "127.0.0.1:1883"
+	addr, _ := cfg.ClientAddr()
+	return addr
 }
 
 // Addr is where the console listens (nil before Start).

@@ -120,30 +120,21 @@ func (p *Plugin) Device(id string) (discovery.Device, bool) {
 	return svc.Device(id)
 }
 
-// BrokerAddr is where the box's own clients reach the broker: the first
-// plain MQTT listener of the conf (loopback when it listens on every
-// address), or Mosquitto's default 127.0.0.1:1883.
+// BrokerAddr is where the box's own clients reach the broker (see
+// mosquittoconf.Config.ClientAddr), reading the conf as the broker does:
+// relative paths from its working folder, <root>/data, as gateway.yaml
+// starts it.
 func BrokerAddr(root string) (addr string, port int) {
-	// Relative paths in the conf are the broker's: its working folder is
-	// <root>/data, as gateway.yaml starts it.
 	path := filepath.Join(root, ConfRel)
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return "127.0.0.1:1883", 1883
+		return mosquittoconf.DefaultClientAddr, 1883
 	}
 	cfg, diags := mosquittoconf.Check(path, data, filepath.Join(root, "data"))
-	if diags.OK() && cfg != nil {
-		for _, l := range cfg.Listeners {
-			if l.Protocol == "mqtt" && !l.TLS() && l.Port > 0 {
-				host := l.Address
-				if host == "" || host == "0.0.0.0" || host == "::" {
-					host = "127.0.0.1"
-				}
-				return net.JoinHostPort(host, strconv.Itoa(l.Port)), l.Port
-			}
-		}
+	if !diags.OK() || cfg == nil {
+		return mosquittoconf.DefaultClientAddr, 1883
 	}
-	return "127.0.0.1:1883", 1883
+	return cfg.ClientAddr()
 }
 
 // consolePort is the port of console.listen (0 when it cannot be read).

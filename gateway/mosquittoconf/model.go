@@ -1,5 +1,10 @@
 package mosquittoconf
 
+import (
+	"net"
+	"strconv"
+)
+
 // This file is the typed model that the rest of the gateway consumes. The
 // parser fills it; the broker, the bridges and the console read it. Fields
 // hold Mosquitto's defaults when the option is absent (see Defaults).
@@ -89,6 +94,25 @@ type Listener struct {
 
 	// Where each option of this listener was written.
 	Where map[string]Pos
+}
+
+// DefaultClientAddr is where Mosquitto listens when no listener is set.
+const DefaultClientAddr = "127.0.0.1:1883"
+
+// ClientAddr is where the box's own clients (discovery, the console's
+// statistics) reach this broker: the first plain MQTT listener, on loopback
+// when it listens on every address; Mosquitto's default otherwise.
+func (c *Config) ClientAddr() (addr string, port int) {
+	for _, l := range c.Listeners {
+		if l.Protocol == "mqtt" && !l.TLS() && l.Port > 0 {
+			host := l.Address
+			if host == "" || host == "0.0.0.0" || host == "::" {
+				host = "127.0.0.1"
+			}
+			return net.JoinHostPort(host, strconv.Itoa(l.Port)), l.Port
+		}
+	}
+	return DefaultClientAddr, 1883
 }
 
 // TLS reports whether the listener serves TLS (a certfile is set).
