@@ -194,17 +194,9 @@ func send(ifi net.Interface, records []dns.RR) error {
 	if err != nil {
 		return fmt.Errorf("pack: %w", err)
 	}
-	ips, err := interfaceIPs(ifi)
+	v4, v6, err := families(ifi)
 	if err != nil {
 		return err
-	}
-	var v4, v6 bool
-	for _, ip := range ips {
-		if ip.To4() != nil {
-			v4 = true
-		} else {
-			v6 = true
-		}
 	}
 	var errs []error
 	if v4 {
@@ -270,6 +262,23 @@ func interfaceIPs(ifi net.Interface) ([]net.IP, error) {
 		ips = append(ips, n.IP)
 	}
 	return ips, nil
+}
+
+// families tells which address families ifi has addresses of, to know
+// which multicast groups to use on it.
+func families(ifi net.Interface) (v4, v6 bool, err error) {
+	ips, err := interfaceIPs(ifi)
+	if err != nil {
+		return false, false, err
+	}
+	for _, ip := range ips {
+		if ip.To4() != nil {
+			v4 = true
+		} else {
+			v6 = true
+		}
+	}
+	return v4, v6, nil
 }
 
 // HostLabel turns a hostname into a DNS label: letters, digits and dashes,

@@ -81,17 +81,9 @@ func (b *Browser) Round(ctx context.Context) {
 }
 
 func (b *Browser) query(ctx context.Context, ifi net.Interface, typ string) error {
-	ips, err := interfaceIPs(ifi)
+	v4, v6, err := families(ifi)
 	if err != nil {
 		return err
-	}
-	var v4, v6 bool
-	for _, ip := range ips {
-		if ip.To4() != nil {
-			v4 = true
-		} else {
-			v6 = true
-		}
 	}
 	if !v4 && !v6 {
 		return nil
