@@ -2,10 +2,10 @@ package e2e
 
 import (
 	"fmt"
+	"github.com/homebox/gateway/bench/brokers"
 	"net"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,11 +24,12 @@ func BenchmarkBrokerCrashToAccepting(b *testing.B) {
 
 	// Idle figures first, over a quiet 3 s.
 	gwPid := bx.proc.Cmd.Process.Pid
-	cpu0 := cpuTicks(gwPid)
+	cpu0, _ := brokers.CPUSeconds(gwPid)
 	time.Sleep(3 * time.Second) // the idle measurement itself
-	cpu1 := cpuTicks(gwPid)
+	cpu1, _ := brokers.CPUSeconds(gwPid)
 	mq, _ := bx.state(b, "mqtt")
-	gwRSS, boxRSS := rssKB(gwPid), rssKB(gwPid)+rssKB(mq.PID)
+	gwRSS, _ := brokers.RSSKB(gwPid)
+	mqRSS, _ := brokers.RSSKB(mq.PID)
 
 	var took []time.Duration
 	for b.Loop() {
@@ -64,35 +65,8 @@ func BenchmarkBrokerCrashToAccepting(b *testing.B) {
 		b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "ms-median-to-accept")
 	}
 	b.ReportMetric(float64(gwRSS)/1024, "gatewayd-idle-MiB")
-	b.ReportMetric(float64(boxRSS)/1024, "box-idle-MiB")
-	b.ReportMetric(float64(cpu1-cpu0)/3, "gatewayd-idle-cpu%")
-}
-
-func rssKB(pid int) int {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(l, "VmRSS:") {
-			n, _ := strconv.Atoi(strings.Fields(l)[1])
-			return n
-		}
-	}
-	return 0
-}
-
-// cpuTicks is utime+stime of pid in clock ticks (100 per second).
-func cpuTicks(pid int) int {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(data)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	u, _ := strconv.Atoi(f[11])
-	k, _ := strconv.Atoi(f[12])
-	return u + k
+	b.ReportMetric(float64(gwRSS+mqRSS)/1024, "box-idle-MiB")
+	b.ReportMetric((cpu1-cpu0)/3*100, "gatewayd-idle-cpu%")
 }
 
 // dead reports whether pid has exited (a zombie counts: its files are closed).

@@ -18,10 +18,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
+	"github.com/homebox/gateway/bench/tail"
 	"github.com/homebox/gateway/bench/wire"
 )
 
@@ -52,7 +52,7 @@ type Broker struct {
 	Dir  string // its conf, password file and store
 
 	cmd    *exec.Cmd
-	out    *tail
+	out    *tail.Buffer
 	exited chan struct{}
 }
 
@@ -157,7 +157,7 @@ func start(ctx context.Context, spec Spec, dir string, port int, cred Credential
 	default:
 		return nil, fmt.Errorf("broker %s: unknown kind %q (want mosquitto or gatewayd)", spec.Name, spec.Kind)
 	}
-	b := &Broker{Spec: spec, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Dir: dir, out: &tail{max: 16 << 10}, exited: make(chan struct{})}
+	b := &Broker{Spec: spec, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Dir: dir, out: &tail.Buffer{Max: 16 << 10}, exited: make(chan struct{})}
 	b.cmd = exec.Command(spec.Bin, args...)
 	b.cmd.Dir = dir
 	b.cmd.Stdout, b.cmd.Stderr = b.out, b.out
@@ -303,27 +303,4 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// tail keeps the last max bytes of a process's output.
-type tail struct {
-	mu  sync.Mutex
-	b   []byte
-	max int
-}
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = t.b[len(t.b)-t.max:]
-	}
-	return len(p), nil
-}
-
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return strings.TrimSpace(string(t.b))
 }

@@ -11,9 +11,10 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/homebox/gateway/bench/tail"
 )
 
 // The protocol between the runner and a worker, one line each way:
@@ -114,7 +115,7 @@ type Worker struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	msgs   chan message
-	stderr *tailBuffer
+	stderr *tail.Buffer
 	exited chan struct{}
 }
 
@@ -127,7 +128,7 @@ func StartWorker(ctx context.Context, command []string, spec Spec) (*Worker, err
 	if len(command) == 0 {
 		return nil, errors.New("worker command is empty")
 	}
-	w := &Worker{spec: spec, msgs: make(chan message, 2), stderr: &tailBuffer{max: 8 << 10}, exited: make(chan struct{})}
+	w := &Worker{spec: spec, msgs: make(chan message, 2), stderr: &tail.Buffer{Max: 8 << 10}, exited: make(chan struct{})}
 	w.cmd = exec.Command(command[0], command[1:]...)
 	w.cmd.Stderr = w.stderr
 	w.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the runner
@@ -229,27 +230,4 @@ func (w *Worker) Kill() {
 		_ = w.cmd.Process.Kill()
 	}
 	<-w.exited
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	b   []byte
-	max int
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = t.b[len(t.b)-t.max:]
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return strings.TrimSpace(string(t.b))
 }
