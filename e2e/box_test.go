@@ -18,16 +18,6 @@ import (
 	"github.com/homebox/gateway/supervisor"
 )
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // box is a `gatewayd run` in a temp root, seeded from the shipped
 // defaults, with its ports moved to free loopback ones and mDNS off.
 type box struct {
@@ -40,7 +30,7 @@ func startBox(t testing.TB, yamlEdits ...string) *box {
 	t.Helper()
 	testkit.RequireTool(t, "mosquitto_pub")
 	gatewayd := testkit.Build(t, "./cmd/gatewayd")
-	b := &box{root: t.TempDir(), gwctl: testkit.Build(t, "./cmd/gwctl"), port: freePort(t)}
+	b := &box{root: t.TempDir(), gwctl: testkit.Build(t, "./cmd/gwctl"), port: testkit.FreePort(t)}
 	if out, code := testkit.Run(t, 30*time.Second, gatewayd, "init", "--root", b.root); code != 0 {
 		t.Fatalf("gatewayd init: %s", out)
 	}
@@ -51,7 +41,7 @@ func startBox(t testing.TB, yamlEdits ...string) *box {
 		t.Fatal(err)
 	}
 	text := strings.Replace(string(shipped), "listener 1883", fmt.Sprintf("listener %d 127.0.0.1", b.port), 1)
-	text = strings.Replace(text, "listener 9001", fmt.Sprintf("listener %d 127.0.0.1", freePort(t)), 1)
+	text = strings.Replace(text, "listener 9001", fmt.Sprintf("listener %d 127.0.0.1", testkit.FreePort(t)), 1)
 	text += "sys_interval 1\n"
 	write(t, conf, text)
 	yaml := filepath.Join(b.root, "etc/gateway/gateway.yaml")
@@ -59,7 +49,7 @@ func startBox(t testing.TB, yamlEdits ...string) *box {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ys := strings.Replace(string(y), `listen: ":80"`, fmt.Sprintf(`listen: "127.0.0.1:%d"`, freePort(t)), 1)
+	ys := strings.Replace(string(y), `listen: ":80"`, fmt.Sprintf(`listen: "127.0.0.1:%d"`, testkit.FreePort(t)), 1)
 	ys = strings.Replace(ys, "enabled: true", "enabled: false", 1)
 	ys = strings.Replace(ys, `"127.0.0.1:1883"`, fmt.Sprintf(`"127.0.0.1:%d"`, b.port), 1)
 	for i := 0; i+1 < len(yamlEdits); i += 2 { // old, new pairs

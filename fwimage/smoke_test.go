@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/homebox/gateway/internal/testkit"
 	"net"
 	"net/http"
 	"os"
@@ -56,7 +57,7 @@ func smoke(t *testing.T, img Image, qemu string) {
 		}
 	}
 
-	mqttPort, wsPort, consolePort := freePort(t), freePort(t), freePort(t)
+	mqttPort, wsPort, consolePort := testkit.FreePort(t), testkit.FreePort(t), testkit.FreePort(t)
 	editFile(t, filepath.Join(root, "etc/mosquitto/mosquitto.conf"),
 		"listener 1883\n", fmt.Sprintf("listener %d 127.0.0.1\n", mqttPort),
 		"listener 9001\n", fmt.Sprintf("listener %d 127.0.0.1\n", wsPort))
@@ -268,16 +269,6 @@ func editFile(t *testing.T, p string, pairs ...string) {
 	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // withoutRootEnv keeps a GATEWAY_ROOT of the caller from pointing the box

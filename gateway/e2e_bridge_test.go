@@ -2,7 +2,6 @@ package gateway_test
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,23 +11,11 @@ import (
 	"github.com/homebox/gateway/internal/testkit"
 )
 
-// freePort asks the kernel for a loopback port no one uses now (for
-// Mosquitto, which cannot report a port 0 listener's real port).
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
-}
-
 // startMosquitto runs Debian's mosquitto on conf (with {port} replaced).
 func startMosquitto(t *testing.T, conf string) string {
 	t.Helper()
 	testkit.RequireTool(t, "mosquitto")
-	port := freePort(t)
+	port := fmt.Sprint(testkit.FreePort(t))
 	path := filepath.Join(t.TempDir(), "mosquitto.conf")
 	conf = regexp.MustCompile(`\{port\}`).ReplaceAllString(conf, port)
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {

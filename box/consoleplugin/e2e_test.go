@@ -26,16 +26,6 @@ import (
 // control socket and over the LAN listener, checking each change with real
 // MQTT clients.
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func write(t *testing.T, path, text string, mode os.FileMode) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -116,7 +106,7 @@ func TestConsoleEndToEnd(t *testing.T) {
 	gwctl := testkit.Build(t, "./cmd/gwctl")
 
 	root := t.TempDir()
-	p1, p2, p4 := freePort(t), freePort(t), freePort(t)
+	p1, p2, p4 := testkit.FreePort(t), testkit.FreePort(t), testkit.FreePort(t)
 	held, err := net.Listen("tcp", "127.0.0.1:0") // a port the broker cannot have
 	if err != nil {
 		t.Fatal(err)

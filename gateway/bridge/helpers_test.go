@@ -40,16 +40,6 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // mosq is a real Debian mosquitto on a loopback port.
 type mosq struct {
 	t    testing.TB
@@ -65,7 +55,7 @@ type mosq struct {
 func startMosquitto(t testing.TB, extra string) *mosq {
 	t.Helper()
 	testkit.RequireTool(t, "mosquitto")
-	m := &mosq{t: t, port: freePort(t)}
+	m := &mosq{t: t, port: testkit.FreePort(t)}
 	return m.write(extra).start()
 }
 

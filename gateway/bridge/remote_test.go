@@ -109,7 +109,7 @@ func TestAuthAndTLS(t *testing.T) {
 		t.Fatalf("mosquitto_passwd: %v: %s", err, out)
 	}
 	_ = os.Chmod(pwfile, 0o600)
-	tlsPort := freePort(t)
+	tlsPort := testkit.FreePort(t)
 	remote := startMosquitto(t, fmt.Sprintf("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\npassword_file %s\nallow_anonymous false\n",
 		tlsPort, ca, cert, key, pwfile))
 	_, atRemote := client(t, remote.addr(), "watch", "#", func(o *paho3.ClientOptions) { o.SetUsername("bridger").SetPassword("s3cret") })

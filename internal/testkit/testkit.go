@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -220,4 +221,16 @@ func Run(t testing.TB, timeout time.Duration, name string, args ...string) (stri
 		t.Fatalf("%s %s did not finish within %s; output:\n%s", name, strings.Join(args, " "), timeout, buf.String())
 	}
 	return buf.String(), cmd.ProcessState.ExitCode()
+}
+
+// FreePort asks the kernel for a loopback TCP port that no one uses now,
+// for programs that cannot report the real port of a port-0 listener.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

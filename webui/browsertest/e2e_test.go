@@ -18,17 +18,6 @@ import (
 	"github.com/homebox/gateway/internal/testkit"
 )
 
-// freePort finds a loopback TCP port nobody listens on now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func writeFile(t *testing.T, path, text string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -97,7 +86,7 @@ func TestConsoleEndToEnd(t *testing.T) {
 	gatewayd := testkit.Build(t, "./cmd/gatewayd")
 
 	root := t.TempDir()
-	brokerPort, consolePort, newPort, remotePort := freePort(t), freePort(t), freePort(t), freePort(t)
+	brokerPort, consolePort, newPort, remotePort := testkit.FreePort(t), testkit.FreePort(t), testkit.FreePort(t), testkit.FreePort(t)
 	writeFile(t, filepath.Join(root, "etc/gateway/gateway.yaml"), fmt.Sprintf(`console: {listen: "127.0.0.1:%d"}
 lan: {allow: [loopback]}
 discovery: {mdns: {enabled: false}}
@@ -293,7 +282,7 @@ log_dest stdout
 
 	// A second bridge over TLS, its CA file uploaded through the form.
 	pki := testkit.NewPKI(t)
-	tlsPort := freePort(t)
+	tlsPort := testkit.FreePort(t)
 	tlsConf := filepath.Join(t.TempDir(), "tls.conf")
 	// user root: when the test runs as root, mosquitto would otherwise
 	// switch to its own user, who cannot read the test's temporary files.
