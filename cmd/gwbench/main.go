@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -138,7 +139,13 @@ func brokerSpecs(ctx context.Context, list, gatewayd, tmp string) ([]brokers.Spe
 				}
 				gatewayd = bin
 			}
-			spec.Bin = gatewayd
+			// The brokers start in their own temp folders, so a relative
+			// path (make bench passes bin/gatewayd) must be made absolute.
+			abs, err := filepath.Abs(gatewayd)
+			if err != nil {
+				return nil, fmt.Errorf("-gatewayd: %w", err)
+			}
+			spec.Bin = abs
 		default:
 			return nil, fmt.Errorf("-brokers: %q is not gatewayd or mosquitto", name)
 		}
