@@ -78,6 +78,7 @@ func brokerMain(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	log.Info("broker running", "config", *confPath, "version", version.Version)
+	defer startProfile(stderr)()
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
 			if err := b.Reload(); err != nil {
