@@ -3,20 +3,24 @@ package auth
 import (
 	"bufio"
 	"bytes"
+	"crypto/hmac"
 	"crypto/pbkdf2"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"github.com/homebox/gateway/confstore"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/crypto/argon2"
+
+	"github.com/homebox/gateway/confstore"
 )
 
 // Limits that keep a hostile or mistyped password file from stalling every
@@ -51,6 +55,12 @@ type credential struct {
 	memory  uint32 // argon2 KiB
 	threads uint8  // argon2 parallelism
 	encoded string // the text after "user:", kept to rewrite the file
+
+	// verified is the keyed MAC (see passwordMAC) of the last password that
+	// matched this hash, nil until one has. A credential is never changed
+	// after loading, and a reload makes new ones, so a changed or removed
+	// hash forgets it.
+	verified atomic.Pointer[[sha256.Size]byte]
 }
 
 // argon2Slots bounds how many argon2id verifications run at once: each one
@@ -58,7 +68,45 @@ type credential struct {
 // must not run a small board out of memory.
 var argon2Slots = make(chan struct{}, 2)
 
+// macKey keys passwordMAC. It is random for each process and never leaves
+// it, so the remembered MACs are of no use anywhere else.
+var macKey = func() []byte {
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		panic("auth: no randomness for the password cache key: " + err.Error())
+	}
+	return k
+}()
+
+// passwordMAC is what a credential remembers of a password that verified:
+// HMAC-SHA256 under macKey, not the password itself.
+func passwordMAC(password string) *[sha256.Size]byte {
+	m := hmac.New(sha256.New, macKey)
+	m.Write([]byte(password))
+	var out [sha256.Size]byte
+	m.Sum(out[:0])
+	return &out
+}
+
+// verify reports whether password matches. A password that matched once is
+// recognised by its MAC for one HMAC instead of the file's hash (PBKDF2
+// rounds, argon2's 46 MiB): a connect storm of devices sharing a login, or a
+// device reconnecting, costs microseconds. Only successes are remembered,
+// so every wrong guess still pays the full hash.
 func (c *credential) verify(password string) bool {
+	mac := passwordMAC(password)
+	if known := c.verified.Load(); known != nil && subtle.ConstantTimeCompare(known[:], mac[:]) == 1 {
+		return true
+	}
+	if !c.verifySlow(password) {
+		return false
+	}
+	c.verified.Store(mac)
+	return true
+}
+
+// verifySlow checks password against the hash the way Mosquitto does.
+func (c *credential) verifySlow(password string) bool {
 	var got []byte
 	switch c.kind {
 	case kindSHA512:
@@ -101,7 +149,7 @@ func (p *Passwords) Verify(user, password string) bool {
 	}
 	c, ok := p.users[user]
 	if !ok {
-		dummy.verify(password)
+		dummy.verifySlow(password) // never verify: it would remember
 		return false
 	}
 	return c.verify(password)
