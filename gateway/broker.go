@@ -94,6 +94,12 @@ func New(o Options) (*Broker, error) {
 		// of 30. The buffer exists only while a queue is busy, so idle
 		// connections do not pay for it.
 		ClientNetWriteBufferSize: 16 << 10,
+		// mochi keeps a read buffer of this size for each client's life
+		// (its default, 2 KiB, is most of an idle client's heap). Our TCP
+		// listeners read through pooled buffers held only while bytes are
+		// pending (listeners.ReadBufferSize), and websockets through
+		// gorilla's buffer, so mochi's needs only hold a small packet.
+		ClientNetReadBufferSize: 128,
 	})
 	return b, nil
 }

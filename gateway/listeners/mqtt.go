@@ -95,9 +95,10 @@ func (l *MQTT) handle(raw net.Conn, establish mochilisteners.EstablishFn) {
 	defer l.conns.remove(raw)
 	defer raw.Close()
 
-	var conn net.Conn = raw
+	// Under TLS too: the handshake and the records are read through it.
+	conn := newPooledReadConn(raw)
 	if l.cfg.TLS != nil {
-		tc := tls.Server(raw, l.cfg.TLS)
+		tc := tls.Server(conn, l.cfg.TLS)
 		ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 		err := tc.HandshakeContext(ctx)
 		cancel()
