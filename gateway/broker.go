@@ -97,7 +97,7 @@ func New(o Options) (*Broker, error) {
 		// mochi keeps a read buffer of this size for each client's life
 		// (its default, 2 KiB, is most of an idle client's heap). Our TCP
 		// listeners read through pooled buffers held only while bytes are
-		// pending (listeners.ReadBufferSize), and websockets through
+		// pending (listeners.ReadBufferSize; Unix), and websockets through
 		// gorilla's buffer, so mochi's needs only hold a small packet.
 		ClientNetReadBufferSize: 128,
 	})
