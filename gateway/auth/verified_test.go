@@ -165,3 +165,27 @@ func connectPacket(id, user, pass string) []byte {
 	str(pass)
 	return append([]byte{0x10, byte(len(body))}, body...) // bodies here are < 128 bytes
 }
+
+// BenchmarkVerify compares a first login (the file's hash) with a repeated
+// one (the remembered MAC) for mosquitto_passwd 2.0's default $7$ hash.
+func BenchmarkVerify(b *testing.B) {
+	hash, err := HashPBKDF2("pw")
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := parsePasswords("bench", []byte("u:"+hash+"\n"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("hash", func(b *testing.B) {
+		for b.Loop() {
+			p.users["u"].verifySlow("pw")
+		}
+	})
+	b.Run("remembered", func(b *testing.B) {
+		p.Verify("u", "pw")
+		for b.Loop() {
+			p.Verify("u", "pw")
+		}
+	})
+}

@@ -311,3 +311,28 @@ func TestIdleConnectionsHoldNoReadBuffer(t *testing.T) {
 		t.Fatalf("heap per idle connection %d bytes: read buffers (%d bytes) are held while idle", perConn, ReadBufferSize)
 	}
 }
+
+// TestPooledReadKeepaliveExpires checks that mochi's read deadline still
+// works through the pooled reads: a client that goes silent past 1.5 ×
+// its keepalive is disconnected.
+func TestPooledReadKeepaliveExpires(t *testing.T) {
+	l := NewMQTT(Config{ID: "keepalive", Address: "127.0.0.1:0"})
+	smallBufferBroker(t, l)
+	c, err := net.Dial("tcp", l.Address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	body := append(mqttString("MQTT"), 4, 0x02, 0, 1) // keepalive 1 s
+	if _, err := c.Write(packet(0x10, append(body, mqttString("silent")...))); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	ack := make([]byte, 4)
+	if _, err := io.ReadFull(c, ack); err != nil || ack[3] != 0 {
+		t.Fatalf("CONNACK % x, %v", ack, err)
+	}
+	if n, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("silent client still connected: read %d bytes, %v", n, err)
+	}
+}
