@@ -59,10 +59,11 @@ func TestIdleClientStacks(t *testing.T) {
 
 	perClient := stackPerIdleClient(t, srv, l.Address(), func(id string) []byte { return connectWithPassword(id, "u", "pw") })
 	t.Logf("goroutine stack per idle client: %d B", perClient)
-	// Measured alone, 20 KiB; after other connections have come and gone, the
-	// stack pool's partly used spans add up to ~3 KiB more. An extra
-	// goroutine per client or a 32 KiB reader would exceed the bound.
-	if limit := int64(16+4+4) << 10; perClient > limit {
+	// Measured alone, 20 KiB. After other connections have come and gone the
+	// stack pool's partly used spans add up to ~1 KiB more, ~3 KiB under
+	// -race (bigger frames). A 32 KiB reader, or a third goroutine that
+	// grows, would exceed the bound.
+	if limit := int64(16+4+6) << 10; perClient > limit {
 		t.Errorf("stack per idle client %d B, above %d B (mochi's reader and writer, 16 + 4 KiB, and pool slack)", perClient, limit)
 	}
 }
@@ -72,7 +73,7 @@ func TestIdleClientStacks(t *testing.T) {
 // per client after a collection; it disconnects them again.
 func stackPerIdleClient(t *testing.T, srv *mqtt.Server, addr string, connect func(id string) []byte) int64 {
 	t.Helper()
-	const n = 200
+	const n = 400
 	var ms runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
