@@ -44,9 +44,13 @@ type change struct {
 
 // store is a bbolt file with a write-ahead log in front of it.
 //
-// Every change is appended to the log with one write(2) before the hook that
-// made it returns, so it is in the kernel and survives the broker being
-// killed. The log is fdatasynced every syncEvery (the most a power cut can
+// Every change is in the log, in the kernel, before the set that made it
+// returns, so it survives the broker being killed. Concurrent sets share
+// write(2)s (group append): records are queued under the lock, and the first
+// goroutine that finds no write in progress writes everything queued, its
+// own record and those of the others, while they wait for it. deleteSoon
+// queues a delete without waiting: it reaches the kernel with the next
+// write, at the latest at the next sync tick. The log is fdatasynced every syncEvery (the most a power cut can
 // lose), and every flushEvery the changes gathered since are written into
 // bbolt in one transaction (bbolt fsyncs it; its file is never left half
 // written), after which the older log file is deleted. The logs left by a
@@ -64,9 +68,18 @@ type store struct {
 	wal     *os.File
 	gen     uint64
 	pending map[string]change
-	dirty   bool   // written since the last fdatasync
-	scratch []byte // record being encoded
-	werr    error  // first write error, logged once
+	dirty   bool  // written since the last fdatasync
+	werr    error // first write error, logged once
+
+	// Group append, all under mu: queue holds the records not yet written,
+	// in order; queuedSeq counts records queued, writtenSeq those written;
+	// writing is set while one goroutine writes a batch without the lock
+	// (spare is the buffer it will give back); written is signalled after
+	// each batch.
+	queue, spare          []byte
+	queuedSeq, writtenSeq uint64
+	writing               bool
+	written               *sync.Cond
 
 	kick chan struct{}
 	stop chan struct{}
@@ -86,6 +99,7 @@ func openStore(path, bucket string, opts *bbolt.Options, log *slog.Logger, syncE
 		pending: map[string]change{},
 		kick:    make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
+	s.written = sync.NewCond(&s.mu)
 	if err := db.Update(func(tx *bbolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(s.bucket)
 		return err
@@ -239,48 +253,103 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// encode puts one record into s.scratch; called with s.mu held.
-func (s *store) encode(op byte, key string, val []byte) []byte {
-	b := append(s.scratch[:0], 0, 0, 0, 0, 0, 0, 0, 0, op)
+// appendRecord appends one record to b.
+func appendRecord(b []byte, op byte, key string, val []byte) []byte {
+	start := len(b)
+	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0, op)
 	if op != opEnd {
 		b = binary.AppendUvarint(b, uint64(len(key)))
 		b = append(b, key...)
 		b = append(b, val...)
 	}
-	body := b[recordHeader:]
-	binary.LittleEndian.PutUint32(b, uint32(len(body)))
-	binary.LittleEndian.PutUint32(b[4:], crc32.Checksum(body, castagnoli))
-	s.scratch = b
+	body := b[start+recordHeader:]
+	binary.LittleEndian.PutUint32(b[start:], uint32(len(body)))
+	binary.LittleEndian.PutUint32(b[start+4:], crc32.Checksum(body, castagnoli))
 	return b
 }
 
 // set records a change: into the log (in the kernel when set returns) and
 // into the pending changes for the next bbolt transaction.
 func (s *store) set(key string, val []byte, del bool) {
+	s.mu.Lock()
+	seq, ok := s.enqueue(key, val, del)
+	if ok {
+		s.waitWritten(seq)
+	}
+	full := len(s.pending) >= s.maxPending
+	s.mu.Unlock()
+	if full {
+		s.kickFlush()
+	}
+}
+
+// deleteSoon records a delete that may be lost if the broker is killed
+// within the next SyncEvery: it is written with the next set's write(2) or
+// by the next sync tick, whichever comes first, and always before any later
+// change, so a later put of the same key is never undone by it. For records
+// whose loss only means a message sent once more after a crash (a completed
+// QoS 1 message), this saves a write(2) per message.
+func (s *store) deleteSoon(key string) {
+	s.mu.Lock()
+	s.enqueue(key, nil, true)
+	full := len(s.pending) >= s.maxPending
+	s.mu.Unlock()
+	if full {
+		s.kickFlush()
+	}
+}
+
+// enqueue queues a change's record and applies it to the pending changes;
+// called with s.mu held. It returns the record's sequence number, or false
+// when the store is closed.
+func (s *store) enqueue(key string, val []byte, del bool) (uint64, bool) {
+	if s.wal == nil {
+		s.log.Error("store closed; change not saved", "key", key)
+		return 0, false
+	}
 	op := opPut
 	if del {
 		op = opDel
 	}
-	s.mu.Lock()
-	if s.wal == nil {
-		s.mu.Unlock()
-		s.log.Error("store closed; change not saved", "key", key)
-		return
+	s.queue = appendRecord(s.queue, op, key, val)
+	s.queuedSeq++
+	s.pending[key] = change{val: val, del: del}
+	return s.queuedSeq, true
+}
+
+// waitWritten returns once record seq is in the log; called with s.mu held,
+// which it releases while it waits or writes.
+func (s *store) waitWritten(seq uint64) {
+	for s.writtenSeq < seq {
+		if s.writing {
+			s.written.Wait()
+			continue
+		}
+		s.writeQueue()
 	}
-	rec := s.encode(op, key, val)
-	if _, err := s.wal.Write(rec); err != nil && s.werr == nil {
+}
+
+// writeQueue writes every queued record with one write(2); called with s.mu
+// held, released during the write so that others can queue meanwhile.
+func (s *store) writeQueue() {
+	batch, upTo, f := s.queue, s.queuedSeq, s.wal
+	s.queue, s.writing = s.spare[:0], true
+	s.mu.Unlock()
+	_, err := f.Write(batch)
+	s.mu.Lock()
+	s.spare, s.writing, s.dirty = batch, false, true
+	s.writtenSeq = upTo
+	if err != nil && s.werr == nil {
 		s.werr = err
 		s.log.Error("store log write failed; changes now reach the store only at the next flush", "error", err)
 	}
-	s.dirty = true
-	s.pending[key] = change{val: val, del: del}
-	full := len(s.pending) >= s.maxPending
-	s.mu.Unlock()
-	if full {
-		select {
-		case s.kick <- struct{}{}:
-		default:
-		}
+	s.written.Broadcast()
+}
+
+func (s *store) kickFlush() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -306,10 +375,14 @@ func (s *store) run() {
 	}
 }
 
-// syncLog fdatasyncs the current log if it was written since the last time.
-// Only run's goroutine swaps the file, so it stays open meanwhile.
+// syncLog writes what deleteSoon queued and fdatasyncs the current log if
+// it was written since the last time. Only run's goroutine swaps the file,
+// so it stays open meanwhile.
 func (s *store) syncLog() {
 	s.mu.Lock()
+	if s.wal != nil {
+		s.waitWritten(s.queuedSeq)
+	}
 	f, dirty := s.wal, s.dirty
 	s.dirty = false
 	s.mu.Unlock()
@@ -335,11 +408,19 @@ func (s *store) flush() {
 		return
 	}
 	s.mu.Lock()
+	for s.writing {
+		s.written.Wait()
+	}
+	// What is queued belongs to the old file's changes: it goes there,
+	// with the end record, in one write under the lock (rare).
 	old, changes := s.wal, s.pending
-	_, werr := old.Write(s.encode(opEnd, "", nil))
+	batch := appendRecord(s.queue, opEnd, "", nil)
+	_, werr := old.Write(batch)
+	s.queue, s.writtenSeq = batch[:0], s.queuedSeq
 	s.wal, s.pending, s.dirty = next, map[string]change{}, false
 	s.gen++
 	oldGen := s.gen - 1
+	s.written.Broadcast()
 	s.mu.Unlock()
 	if werr != nil {
 		s.log.Error("store log end record", "error", werr)
@@ -403,6 +484,9 @@ func (s *store) close() error {
 	<-s.done
 	s.flush()
 	s.mu.Lock()
+	for s.writing {
+		s.written.Wait()
+	}
 	f := s.wal
 	s.wal = nil
 	pendingLeft := len(s.pending)
