@@ -14,9 +14,12 @@
 // means the message is sent once more. See docs/BROKER.md and
 // docs/BENCHMARKS.md.
 //
-// It keeps mochi's record format and keys (bucket "mochi", "CL_<client>",
+// It keeps mochi's keys (bucket "mochi", "CL_<client>",
 // "SUB_<client>:<filter>", "RET_<topic>", "IFM_<client>:<packet id>",
-// "SYS"), so a store written by mochi's bolt hook loads unchanged. Queued
+// "SYS") and record format, but for messages, which are written in a
+// cheaper binary form (record.go); mochi's JSON messages are still read, so
+// a store written by mochi's bolt hook loads unchanged (the other way round
+// no longer holds: mochi's hook cannot read our messages). Queued
 // messages are loaded with the packet id read back from their key: mochi's
 // record leaves it out, and without it every queued message of a session
 // loads with id 0 and all but one are lost.
@@ -54,11 +57,17 @@ type Hook struct {
 	mqtt.HookBase
 	st *store
 
-	// queued are the inflight keys now in the store, so that deletes of
-	// records never written (mochi's own acks of QoS 1 publishes) cost
-	// nothing.
+	// queued are the inflight records now in the store, with their keys,
+	// so that deletes of records never written (mochi's own acks of QoS 1
+	// publishes, one per message) cost a map lookup and no key building.
 	mu     sync.Mutex
-	queued map[string]struct{}
+	queued map[inflightRef]string
+}
+
+// inflightRef names a queued message without building its key.
+type inflightRef struct {
+	client string
+	id     uint16
 }
 
 // New returns the hook; pass Options(path) to server.AddHook.
@@ -111,9 +120,12 @@ func (h *Hook) Init(config any) error {
 		return err
 	}
 	h.st = st
-	h.queued = map[string]struct{}{}
+	h.queued = map[inflightRef]string{}
 	return st.scan(storage.InflightKey+"_", func(k string, _ []byte) error {
-		h.queued[k] = struct{}{}
+		client, id, ok := splitInflightKey(k)
+		if ok {
+			h.queued[inflightRef{client, id}] = k
+		}
 		return nil
 	})
 }
@@ -222,7 +234,7 @@ func (h *Hook) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, r int64) {
 	}
 	m := message(pk)
 	m.ID, m.T, m.Client = retainedKey(pk.TopicName), storage.RetainedKey, cl.ID
-	h.put(m.ID, m)
+	h.st.set(m.ID, encodeMessage(m), false)
 }
 
 // OnRetainedExpired forgets an expired retained message.
@@ -239,9 +251,9 @@ func (h *Hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, _ in
 	m := message(pk)
 	m.ID, m.T, m.Client, m.Sent = inflightKey(cl.ID, pk.PacketID), storage.InflightKey, cl.ID, sent
 	h.mu.Lock()
-	h.queued[m.ID] = struct{}{}
+	h.queued[inflightRef{cl.ID, pk.PacketID}] = m.ID
 	h.mu.Unlock()
-	h.put(m.ID, m)
+	h.st.set(m.ID, encodeMessage(m), false)
 }
 
 // OnQosComplete forgets a message whose QoS flow is complete. The delete
@@ -249,10 +261,10 @@ func (h *Hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, _ in
 // before it reaches the log, the message is sent once more after the
 // restart, which QoS 1 allows; nothing the client was told is lost.
 func (h *Hook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
-	key := inflightKey(cl.ID, pk.PacketID)
+	ref := inflightRef{cl.ID, pk.PacketID}
 	h.mu.Lock()
-	_, ok := h.queued[key]
-	delete(h.queued, key)
+	key, ok := h.queued[ref]
+	delete(h.queued, ref)
 	h.mu.Unlock()
 	if ok {
 		h.st.deleteSoon(key)
@@ -337,8 +349,8 @@ func (h *Hook) StoredInflightMessages() ([]storage.Message, error) {
 func (h *Hook) messages(prefix string) ([]storage.Message, error) {
 	var out []storage.Message
 	err := h.st.scan(prefix, func(k string, v []byte) error {
-		var m storage.Message
-		if err := m.UnmarshalBinary(v); err != nil {
+		m, err := decodeMessage(v)
+		if err != nil {
 			h.skipBad(k, err)
 			return nil
 		}
@@ -368,13 +380,19 @@ func (h *Hook) skipBad(key string, err error) {
 
 // packetIDFromKey reads the id after the last ':' of an inflight key.
 func packetIDFromKey(key string) (uint16, bool) {
+	_, id, ok := splitInflightKey(key)
+	return id, ok
+}
+
+// splitInflightKey reads "IFM_<client>:<packet id>".
+func splitInflightKey(key string) (client string, id uint16, ok bool) {
 	i := strings.LastIndexByte(key, ':')
-	if i < 0 {
-		return 0, false
+	if i < 0 || !strings.HasPrefix(key, storage.InflightKey+"_") {
+		return "", 0, false
 	}
 	n, err := strconv.ParseUint(key[i+1:], 10, 16)
 	if err != nil {
-		return 0, false
+		return "", 0, false
 	}
-	return uint16(n), true
+	return key[len(storage.InflightKey)+1 : i], uint16(n), true
 }
