@@ -42,4 +42,7 @@ func BenchmarkQoS1Message(b *testing.B) {
 			h.OnQosComplete(sub, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: id})
 		}
 	})
+	h.st.mu.Lock()
+	b.ReportMetric(float64(h.st.queuedSeq)/float64(max(1, h.st.writes)), "records/write")
+	h.st.mu.Unlock()
 }

@@ -80,6 +80,7 @@ type store struct {
 	queuedSeq, writtenSeq uint64
 	writing               bool
 	written               *sync.Cond
+	writes                uint64 // write(2)s of batches, for the benchmark's records per write
 
 	kick chan struct{}
 	stop chan struct{}
@@ -339,6 +340,7 @@ func (s *store) writeQueue() {
 	s.mu.Lock()
 	s.spare, s.writing, s.dirty = batch, false, true
 	s.writtenSeq = upTo
+	s.writes++
 	if err != nil && s.werr == nil {
 		s.werr = err
 		s.log.Error("store log write failed; changes now reach the store only at the next flush", "error", err)
