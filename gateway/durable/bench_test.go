@@ -43,6 +43,6 @@ func BenchmarkQoS1Message(b *testing.B) {
 		}
 	})
 	h.st.mu.Lock()
-	b.ReportMetric(float64(h.st.queuedSeq)/float64(max(1, h.st.writes)), "records/write")
+	b.ReportMetric(float64(h.st.records)/float64(max(1, h.st.writes)), "records/write")
 	h.st.mu.Unlock()
 }

@@ -72,15 +72,19 @@ type store struct {
 	werr    error // first write error, logged once
 
 	// Group append, all under mu: queue holds the records not yet written,
-	// in order; queuedSeq counts records queued, writtenSeq those written;
-	// writing is set while one goroutine writes a batch without the lock
-	// (spare is the buffer it will give back); written is signalled after
-	// each batch.
-	queue, spare          []byte
-	queuedSeq, writtenSeq uint64
-	writing               bool
-	written               *sync.Cond
-	writes                uint64 // write(2)s of batches, for the benchmark's records per write
+	// in order; writing is set while one goroutine (the writer) writes
+	// batches without the lock, until the queue is empty (spare is the
+	// buffer it will give back); batch, when not nil, is closed once the
+	// records now queued are written: waiters sleep on it without the lock,
+	// so a write wakes only its own records' goroutines and none of them
+	// has to take the lock again. idle is signalled when a writer stops.
+	queue, spare []byte
+	writing      bool
+	batch        chan struct{}
+	idle         *sync.Cond
+	// records and writes count records queued and write(2)s of batches,
+	// for the benchmark's records per write.
+	records, writes uint64
 
 	kick chan struct{}
 	stop chan struct{}
@@ -100,7 +104,7 @@ func openStore(path, bucket string, opts *bbolt.Options, log *slog.Logger, syncE
 		pending: map[string]change{},
 		kick:    make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
-	s.written = sync.NewCond(&s.mu)
+	s.idle = sync.NewCond(&s.mu)
 	if err := db.Update(func(tx *bbolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(s.bucket)
 		return err
@@ -273,12 +277,23 @@ func appendRecord(b []byte, op byte, key string, val []byte) []byte {
 // into the pending changes for the next bbolt transaction.
 func (s *store) set(key string, val []byte, del bool) {
 	s.mu.Lock()
-	seq, ok := s.enqueue(key, val, del)
-	if ok {
-		s.waitWritten(seq)
+	if !s.enqueue(key, val, del) {
+		s.mu.Unlock()
+		return
 	}
 	full := len(s.pending) >= s.maxPending
-	s.mu.Unlock()
+	if s.writing {
+		// The writer at work writes this record in its next batch.
+		if s.batch == nil {
+			s.batch = make(chan struct{})
+		}
+		done := s.batch
+		s.mu.Unlock()
+		<-done
+	} else {
+		s.writeAll()
+		s.mu.Unlock()
+	}
 	if full {
 		s.kickFlush()
 	}
@@ -301,51 +316,52 @@ func (s *store) deleteSoon(key string) {
 }
 
 // enqueue queues a change's record and applies it to the pending changes;
-// called with s.mu held. It returns the record's sequence number, or false
-// when the store is closed.
-func (s *store) enqueue(key string, val []byte, del bool) (uint64, bool) {
+// called with s.mu held. It returns false when the store is closed.
+func (s *store) enqueue(key string, val []byte, del bool) bool {
 	if s.wal == nil {
 		s.log.Error("store closed; change not saved", "key", key)
-		return 0, false
+		return false
 	}
 	op := opPut
 	if del {
 		op = opDel
 	}
 	s.queue = appendRecord(s.queue, op, key, val)
-	s.queuedSeq++
+	s.records++
 	s.pending[key] = change{val: val, del: del}
-	return s.queuedSeq, true
+	return true
 }
 
-// waitWritten returns once record seq is in the log; called with s.mu held,
-// which it releases while it waits or writes.
-func (s *store) waitWritten(seq uint64) {
-	for s.writtenSeq < seq {
-		if s.writing {
-			s.written.Wait()
-			continue
+// writeAll makes the caller the writer: it writes what is queued, one
+// write(2) per batch, until nothing is; called with s.mu held and no
+// writer at work, released during each write so that others can queue.
+func (s *store) writeAll() {
+	s.writing = true
+	for len(s.queue) > 0 {
+		batch, done, f := s.queue, s.batch, s.wal
+		s.queue, s.batch = s.spare[:0], nil
+		s.mu.Unlock()
+		_, err := f.Write(batch)
+		s.mu.Lock()
+		s.spare, s.dirty = batch, true
+		s.writes++
+		if err != nil && s.werr == nil {
+			s.werr = err
+			s.log.Error("store log write failed; changes now reach the store only at the next flush", "error", err)
 		}
-		s.writeQueue()
+		if done != nil {
+			close(done)
+		}
 	}
+	s.writing = false
+	s.idle.Broadcast()
 }
 
-// writeQueue writes every queued record with one write(2); called with s.mu
-// held, released during the write so that others can queue meanwhile.
-func (s *store) writeQueue() {
-	batch, upTo, f := s.queue, s.queuedSeq, s.wal
-	s.queue, s.writing = s.spare[:0], true
-	s.mu.Unlock()
-	_, err := f.Write(batch)
-	s.mu.Lock()
-	s.spare, s.writing, s.dirty = batch, false, true
-	s.writtenSeq = upTo
-	s.writes++
-	if err != nil && s.werr == nil {
-		s.werr = err
-		s.log.Error("store log write failed; changes now reach the store only at the next flush", "error", err)
+// waitIdle returns, with s.mu held, once no writer is at work.
+func (s *store) waitIdle() {
+	for s.writing {
+		s.idle.Wait()
 	}
-	s.written.Broadcast()
 }
 
 func (s *store) kickFlush() {
@@ -382,8 +398,8 @@ func (s *store) run() {
 // so it stays open meanwhile.
 func (s *store) syncLog() {
 	s.mu.Lock()
-	if s.wal != nil {
-		s.waitWritten(s.queuedSeq)
+	if s.wal != nil && !s.writing { // a writer at work writes all anyway
+		s.writeAll()
 	}
 	f, dirty := s.wal, s.dirty
 	s.dirty = false
@@ -410,19 +426,20 @@ func (s *store) flush() {
 		return
 	}
 	s.mu.Lock()
-	for s.writing {
-		s.written.Wait()
-	}
+	s.waitIdle()
 	// What is queued belongs to the old file's changes: it goes there,
 	// with the end record, in one write under the lock (rare).
 	old, changes := s.wal, s.pending
 	batch := appendRecord(s.queue, opEnd, "", nil)
 	_, werr := old.Write(batch)
-	s.queue, s.writtenSeq = batch[:0], s.queuedSeq
+	s.queue = batch[:0]
+	if s.batch != nil {
+		close(s.batch)
+		s.batch = nil
+	}
 	s.wal, s.pending, s.dirty = next, map[string]change{}, false
 	s.gen++
 	oldGen := s.gen - 1
-	s.written.Broadcast()
 	s.mu.Unlock()
 	if werr != nil {
 		s.log.Error("store log end record", "error", werr)
@@ -486,9 +503,7 @@ func (s *store) close() error {
 	<-s.done
 	s.flush()
 	s.mu.Lock()
-	for s.writing {
-		s.written.Wait()
-	}
+	s.waitIdle()
 	f := s.wal
 	s.wal = nil
 	pendingLeft := len(s.pending)
