@@ -437,7 +437,9 @@ func (s *store) flush() {
 		close(s.batch)
 		s.batch = nil
 	}
-	s.wal, s.pending, s.dirty = next, map[string]change{}, false
+	// Sized as the last one: growing a map of thousands of keys step by
+	// step, under the lock every set takes, stalls the sets.
+	s.wal, s.pending, s.dirty = next, make(map[string]change, len(changes)), false
 	s.gen++
 	oldGen := s.gen - 1
 	s.mu.Unlock()
