@@ -250,10 +250,16 @@ func (h *Hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, _ in
 	}
 	m := message(pk)
 	m.ID, m.T, m.Client, m.Sent = inflightKey(cl.ID, pk.PacketID), storage.InflightKey, cl.ID, sent
+	ref := inflightRef{cl.ID, pk.PacketID}
 	h.mu.Lock()
-	h.queued[inflightRef{cl.ID, pk.PacketID}] = m.ID
+	_, known := h.queued[ref]
+	h.queued[ref] = m.ID
 	h.mu.Unlock()
-	h.st.set(m.ID, encodeMessage(m), false)
+	if known { // a resend: the store may hold it
+		h.st.set(m.ID, encodeMessage(m), false)
+	} else {
+		h.st.setNew(m.ID, encodeMessage(m))
+	}
 }
 
 // OnQosComplete forgets a message whose QoS flow is complete. The delete

@@ -319,3 +319,34 @@ func TestDeleteSoonReachesTheLogAtTheNextSyncTick(t *testing.T) {
 		time.Sleep(time.Millisecond) // polling the file, not waiting for a time
 	}
 }
+
+func TestPutAndDeleteBetweenFlushesLeaveBoltAsItWas(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.db")
+	st, err := openStore(path, defaultBucket, &bbolt.Options{Timeout: time.Second}, quiet(), time.Hour, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.set("old", []byte("1"), false)
+	st.flush() // "old" is in bbolt now
+	// A new key put and deleted before the next flush: nothing for bbolt.
+	st.setNew("new", []byte("x"))
+	st.deleteSoon("new")
+	// A key bbolt holds, deleted, then put as new and deleted again: the
+	// first delete must still reach bbolt.
+	st.deleteSoon("old")
+	st.setNew("old", []byte("2"))
+	st.deleteSoon("old")
+	st.mu.Lock()
+	_, newPending := st.pending["new"]
+	old := st.pending["old"]
+	st.mu.Unlock()
+	if newPending || !old.del {
+		t.Fatalf("pending: new kept %v, old = %+v; want new gone and old a delete", newPending, old)
+	}
+	if err := st.close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := contents(t, open(t, path)); len(got) != 0 {
+		t.Fatalf("after close: %v, want nothing", got)
+	}
+}

@@ -40,6 +40,10 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 type change struct {
 	val []byte
 	del bool
+	// notInBolt: bbolt does not hold the key, so a delete of this put
+	// needs no bbolt work (a QoS 1 message queued and acknowledged between
+	// two flushes, most of them).
+	notInBolt bool
 }
 
 // store is a bbolt file with a write-ahead log in front of it.
@@ -275,9 +279,16 @@ func appendRecord(b []byte, op byte, key string, val []byte) []byte {
 
 // set records a change: into the log (in the kernel when set returns) and
 // into the pending changes for the next bbolt transaction.
-func (s *store) set(key string, val []byte, del bool) {
+func (s *store) set(key string, val []byte, del bool) { s.setKnown(key, val, del, false) }
+
+// setNew is set of a put the caller knows to be of a key the store does
+// not hold (neither in bbolt nor pending): if the key is deleted before the
+// next flush, bbolt is not touched for it.
+func (s *store) setNew(key string, val []byte) { s.setKnown(key, val, false, true) }
+
+func (s *store) setKnown(key string, val []byte, del, isNew bool) {
 	s.mu.Lock()
-	if !s.enqueue(key, val, del) {
+	if !s.enqueue(key, val, del, isNew) {
 		s.mu.Unlock()
 		return
 	}
@@ -307,7 +318,7 @@ func (s *store) set(key string, val []byte, del bool) {
 // QoS 1 message), this saves a write(2) per message.
 func (s *store) deleteSoon(key string) {
 	s.mu.Lock()
-	s.enqueue(key, nil, true)
+	s.enqueue(key, nil, true, false)
 	full := len(s.pending) >= s.maxPending
 	s.mu.Unlock()
 	if full {
@@ -317,7 +328,7 @@ func (s *store) deleteSoon(key string) {
 
 // enqueue queues a change's record and applies it to the pending changes;
 // called with s.mu held. It returns false when the store is closed.
-func (s *store) enqueue(key string, val []byte, del bool) bool {
+func (s *store) enqueue(key string, val []byte, del, isNew bool) bool {
 	if s.wal == nil {
 		s.log.Error("store closed; change not saved", "key", key)
 		return false
@@ -328,7 +339,15 @@ func (s *store) enqueue(key string, val []byte, del bool) bool {
 	}
 	s.queue = appendRecord(s.queue, op, key, val)
 	s.records++
-	s.pending[key] = change{val: val, del: del}
+	prev, had := s.pending[key]
+	switch {
+	case del && had && prev.notInBolt:
+		delete(s.pending, key) // put and delete cancel out for bbolt
+	case had:
+		s.pending[key] = change{val: val, del: del, notInBolt: prev.notInBolt && !del}
+	default:
+		s.pending[key] = change{val: val, del: del, notInBolt: isNew && !del}
+	}
 	return true
 }
 
