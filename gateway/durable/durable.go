@@ -153,7 +153,8 @@ func clientKey(id string) string      { return storage.ClientKey + "_" + id }
 func subKey(id, filter string) string { return storage.SubscriptionKey + "_" + id + ":" + filter }
 func retainedKey(topic string) string { return storage.RetainedKey + "_" + topic }
 func inflightKey(id string, pid uint16) string {
-	return storage.InflightKey + "_" + id + ":" + strconv.Itoa(int(pid))
+	var num [5]byte // one allocation, the key's: the number is not a string of its own
+	return storage.InflightKey + "_" + id + ":" + string(strconv.AppendUint(num[:0], uint64(pid), 10))
 }
 
 // OnSessionEstablished saves the client's session.
@@ -234,7 +235,7 @@ func (h *Hook) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, r int64) {
 	}
 	m := message(pk)
 	m.ID, m.T, m.Client = retainedKey(pk.TopicName), storage.RetainedKey, cl.ID
-	h.st.set(m.ID, encodeMessage(m), false)
+	h.st.set(m.ID, encodeMessage(&m), false)
 }
 
 // OnRetainedExpired forgets an expired retained message.
@@ -256,9 +257,9 @@ func (h *Hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, _ in
 	h.queued[ref] = m.ID
 	h.mu.Unlock()
 	if known { // a resend: the store may hold it
-		h.st.set(m.ID, encodeMessage(m), false)
+		h.st.set(m.ID, encodeMessage(&m), false)
 	} else {
-		h.st.setNew(m.ID, encodeMessage(m))
+		h.st.setNew(m.ID, encodeMessage(&m))
 	}
 }
 
@@ -285,9 +286,10 @@ func (h *Hook) OnSysInfoTick(sys *system.Info) {
 	h.put(storage.SysInfoKey, &storage.SystemInfo{ID: storage.SysInfoKey, T: storage.SysInfoKey, Info: *sys.Clone()})
 }
 
-func message(pk packets.Packet) *storage.Message {
+// message is pk as a stored record (a value: it lives on the stack).
+func message(pk packets.Packet) storage.Message {
 	p := pk.Properties.Copy(false)
-	return &storage.Message{
+	return storage.Message{
 		Origin:      pk.Origin,
 		FixedHeader: pk.FixedHeader,
 		TopicName:   pk.TopicName,
