@@ -32,7 +32,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -56,15 +55,12 @@ const defaultBucket = "mochi"
 type Hook struct {
 	mqtt.HookBase
 	st *store
-
-	// queued are the inflight records now in the store, with their keys,
-	// so that deletes of records never written (mochi's own acks of QoS 1
-	// publishes, one per message) cost a map lookup and no key building.
-	mu     sync.Mutex
-	queued map[inflightRef]string
 }
 
-// inflightRef names a queued message without building its key.
+// inflightRef names a queued message without building its key: the store
+// tracks its queued messages by it, so that deletes of records never
+// written (mochi's own acks of QoS 1 publishes, one per message) cost a map
+// lookup and no key building.
 type inflightRef struct {
 	client string
 	id     uint16
@@ -120,11 +116,10 @@ func (h *Hook) Init(config any) error {
 		return err
 	}
 	h.st = st
-	h.queued = map[inflightRef]string{}
 	return st.scan(storage.InflightKey+"_", func(k string, _ []byte) error {
 		client, id, ok := splitInflightKey(k)
 		if ok {
-			h.queued[inflightRef{client, id}] = k
+			st.tracked[inflightRef{client, id}] = k
 		}
 		return nil
 	})
@@ -251,31 +246,15 @@ func (h *Hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, _ in
 	}
 	m := message(pk)
 	m.ID, m.T, m.Client, m.Sent = inflightKey(cl.ID, pk.PacketID), storage.InflightKey, cl.ID, sent
-	ref := inflightRef{cl.ID, pk.PacketID}
-	h.mu.Lock()
-	_, known := h.queued[ref]
-	h.queued[ref] = m.ID
-	h.mu.Unlock()
-	if known { // a resend: the store may hold it
-		h.st.set(m.ID, encodeMessage(&m), false)
-	} else {
-		h.st.setNew(m.ID, encodeMessage(&m))
-	}
+	h.st.putTracked(inflightRef{cl.ID, pk.PacketID}, m.ID, encodeMessage(&m))
 }
 
 // OnQosComplete forgets a message whose QoS flow is complete. The delete
-// does not wait for its own write(2) (deleteSoon): if the broker is killed
+// does not wait for its own write(2) (deleteTrackedSoon): if the broker is killed
 // before it reaches the log, the message is sent once more after the
 // restart, which QoS 1 allows; nothing the client was told is lost.
 func (h *Hook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
-	ref := inflightRef{cl.ID, pk.PacketID}
-	h.mu.Lock()
-	key, ok := h.queued[ref]
-	delete(h.queued, ref)
-	h.mu.Unlock()
-	if ok {
-		h.st.deleteSoon(key)
-	}
+	h.st.deleteTrackedSoon(inflightRef{cl.ID, pk.PacketID})
 }
 
 // OnQosDropped forgets a message mochi gave up on.

@@ -63,8 +63,9 @@ func crashChild(path string) {
 
 // crashGroupChild is crashChild with crashWriters goroutines writing at
 // once, so that their records share write(2)s. Each writer also lets a
-// deleteSoon be followed by a put of the same key, which must win, and ends
-// with a deleteSoon followed by a set of another key, which must carry it.
+// deleteTrackedSoon be followed by a put of the same key, which must win,
+// and ends with a deleteTrackedSoon followed by a set of another key, which
+// must carry it.
 func crashGroupChild(path string) {
 	st, err := openStore(path, defaultBucket, &bbolt.Options{Timeout: time.Second}, quiet(), time.Hour, time.Hour)
 	if err != nil {
@@ -83,12 +84,12 @@ func crashGroupChild(path string) {
 				}
 			}
 			again := fmt.Sprintf("again%d", w)
-			st.set(again, []byte("first"), false)
-			st.deleteSoon(again)
-			st.set(again, []byte("second"), false)
+			st.putTracked(inflightRef{again, 1}, again, []byte("first"))
+			st.deleteTrackedSoon(inflightRef{again, 1})
+			st.putTracked(inflightRef{again, 1}, again, []byte("second"))
 			gone := fmt.Sprintf("gone%d", w)
-			st.set(gone, []byte("x"), false)
-			st.deleteSoon(gone)
+			st.putTracked(inflightRef{gone, 1}, gone, []byte("x"))
+			st.deleteTrackedSoon(inflightRef{gone, 1})
 			st.set(fmt.Sprintf("carrier%d", w), []byte("c"), false)
 		})
 	}
@@ -294,15 +295,15 @@ func TestKill9LosesNothingWrittenByConcurrentSets(t *testing.T) {
 	}
 }
 
-func TestDeleteSoonReachesTheLogAtTheNextSyncTick(t *testing.T) {
+func TestUnwaitedDeleteReachesTheLogAtTheNextSyncTick(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "store.db")
 	st, err := openStore(path, defaultBucket, &bbolt.Options{Timeout: time.Second}, quiet(), time.Millisecond, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.close()
-	st.set("a", []byte("1"), false)
-	st.deleteSoon("a")
+	st.putTracked(inflightRef{"a", 1}, "a", []byte("1"))
+	st.deleteTrackedSoon(inflightRef{"a", 1})
 	// Nothing else is written: only the sync tick can carry the delete.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -326,16 +327,17 @@ func TestPutAndDeleteBetweenFlushesLeaveBoltAsItWas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st.set("old", []byte("1"), false)
+	oldRef, newRef := inflightRef{"old", 1}, inflightRef{"new", 1}
+	st.putTracked(oldRef, "old", []byte("1"))
 	st.flush() // "old" is in bbolt now
 	// A new key put and deleted before the next flush: nothing for bbolt.
-	st.setNew("new", []byte("x"))
-	st.deleteSoon("new")
-	// A key bbolt holds, deleted, then put as new and deleted again: the
-	// first delete must still reach bbolt.
-	st.deleteSoon("old")
-	st.setNew("old", []byte("2"))
-	st.deleteSoon("old")
+	st.putTracked(newRef, "new", []byte("x"))
+	st.deleteTrackedSoon(newRef)
+	// A key bbolt holds, deleted, then put again (a new message with the
+	// same id) and deleted again: the first delete must still reach bbolt.
+	st.deleteTrackedSoon(oldRef)
+	st.putTracked(oldRef, "old", []byte("2"))
+	st.deleteTrackedSoon(oldRef)
 	st.mu.Lock()
 	_, newPending := st.pending["new"]
 	old := st.pending["old"]

@@ -52,13 +52,14 @@ type change struct {
 // returns, so it survives the broker being killed. Concurrent sets share
 // write(2)s (group append): records are queued under the lock, and the first
 // goroutine that finds no write in progress writes everything queued, its
-// own record and those of the others, while they wait for it. deleteSoon
-// queues a delete without waiting: it reaches the kernel with the next
-// write, at the latest at the next sync tick. The log is fdatasynced every syncEvery (the most a power cut can
-// lose), and every flushEvery the changes gathered since are written into
-// bbolt in one transaction (bbolt fsyncs it; its file is never left half
-// written), after which the older log file is deleted. The logs left by a
-// crash are replayed into bbolt when the store opens.
+// own record and those of the others, while they wait for it.
+// deleteTrackedSoon queues a delete without waiting: it reaches the kernel
+// with the next write, at the latest at the next sync tick. The log is
+// fdatasynced every syncEvery (the most a power cut can lose), and every
+// flushEvery the changes gathered since are written into bbolt in one
+// transaction (bbolt fsyncs it; its file is never left half written), after
+// which the older log file is deleted. The logs left by a crash are
+// replayed into bbolt when the store opens.
 type store struct {
 	db     *bbolt.DB
 	bucket []byte
@@ -72,6 +73,10 @@ type store struct {
 	wal     *os.File
 	gen     uint64
 	pending map[string]change
+	// tracked are the keys of the hook's queued messages, by client and
+	// packet id: kept under mu, so that a message costs one lock and the
+	// tracking sees changes in the log's order.
+	tracked map[inflightRef]string
 	dirty   bool  // written since the last fdatasync
 	werr    error // first write error, logged once
 
@@ -105,8 +110,8 @@ func openStore(path, bucket string, opts *bbolt.Options, log *slog.Logger, syncE
 	s := &store{
 		db: db, bucket: []byte(bucket), path: path, log: log,
 		syncEvery: syncEvery, flushEvery: flushEvery, maxPending: 20000,
-		pending: map[string]change{},
-		kick:    make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		pending: map[string]change{}, tracked: map[inflightRef]string{},
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	s.idle = sync.NewCond(&s.mu)
 	if err := db.Update(func(tx *bbolt.Tx) error {
@@ -279,19 +284,56 @@ func appendRecord(b []byte, op byte, key string, val []byte) []byte {
 
 // set records a change: into the log (in the kernel when set returns) and
 // into the pending changes for the next bbolt transaction.
-func (s *store) set(key string, val []byte, del bool) { s.setKnown(key, val, del, false) }
-
-// setNew is set of a put the caller knows to be of a key the store does
-// not hold (neither in bbolt nor pending): if the key is deleted before the
-// next flush, bbolt is not touched for it.
-func (s *store) setNew(key string, val []byte) { s.setKnown(key, val, false, true) }
-
-func (s *store) setKnown(key string, val []byte, del, isNew bool) {
+func (s *store) set(key string, val []byte, del bool) {
 	s.mu.Lock()
-	if !s.enqueue(key, val, del, isNew) {
+	if !s.enqueue(key, val, del, false) {
 		s.mu.Unlock()
 		return
 	}
+	s.awaitLogged()
+}
+
+// putTracked is set of a queued message known by ref. Unless ref is
+// already tracked (a resend), the store does not hold its key: if it is
+// deleted before the next flush, bbolt is not touched for it.
+func (s *store) putTracked(ref inflightRef, key string, val []byte) {
+	s.mu.Lock()
+	_, known := s.tracked[ref]
+	s.tracked[ref] = key
+	if !s.enqueue(key, val, false, !known) {
+		s.mu.Unlock()
+		return
+	}
+	s.awaitLogged()
+}
+
+// deleteTrackedSoon deletes the queued message known by ref, if it is
+// stored (the others, mochi's own acks, cost a map lookup), without
+// waiting for the log: the delete may be lost if the broker is killed
+// within the next SyncEvery. It is written with the next set's write(2) or
+// by the next sync tick, whichever comes first, and always before any
+// later change, so a later put of the same key is never undone by it. Its
+// loss only means a completed message is sent once more after a crash,
+// which QoS 1 allows; this saves a write(2) per message.
+func (s *store) deleteTrackedSoon(ref inflightRef) {
+	s.mu.Lock()
+	key, ok := s.tracked[ref]
+	if !ok {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.tracked, ref)
+	s.enqueue(key, nil, true, false)
+	full := len(s.pending) >= s.maxPending
+	s.mu.Unlock()
+	if full {
+		s.kickFlush()
+	}
+}
+
+// awaitLogged returns once the record just queued is in the log; called
+// with s.mu held, and returns without it.
+func (s *store) awaitLogged() {
 	full := len(s.pending) >= s.maxPending
 	if s.writing {
 		// The writer at work writes this record in its next batch.
@@ -305,22 +347,6 @@ func (s *store) setKnown(key string, val []byte, del, isNew bool) {
 		s.writeAll()
 		s.mu.Unlock()
 	}
-	if full {
-		s.kickFlush()
-	}
-}
-
-// deleteSoon records a delete that may be lost if the broker is killed
-// within the next SyncEvery: it is written with the next set's write(2) or
-// by the next sync tick, whichever comes first, and always before any later
-// change, so a later put of the same key is never undone by it. For records
-// whose loss only means a message sent once more after a crash (a completed
-// QoS 1 message), this saves a write(2) per message.
-func (s *store) deleteSoon(key string) {
-	s.mu.Lock()
-	s.enqueue(key, nil, true, false)
-	full := len(s.pending) >= s.maxPending
-	s.mu.Unlock()
 	if full {
 		s.kickFlush()
 	}
@@ -412,7 +438,7 @@ func (s *store) run() {
 	}
 }
 
-// syncLog writes what deleteSoon queued and fdatasyncs the current log if
+// syncLog writes what deleteTrackedSoon queued and fdatasyncs the current log if
 // it was written since the last time. Only run's goroutine swaps the file,
 // so it stays open meanwhile.
 func (s *store) syncLog() {
