@@ -246,7 +246,12 @@ func (h *Hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, _ in
 	}
 	m := message(pk)
 	m.ID, m.T, m.Client, m.Sent = inflightKey(cl.ID, pk.PacketID), storage.InflightKey, cl.ID, sent
-	h.st.putTracked(inflightRef{cl.ID, pk.PacketID}, m.ID, encodeMessage(&m))
+	// The whole log record is built here, outside the store's lock.
+	rec := startPut(m.ID, messageSizeHint(&m))
+	at := len(rec)
+	rec = appendMessage(rec, &m)
+	sealRecord(rec)
+	h.st.putTracked(inflightRef{cl.ID, pk.PacketID}, m.ID, rec, rec[at:])
 }
 
 // OnQosComplete forgets a message whose QoS flow is complete. The delete

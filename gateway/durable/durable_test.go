@@ -84,11 +84,11 @@ func crashGroupChild(path string) {
 				}
 			}
 			again := fmt.Sprintf("again%d", w)
-			st.putTracked(inflightRef{again, 1}, again, []byte("first"))
+			putTracked(st, inflightRef{again, 1}, again, []byte("first"))
 			st.deleteTrackedSoon(inflightRef{again, 1})
-			st.putTracked(inflightRef{again, 1}, again, []byte("second"))
+			putTracked(st, inflightRef{again, 1}, again, []byte("second"))
 			gone := fmt.Sprintf("gone%d", w)
-			st.putTracked(inflightRef{gone, 1}, gone, []byte("x"))
+			putTracked(st, inflightRef{gone, 1}, gone, []byte("x"))
 			st.deleteTrackedSoon(inflightRef{gone, 1})
 			st.set(fmt.Sprintf("carrier%d", w), []byte("c"), false)
 		})
@@ -302,7 +302,7 @@ func TestUnwaitedDeleteReachesTheLogAtTheNextSyncTick(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.close()
-	st.putTracked(inflightRef{"a", 1}, "a", []byte("1"))
+	putTracked(st, inflightRef{"a", 1}, "a", []byte("1"))
 	st.deleteTrackedSoon(inflightRef{"a", 1})
 	// Nothing else is written: only the sync tick can carry the delete.
 	deadline := time.Now().Add(10 * time.Second)
@@ -328,15 +328,15 @@ func TestPutAndDeleteBetweenFlushesLeaveBoltAsItWas(t *testing.T) {
 		t.Fatal(err)
 	}
 	oldRef, newRef := inflightRef{"old", 1}, inflightRef{"new", 1}
-	st.putTracked(oldRef, "old", []byte("1"))
+	putTracked(st, oldRef, "old", []byte("1"))
 	st.flush() // "old" is in bbolt now
 	// A new key put and deleted before the next flush: nothing for bbolt.
-	st.putTracked(newRef, "new", []byte("x"))
+	putTracked(st, newRef, "new", []byte("x"))
 	st.deleteTrackedSoon(newRef)
 	// A key bbolt holds, deleted, then put again (a new message with the
 	// same id) and deleted again: the first delete must still reach bbolt.
 	st.deleteTrackedSoon(oldRef)
-	st.putTracked(oldRef, "old", []byte("2"))
+	putTracked(st, oldRef, "old", []byte("2"))
 	st.deleteTrackedSoon(oldRef)
 	st.mu.Lock()
 	_, newPending := st.pending["new"]
@@ -350,5 +350,23 @@ func TestPutAndDeleteBetweenFlushesLeaveBoltAsItWas(t *testing.T) {
 	}
 	if got := contents(t, open(t, path)); len(got) != 0 {
 		t.Fatalf("after close: %v, want nothing", got)
+	}
+}
+
+// putTracked is st.putTracked with the record built as the hook builds it.
+func putTracked(st *store, ref inflightRef, key string, val []byte) {
+	rec := startPut(key, len(val))
+	at := len(rec)
+	rec = append(rec, val...)
+	sealRecord(rec)
+	st.putTracked(ref, key, rec, rec[at:])
+}
+
+func TestRecordBuiltOutsideTheLockIsTheSameRecord(t *testing.T) {
+	rec := startPut("IFM_c:1", 3)
+	rec = append(rec, "abc"...)
+	sealRecord(rec)
+	if want := appendRecord(nil, opPut, "IFM_c:1", []byte("abc")); string(rec) != string(want) {
+		t.Fatalf("startPut/sealRecord gave %x, appendRecord %x", rec, want)
 	}
 }

@@ -34,8 +34,17 @@ var errShortRecord = errors.New("message record cut short")
 
 // encodeMessage returns m in the binary form.
 func encodeMessage(m *storage.Message) []byte {
+	return appendMessage(make([]byte, 0, messageSizeHint(m)), m)
+}
+
+// messageSizeHint is about the length of m's binary form.
+func messageSizeHint(m *storage.Message) int {
+	return 48 + len(m.T) + len(m.ID) + len(m.Client) + len(m.Origin) + len(m.TopicName) + len(m.Payload)
+}
+
+// appendMessage appends m's binary form to b.
+func appendMessage(b []byte, m *storage.Message) []byte {
 	p := &m.Properties
-	b := make([]byte, 0, 48+len(m.T)+len(m.ID)+len(m.Client)+len(m.Origin)+len(m.TopicName)+len(m.Payload))
 	b = append(b, messageV1)
 	for _, s := range []string{m.T, m.ID, m.Client, m.Origin, m.TopicName} {
 		b = appendString(b, s)

@@ -282,11 +282,27 @@ func appendRecord(b []byte, op byte, key string, val []byte) []byte {
 	return b
 }
 
+// startPut begins, outside the store's lock, a put record of key whose
+// value (about size bytes) the caller appends; sealRecord then completes it.
+func startPut(key string, size int) []byte {
+	b := make([]byte, 0, recordHeader+1+binary.MaxVarintLen64+len(key)+size)
+	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0, opPut)
+	b = binary.AppendUvarint(b, uint64(len(key)))
+	return append(b, key...)
+}
+
+// sealRecord writes the length and checksum of a record built by startPut.
+func sealRecord(b []byte) {
+	body := b[recordHeader:]
+	binary.LittleEndian.PutUint32(b, uint32(len(body)))
+	binary.LittleEndian.PutUint32(b[4:], crc32.Checksum(body, castagnoli))
+}
+
 // set records a change: into the log (in the kernel when set returns) and
 // into the pending changes for the next bbolt transaction.
 func (s *store) set(key string, val []byte, del bool) {
 	s.mu.Lock()
-	if !s.enqueue(key, val, del, false) {
+	if !s.enqueue(key, val, del, false, nil) {
 		s.mu.Unlock()
 		return
 	}
@@ -296,11 +312,15 @@ func (s *store) set(key string, val []byte, del bool) {
 // putTracked is set of a queued message known by ref. Unless ref is
 // already tracked (a resend), the store does not hold its key: if it is
 // deleted before the next flush, bbolt is not touched for it.
-func (s *store) putTracked(ref inflightRef, key string, val []byte) {
+//
+// rec is the put's whole log record, built by the caller with startPut and
+// sealRecord (outside the lock, which then only copies it); val is the
+// value within it.
+func (s *store) putTracked(ref inflightRef, key string, rec, val []byte) {
 	s.mu.Lock()
 	_, known := s.tracked[ref]
 	s.tracked[ref] = key
-	if !s.enqueue(key, val, false, !known) {
+	if !s.enqueue(key, val, false, !known, rec) {
 		s.mu.Unlock()
 		return
 	}
@@ -323,7 +343,7 @@ func (s *store) deleteTrackedSoon(ref inflightRef) {
 		return
 	}
 	delete(s.tracked, ref)
-	s.enqueue(key, nil, true, false)
+	s.enqueue(key, nil, true, false, nil)
 	full := len(s.pending) >= s.maxPending
 	s.mu.Unlock()
 	if full {
@@ -352,18 +372,21 @@ func (s *store) awaitLogged() {
 	}
 }
 
-// enqueue queues a change's record and applies it to the pending changes;
-// called with s.mu held. It returns false when the store is closed.
-func (s *store) enqueue(key string, val []byte, del, isNew bool) bool {
+// enqueue queues a change's record (rec, or encoded here when nil) and
+// applies the change to the pending changes; called with s.mu held. It
+// returns false when the store is closed.
+func (s *store) enqueue(key string, val []byte, del, isNew bool, rec []byte) bool {
 	if s.wal == nil {
 		s.log.Error("store closed; change not saved", "key", key)
 		return false
 	}
-	op := opPut
-	if del {
-		op = opDel
+	if rec != nil {
+		s.queue = append(s.queue, rec...)
+	} else if del {
+		s.queue = appendRecord(s.queue, opDel, key, nil)
+	} else {
+		s.queue = appendRecord(s.queue, opPut, key, val)
 	}
-	s.queue = appendRecord(s.queue, op, key, val)
 	s.records++
 	prev, had := s.pending[key]
 	switch {
