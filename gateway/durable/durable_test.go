@@ -370,3 +370,22 @@ func TestRecordBuiltOutsideTheLockIsTheSameRecord(t *testing.T) {
 		t.Fatalf("startPut/sealRecord gave %x, appendRecord %x", rec, want)
 	}
 }
+
+func TestLogOfChangesThatCancelOutIsStillRotated(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.db")
+	st, err := openStore(path, defaultBucket, &bbolt.Options{Timeout: time.Second}, quiet(), time.Hour, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	first := st.logName(st.gen)
+	for i := range 100 {
+		ref := inflightRef{"c", uint16(i + 1)}
+		putTracked(st, ref, fmt.Sprintf("IFM_c:%d", i+1), []byte("m"))
+		st.deleteTrackedSoon(ref)
+	}
+	st.flush() // nothing pending: every put was deleted
+	if _, err := os.Stat(first); !os.IsNotExist(err) {
+		t.Fatalf("the log of 200 records that cancel out was kept (%v): it would grow for ever", err)
+	}
+}

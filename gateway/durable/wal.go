@@ -92,8 +92,10 @@ type store struct {
 	batch        chan struct{}
 	idle         *sync.Cond
 	// records and writes count records queued and write(2)s of batches,
-	// for the benchmark's records per write.
-	records, writes uint64
+	// for the benchmark's records per write; inLog counts the records of
+	// the current log file, which flush rotates even when they cancel out
+	// (nothing pending), so that the file does not grow for ever.
+	records, writes, inLog uint64
 
 	kick chan struct{}
 	stop chan struct{}
@@ -388,6 +390,7 @@ func (s *store) enqueue(key string, val []byte, del, isNew bool, rec []byte) boo
 		s.queue = appendRecord(s.queue, opPut, key, val)
 	}
 	s.records++
+	s.inLog++
 	prev, had := s.pending[key]
 	switch {
 	case del && had && prev.notInBolt:
@@ -483,7 +486,7 @@ func (s *store) syncLog() {
 // in one transaction, and deletes the old file.
 func (s *store) flush() {
 	s.mu.Lock()
-	empty := len(s.pending) == 0
+	empty := len(s.pending) == 0 && s.inLog == 0
 	s.mu.Unlock()
 	if empty {
 		return
@@ -508,6 +511,7 @@ func (s *store) flush() {
 	// Sized as the last one: growing a map of thousands of keys step by
 	// step, under the lock every set takes, stalls the sets.
 	s.wal, s.pending, s.dirty = next, make(map[string]change, len(changes)), false
+	s.inLog = 0
 	s.gen++
 	oldGen := s.gen - 1
 	s.mu.Unlock()
