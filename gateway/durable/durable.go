@@ -4,16 +4,22 @@
 //
 // mochi's own bolt hook runs one fsynced bbolt transaction per change, about
 // one fdatasync per QoS 1 message, which caps QoS 1 near the disk's commit
-// rate (~700 msg/s here). This hook writes each change to a log with one
-// write(2) before returning (in the kernel, so kill -9 loses nothing), syncs
-// the log every SyncEvery (what a power cut can lose at most) and moves the
-// changes into bbolt in one fsynced transaction every FlushEvery; bbolt never
-// runs without its own fsyncs, so its file cannot be left corrupt. See
-// docs/BROKER.md and docs/BENCHMARKS.md.
+// rate (~700 msg/s here). This hook writes each change to a log before
+// returning (in the kernel, so kill -9 loses nothing; concurrent changes
+// share one write(2)), syncs the log every SyncEvery (what a power cut can
+// lose at most) and moves the changes into bbolt in one fsynced transaction
+// every FlushEvery; bbolt never runs without its own fsyncs, so its file
+// cannot be left corrupt. The one change that does not wait for the log is
+// the delete of a completed QoS 1/2 message: lost in a kill -9, it only
+// means the message is sent once more. See docs/BROKER.md and
+// docs/BENCHMARKS.md.
 //
-// It keeps mochi's record format and keys (bucket "mochi", "CL_<client>",
+// It keeps mochi's keys (bucket "mochi", "CL_<client>",
 // "SUB_<client>:<filter>", "RET_<topic>", "IFM_<client>:<packet id>",
-// "SYS"), so a store written by mochi's bolt hook loads unchanged. Queued
+// "SYS") and record format, but for messages, which are written in a
+// cheaper binary form (record.go); mochi's JSON messages are still read, so
+// a store written by mochi's bolt hook loads unchanged (the other way round
+// no longer holds: mochi's hook cannot read our messages). Queued
 // messages are loaded with the packet id read back from their key: mochi's
 // record leaves it out, and without it every queued message of a session
 // loads with id 0 and all but one are lost.
@@ -26,7 +32,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -50,12 +55,15 @@ const defaultBucket = "mochi"
 type Hook struct {
 	mqtt.HookBase
 	st *store
+}
 
-	// queued are the inflight keys now in the store, so that deletes of
-	// records never written (mochi's own acks of QoS 1 publishes) cost
-	// nothing.
-	mu     sync.Mutex
-	queued map[string]struct{}
+// inflightRef names a queued message without building its key: the store
+// tracks its queued messages by it, so that deletes of records never
+// written (mochi's own acks of QoS 1 publishes, one per message) cost a map
+// lookup and no key building.
+type inflightRef struct {
+	client string
+	id     uint16
 }
 
 // New returns the hook; pass Options(path) to server.AddHook.
@@ -108,9 +116,11 @@ func (h *Hook) Init(config any) error {
 		return err
 	}
 	h.st = st
-	h.queued = map[string]struct{}{}
 	return st.scan(storage.InflightKey+"_", func(k string, _ []byte) error {
-		h.queued[k] = struct{}{}
+		client, id, ok := splitInflightKey(k)
+		if ok {
+			st.tracked[inflightRef{client, id}] = k
+		}
 		return nil
 	})
 }
@@ -138,7 +148,8 @@ func clientKey(id string) string      { return storage.ClientKey + "_" + id }
 func subKey(id, filter string) string { return storage.SubscriptionKey + "_" + id + ":" + filter }
 func retainedKey(topic string) string { return storage.RetainedKey + "_" + topic }
 func inflightKey(id string, pid uint16) string {
-	return storage.InflightKey + "_" + id + ":" + strconv.Itoa(int(pid))
+	var num [5]byte // one allocation, the key's: the number is not a string of its own
+	return storage.InflightKey + "_" + id + ":" + string(strconv.AppendUint(num[:0], uint64(pid), 10))
 }
 
 // OnSessionEstablished saves the client's session.
@@ -219,7 +230,7 @@ func (h *Hook) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, r int64) {
 	}
 	m := message(pk)
 	m.ID, m.T, m.Client = retainedKey(pk.TopicName), storage.RetainedKey, cl.ID
-	h.put(m.ID, m)
+	h.st.set(m.ID, encodeMessage(&m), false)
 }
 
 // OnRetainedExpired forgets an expired retained message.
@@ -235,22 +246,20 @@ func (h *Hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, _ in
 	}
 	m := message(pk)
 	m.ID, m.T, m.Client, m.Sent = inflightKey(cl.ID, pk.PacketID), storage.InflightKey, cl.ID, sent
-	h.mu.Lock()
-	h.queued[m.ID] = struct{}{}
-	h.mu.Unlock()
-	h.put(m.ID, m)
+	// The whole log record is built here, outside the store's lock.
+	rec := startPut(m.ID, messageSizeHint(&m))
+	at := len(rec)
+	rec = appendMessage(rec, &m)
+	sealRecord(rec)
+	h.st.putTracked(inflightRef{cl.ID, pk.PacketID}, m.ID, rec, rec[at:])
 }
 
-// OnQosComplete forgets a message whose QoS flow is complete.
+// OnQosComplete forgets a message whose QoS flow is complete. The delete
+// does not wait for its own write(2) (deleteTrackedSoon): if the broker is killed
+// before it reaches the log, the message is sent once more after the
+// restart, which QoS 1 allows; nothing the client was told is lost.
 func (h *Hook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
-	key := inflightKey(cl.ID, pk.PacketID)
-	h.mu.Lock()
-	_, ok := h.queued[key]
-	delete(h.queued, key)
-	h.mu.Unlock()
-	if ok {
-		h.st.set(key, nil, true)
-	}
+	h.st.deleteTrackedSoon(inflightRef{cl.ID, pk.PacketID})
 }
 
 // OnQosDropped forgets a message mochi gave up on.
@@ -261,9 +270,10 @@ func (h *Hook) OnSysInfoTick(sys *system.Info) {
 	h.put(storage.SysInfoKey, &storage.SystemInfo{ID: storage.SysInfoKey, T: storage.SysInfoKey, Info: *sys.Clone()})
 }
 
-func message(pk packets.Packet) *storage.Message {
+// message is pk as a stored record (a value: it lives on the stack).
+func message(pk packets.Packet) storage.Message {
 	p := pk.Properties.Copy(false)
-	return &storage.Message{
+	return storage.Message{
 		Origin:      pk.Origin,
 		FixedHeader: pk.FixedHeader,
 		TopicName:   pk.TopicName,
@@ -331,8 +341,8 @@ func (h *Hook) StoredInflightMessages() ([]storage.Message, error) {
 func (h *Hook) messages(prefix string) ([]storage.Message, error) {
 	var out []storage.Message
 	err := h.st.scan(prefix, func(k string, v []byte) error {
-		var m storage.Message
-		if err := m.UnmarshalBinary(v); err != nil {
+		m, err := decodeMessage(v)
+		if err != nil {
 			h.skipBad(k, err)
 			return nil
 		}
@@ -362,13 +372,19 @@ func (h *Hook) skipBad(key string, err error) {
 
 // packetIDFromKey reads the id after the last ':' of an inflight key.
 func packetIDFromKey(key string) (uint16, bool) {
+	_, id, ok := splitInflightKey(key)
+	return id, ok
+}
+
+// splitInflightKey reads "IFM_<client>:<packet id>".
+func splitInflightKey(key string) (client string, id uint16, ok bool) {
 	i := strings.LastIndexByte(key, ':')
-	if i < 0 {
-		return 0, false
+	if i < 0 || !strings.HasPrefix(key, storage.InflightKey+"_") {
+		return "", 0, false
 	}
 	n, err := strconv.ParseUint(key[i+1:], 10, 16)
 	if err != nil {
-		return 0, false
+		return "", 0, false
 	}
-	return uint16(n), true
+	return key[len(storage.InflightKey)+1 : i], uint16(n), true
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,13 +19,23 @@ import (
 // killed with SIGKILL, without any flush or close.
 const crashEnv = "DURABLE_TEST_CRASH_STORE"
 
+// crashGroupEnv, set in the child as well, makes it write from many
+// goroutines at once (group append) instead of one.
+const crashGroupEnv = "DURABLE_TEST_CRASH_GROUP"
+
 const crashKeys = 5000
+
+// Group crash child: crashWriters goroutines, crashKeys/crashWriters keys each.
+const crashWriters = 8
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // TestMain turns the test binary into the crash child when crashEnv is set.
 func TestMain(m *testing.M) {
 	if path := os.Getenv(crashEnv); path != "" {
+		if os.Getenv(crashGroupEnv) != "" {
+			crashGroupChild(path)
+		}
 		crashChild(path)
 	}
 	os.Exit(m.Run())
@@ -50,11 +61,49 @@ func crashChild(path string) {
 	select {} // the kill is on its way
 }
 
+// crashGroupChild is crashChild with crashWriters goroutines writing at
+// once, so that their records share write(2)s. Each writer also lets a
+// deleteTrackedSoon be followed by a put of the same key, which must win,
+// and ends with a deleteTrackedSoon followed by a set of another key, which
+// must carry it.
+func crashGroupChild(path string) {
+	st, err := openStore(path, defaultBucket, &bbolt.Options{Timeout: time.Second}, quiet(), time.Hour, time.Hour)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(3)
+	}
+	var wg sync.WaitGroup
+	for w := range crashWriters {
+		wg.Go(func() {
+			for i := w; i < crashKeys; i += crashWriters {
+				st.set(fmt.Sprintf("k%05d", i), []byte(fmt.Sprintf("v%d", i)), false)
+			}
+			for i := w; i < crashKeys; i += crashWriters {
+				if i%2 == 0 {
+					st.set(fmt.Sprintf("k%05d", i), nil, true)
+				}
+			}
+			again := fmt.Sprintf("again%d", w)
+			putTracked(st, inflightRef{again, 1}, again, []byte("first"))
+			st.deleteTrackedSoon(inflightRef{again, 1})
+			putTracked(st, inflightRef{again, 1}, again, []byte("second"))
+			gone := fmt.Sprintf("gone%d", w)
+			putTracked(st, inflightRef{gone, 1}, gone, []byte("x"))
+			st.deleteTrackedSoon(inflightRef{gone, 1})
+			st.set(fmt.Sprintf("carrier%d", w), []byte("c"), false)
+		})
+	}
+	wg.Wait()
+	st.set("k00001", []byte("last"), false)
+	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {} // the kill is on its way
+}
+
 // crash runs crashChild on a store at path and waits for its SIGKILL.
-func crash(t *testing.T, path string) {
+func crash(t *testing.T, path string, env ...string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), crashEnv+"="+path)
+	cmd.Env = append(append(os.Environ(), crashEnv+"="+path), env...)
 	out, err := cmd.CombinedOutput()
 	ee, ok := err.(*exec.ExitError)
 	if !ok || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
@@ -225,5 +274,118 @@ func TestFlushWhileWriting(t *testing.T) {
 	}
 	if len(got) != 4*want {
 		t.Fatalf("%d keys, want %d", len(got), 4*want)
+	}
+}
+
+func TestKill9LosesNothingWrittenByConcurrentSets(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.db")
+	crash(t, path, crashGroupEnv+"=1")
+	got, want := contents(t, open(t, path)), wantAfterCrash()
+	for w := range crashWriters {
+		want[fmt.Sprintf("again%d", w)] = "second"
+		want[fmt.Sprintf("carrier%d", w)] = "c"
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d keys after the crash, want %d", len(got), len(want))
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Fatalf("%s = %q after the crash, want %q", k, got[k], v)
+		}
+	}
+}
+
+func TestUnwaitedDeleteReachesTheLogAtTheNextSyncTick(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.db")
+	st, err := openStore(path, defaultBucket, &bbolt.Options{Timeout: time.Second}, quiet(), time.Millisecond, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	putTracked(st, inflightRef{"a", 1}, "a", []byte("1"))
+	st.deleteTrackedSoon(inflightRef{"a", 1})
+	// Nothing else is written: only the sync tick can carry the delete.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		changes := map[string]change{}
+		if _, _, err := readLog(st.logName(st.gen), changes); err != nil {
+			t.Fatal(err)
+		}
+		if changes["a"].del {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the delete is not in the log after 10 s: %v", changes)
+		}
+		time.Sleep(time.Millisecond) // polling the file, not waiting for a time
+	}
+}
+
+func TestPutAndDeleteBetweenFlushesLeaveBoltAsItWas(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.db")
+	st, err := openStore(path, defaultBucket, &bbolt.Options{Timeout: time.Second}, quiet(), time.Hour, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldRef, newRef := inflightRef{"old", 1}, inflightRef{"new", 1}
+	putTracked(st, oldRef, "old", []byte("1"))
+	st.flush() // "old" is in bbolt now
+	// A new key put and deleted before the next flush: nothing for bbolt.
+	putTracked(st, newRef, "new", []byte("x"))
+	st.deleteTrackedSoon(newRef)
+	// A key bbolt holds, deleted, then put again (a new message with the
+	// same id) and deleted again: the first delete must still reach bbolt.
+	st.deleteTrackedSoon(oldRef)
+	putTracked(st, oldRef, "old", []byte("2"))
+	st.deleteTrackedSoon(oldRef)
+	st.mu.Lock()
+	_, newPending := st.pending["new"]
+	old := st.pending["old"]
+	st.mu.Unlock()
+	if newPending || !old.del {
+		t.Fatalf("pending: new kept %v, old = %+v; want new gone and old a delete", newPending, old)
+	}
+	if err := st.close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := contents(t, open(t, path)); len(got) != 0 {
+		t.Fatalf("after close: %v, want nothing", got)
+	}
+}
+
+// putTracked is st.putTracked with the record built as the hook builds it.
+func putTracked(st *store, ref inflightRef, key string, val []byte) {
+	rec := startPut(key, len(val))
+	at := len(rec)
+	rec = append(rec, val...)
+	sealRecord(rec)
+	st.putTracked(ref, key, rec, rec[at:])
+}
+
+func TestRecordBuiltOutsideTheLockIsTheSameRecord(t *testing.T) {
+	rec := startPut("IFM_c:1", 3)
+	rec = append(rec, "abc"...)
+	sealRecord(rec)
+	if want := appendRecord(nil, opPut, "IFM_c:1", []byte("abc")); string(rec) != string(want) {
+		t.Fatalf("startPut/sealRecord gave %x, appendRecord %x", rec, want)
+	}
+}
+
+func TestLogOfChangesThatCancelOutIsStillRotated(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.db")
+	st, err := openStore(path, defaultBucket, &bbolt.Options{Timeout: time.Second}, quiet(), time.Hour, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	first := st.logName(st.gen)
+	for i := range 100 {
+		ref := inflightRef{"c", uint16(i + 1)}
+		putTracked(st, ref, fmt.Sprintf("IFM_c:%d", i+1), []byte("m"))
+		st.deleteTrackedSoon(ref)
+	}
+	st.flush() // nothing pending: every put was deleted
+	if _, err := os.Stat(first); !os.IsNotExist(err) {
+		t.Fatalf("the log of 200 records that cancel out was kept (%v): it would grow for ever", err)
 	}
 }

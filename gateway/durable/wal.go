@@ -40,17 +40,26 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 type change struct {
 	val []byte
 	del bool
+	// notInBolt: bbolt does not hold the key, so a delete of this put
+	// needs no bbolt work (a QoS 1 message queued and acknowledged between
+	// two flushes, most of them).
+	notInBolt bool
 }
 
 // store is a bbolt file with a write-ahead log in front of it.
 //
-// Every change is appended to the log with one write(2) before the hook that
-// made it returns, so it is in the kernel and survives the broker being
-// killed. The log is fdatasynced every syncEvery (the most a power cut can
-// lose), and every flushEvery the changes gathered since are written into
-// bbolt in one transaction (bbolt fsyncs it; its file is never left half
-// written), after which the older log file is deleted. The logs left by a
-// crash are replayed into bbolt when the store opens.
+// Every change is in the log, in the kernel, before the set that made it
+// returns, so it survives the broker being killed. Concurrent sets share
+// write(2)s (group append): records are queued under the lock, and the first
+// goroutine that finds no write in progress writes everything queued, its
+// own record and those of the others, while they wait for it.
+// deleteTrackedSoon queues a delete without waiting: it reaches the kernel
+// with the next write, at the latest at the next sync tick. The log is
+// fdatasynced every syncEvery (the most a power cut can lose), and every
+// flushEvery the changes gathered since are written into bbolt in one
+// transaction (bbolt fsyncs it; its file is never left half written), after
+// which the older log file is deleted. The logs left by a crash are
+// replayed into bbolt when the store opens.
 type store struct {
 	db     *bbolt.DB
 	bucket []byte
@@ -64,9 +73,29 @@ type store struct {
 	wal     *os.File
 	gen     uint64
 	pending map[string]change
-	dirty   bool   // written since the last fdatasync
-	scratch []byte // record being encoded
-	werr    error  // first write error, logged once
+	// tracked are the keys of the hook's queued messages, by client and
+	// packet id: kept under mu, so that a message costs one lock and the
+	// tracking sees changes in the log's order.
+	tracked map[inflightRef]string
+	dirty   bool  // written since the last fdatasync
+	werr    error // first write error, logged once
+
+	// Group append, all under mu: queue holds the records not yet written,
+	// in order; writing is set while one goroutine (the writer) writes
+	// batches without the lock, until the queue is empty (spare is the
+	// buffer it will give back); batch, when not nil, is closed once the
+	// records now queued are written: waiters sleep on it without the lock,
+	// so a write wakes only its own records' goroutines and none of them
+	// has to take the lock again. idle is signalled when a writer stops.
+	queue, spare []byte
+	writing      bool
+	batch        chan struct{}
+	idle         *sync.Cond
+	// records and writes count records queued and write(2)s of batches,
+	// for the benchmark's records per write; inLog counts the records of
+	// the current log file, which flush rotates even when they cancel out
+	// (nothing pending), so that the file does not grow for ever.
+	records, writes, inLog uint64
 
 	kick chan struct{}
 	stop chan struct{}
@@ -83,9 +112,10 @@ func openStore(path, bucket string, opts *bbolt.Options, log *slog.Logger, syncE
 	s := &store{
 		db: db, bucket: []byte(bucket), path: path, log: log,
 		syncEvery: syncEvery, flushEvery: flushEvery, maxPending: 20000,
-		pending: map[string]change{},
-		kick:    make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		pending: map[string]change{}, tracked: map[inflightRef]string{},
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
+	s.idle = sync.NewCond(&s.mu)
 	if err := db.Update(func(tx *bbolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(s.bucket)
 		return err
@@ -239,48 +269,176 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// encode puts one record into s.scratch; called with s.mu held.
-func (s *store) encode(op byte, key string, val []byte) []byte {
-	b := append(s.scratch[:0], 0, 0, 0, 0, 0, 0, 0, 0, op)
+// appendRecord appends one record to b.
+func appendRecord(b []byte, op byte, key string, val []byte) []byte {
+	start := len(b)
+	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0, op)
 	if op != opEnd {
 		b = binary.AppendUvarint(b, uint64(len(key)))
 		b = append(b, key...)
 		b = append(b, val...)
 	}
+	body := b[start+recordHeader:]
+	binary.LittleEndian.PutUint32(b[start:], uint32(len(body)))
+	binary.LittleEndian.PutUint32(b[start+4:], crc32.Checksum(body, castagnoli))
+	return b
+}
+
+// startPut begins, outside the store's lock, a put record of key whose
+// value (about size bytes) the caller appends; sealRecord then completes it.
+func startPut(key string, size int) []byte {
+	b := make([]byte, 0, recordHeader+1+binary.MaxVarintLen64+len(key)+size)
+	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0, opPut)
+	b = binary.AppendUvarint(b, uint64(len(key)))
+	return append(b, key...)
+}
+
+// sealRecord writes the length and checksum of a record built by startPut.
+func sealRecord(b []byte) {
 	body := b[recordHeader:]
 	binary.LittleEndian.PutUint32(b, uint32(len(body)))
 	binary.LittleEndian.PutUint32(b[4:], crc32.Checksum(body, castagnoli))
-	s.scratch = b
-	return b
 }
 
 // set records a change: into the log (in the kernel when set returns) and
 // into the pending changes for the next bbolt transaction.
 func (s *store) set(key string, val []byte, del bool) {
-	op := opPut
-	if del {
-		op = opDel
-	}
 	s.mu.Lock()
-	if s.wal == nil {
+	if !s.enqueue(key, val, del, false, nil) {
 		s.mu.Unlock()
-		s.log.Error("store closed; change not saved", "key", key)
 		return
 	}
-	rec := s.encode(op, key, val)
-	if _, err := s.wal.Write(rec); err != nil && s.werr == nil {
-		s.werr = err
-		s.log.Error("store log write failed; changes now reach the store only at the next flush", "error", err)
+	s.awaitLogged()
+}
+
+// putTracked is set of a queued message known by ref. Unless ref is
+// already tracked (a resend), the store does not hold its key: if it is
+// deleted before the next flush, bbolt is not touched for it.
+//
+// rec is the put's whole log record, built by the caller with startPut and
+// sealRecord (outside the lock, which then only copies it); val is the
+// value within it.
+func (s *store) putTracked(ref inflightRef, key string, rec, val []byte) {
+	s.mu.Lock()
+	_, known := s.tracked[ref]
+	s.tracked[ref] = key
+	if !s.enqueue(key, val, false, !known, rec) {
+		s.mu.Unlock()
+		return
 	}
-	s.dirty = true
-	s.pending[key] = change{val: val, del: del}
+	s.awaitLogged()
+}
+
+// deleteTrackedSoon deletes the queued message known by ref, if it is
+// stored (the others, mochi's own acks, cost a map lookup), without
+// waiting for the log: the delete may be lost if the broker is killed
+// within the next SyncEvery. It is written with the next set's write(2) or
+// by the next sync tick, whichever comes first, and always before any
+// later change, so a later put of the same key is never undone by it. Its
+// loss only means a completed message is sent once more after a crash,
+// which QoS 1 allows; this saves a write(2) per message.
+func (s *store) deleteTrackedSoon(ref inflightRef) {
+	s.mu.Lock()
+	key, ok := s.tracked[ref]
+	if !ok {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.tracked, ref)
+	s.enqueue(key, nil, true, false, nil)
 	full := len(s.pending) >= s.maxPending
 	s.mu.Unlock()
 	if full {
-		select {
-		case s.kick <- struct{}{}:
-		default:
+		s.kickFlush()
+	}
+}
+
+// awaitLogged returns once the record just queued is in the log; called
+// with s.mu held, and returns without it.
+func (s *store) awaitLogged() {
+	full := len(s.pending) >= s.maxPending
+	if s.writing {
+		// The writer at work writes this record in its next batch.
+		if s.batch == nil {
+			s.batch = make(chan struct{})
 		}
+		done := s.batch
+		s.mu.Unlock()
+		<-done
+	} else {
+		s.writeAll()
+		s.mu.Unlock()
+	}
+	if full {
+		s.kickFlush()
+	}
+}
+
+// enqueue queues a change's record (rec, or encoded here when nil) and
+// applies the change to the pending changes; called with s.mu held. It
+// returns false when the store is closed.
+func (s *store) enqueue(key string, val []byte, del, isNew bool, rec []byte) bool {
+	if s.wal == nil {
+		s.log.Error("store closed; change not saved", "key", key)
+		return false
+	}
+	if rec != nil {
+		s.queue = append(s.queue, rec...)
+	} else if del {
+		s.queue = appendRecord(s.queue, opDel, key, nil)
+	} else {
+		s.queue = appendRecord(s.queue, opPut, key, val)
+	}
+	s.records++
+	s.inLog++
+	prev, had := s.pending[key]
+	switch {
+	case del && had && prev.notInBolt:
+		delete(s.pending, key) // put and delete cancel out for bbolt
+	case had:
+		s.pending[key] = change{val: val, del: del, notInBolt: prev.notInBolt && !del}
+	default:
+		s.pending[key] = change{val: val, del: del, notInBolt: isNew && !del}
+	}
+	return true
+}
+
+// writeAll makes the caller the writer: it writes what is queued, one
+// write(2) per batch, until nothing is; called with s.mu held and no
+// writer at work, released during each write so that others can queue.
+func (s *store) writeAll() {
+	s.writing = true
+	for len(s.queue) > 0 {
+		batch, done, f := s.queue, s.batch, s.wal
+		s.queue, s.batch = s.spare[:0], nil
+		s.mu.Unlock()
+		_, err := f.Write(batch)
+		s.mu.Lock()
+		s.spare, s.dirty = batch, true
+		s.writes++
+		if err != nil && s.werr == nil {
+			s.werr = err
+			s.log.Error("store log write failed; changes now reach the store only at the next flush", "error", err)
+		}
+		if done != nil {
+			close(done)
+		}
+	}
+	s.writing = false
+	s.idle.Broadcast()
+}
+
+// waitIdle returns, with s.mu held, once no writer is at work.
+func (s *store) waitIdle() {
+	for s.writing {
+		s.idle.Wait()
+	}
+}
+
+func (s *store) kickFlush() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -306,10 +464,14 @@ func (s *store) run() {
 	}
 }
 
-// syncLog fdatasyncs the current log if it was written since the last time.
-// Only run's goroutine swaps the file, so it stays open meanwhile.
+// syncLog writes what deleteTrackedSoon queued and fdatasyncs the current log if
+// it was written since the last time. Only run's goroutine swaps the file,
+// so it stays open meanwhile.
 func (s *store) syncLog() {
 	s.mu.Lock()
+	if s.wal != nil && !s.writing { // a writer at work writes all anyway
+		s.writeAll()
+	}
 	f, dirty := s.wal, s.dirty
 	s.dirty = false
 	s.mu.Unlock()
@@ -324,7 +486,7 @@ func (s *store) syncLog() {
 // in one transaction, and deletes the old file.
 func (s *store) flush() {
 	s.mu.Lock()
-	empty := len(s.pending) == 0
+	empty := len(s.pending) == 0 && s.inLog == 0
 	s.mu.Unlock()
 	if empty {
 		return
@@ -335,9 +497,21 @@ func (s *store) flush() {
 		return
 	}
 	s.mu.Lock()
+	s.waitIdle()
+	// What is queued belongs to the old file's changes: it goes there,
+	// with the end record, in one write under the lock (rare).
 	old, changes := s.wal, s.pending
-	_, werr := old.Write(s.encode(opEnd, "", nil))
-	s.wal, s.pending, s.dirty = next, map[string]change{}, false
+	batch := appendRecord(s.queue, opEnd, "", nil)
+	_, werr := old.Write(batch)
+	s.queue = batch[:0]
+	if s.batch != nil {
+		close(s.batch)
+		s.batch = nil
+	}
+	// Sized as the last one: growing a map of thousands of keys step by
+	// step, under the lock every set takes, stalls the sets.
+	s.wal, s.pending, s.dirty = next, make(map[string]change, len(changes)), false
+	s.inLog = 0
 	s.gen++
 	oldGen := s.gen - 1
 	s.mu.Unlock()
@@ -403,6 +577,7 @@ func (s *store) close() error {
 	<-s.done
 	s.flush()
 	s.mu.Lock()
+	s.waitIdle()
 	f := s.wal
 	s.wal = nil
 	pendingLeft := len(s.pending)
