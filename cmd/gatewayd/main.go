@@ -26,6 +26,7 @@ commands:
 `
 
 func main() {
+	serveMemStats()
 	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
 }
 
