@@ -2,18 +2,22 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime/metrics"
+	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 )
 
 // MemStatsEnv names a folder; when set, SIGUSR1 makes gatewayd (either
 // command: `run` and its `broker` child inherit it) write its Go memory
-// figures into FOLDER/PID.json. It is how the box's idle-memory benchmark
+// figures into FOLDER/PID.json, after a heap profile in FOLDER/PID.heap.pprof
+// (run with GODEBUG=memprofilerate=1 to see every allocation). It is how the box's idle-memory benchmark
 // (e2e) tells heap from stacks from runtime overhead inside each process;
 // /proc alone only shows anonymous memory as one figure.
 const MemStatsEnv = "GATEWAYD_MEMSTATS"
@@ -34,11 +38,20 @@ func serveMemStats() {
 	signal.Notify(sigs, syscall.SIGUSR1)
 	go func() {
 		for range sigs {
-			if err := writeMemStats(filepath.Join(dir, fmt.Sprintf("%d.json", os.Getpid()))); err != nil {
+			base := filepath.Join(dir, strconv.Itoa(os.Getpid()))
+			if err := errors.Join(writeHeapProfile(base+".heap.pprof"), writeMemStats(base+".json")); err != nil {
 				fmt.Fprintln(os.Stderr, "warning:", MemStatsEnv+":", err)
 			}
 		}
 	}()
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	return errors.Join(pprof.Lookup("heap").WriteTo(f, 0), f.Close())
 }
 
 func writeMemStats(path string) error {
