@@ -17,16 +17,18 @@ import (
 	"time"
 )
 
-// SettleDelays are when, after a process starts, SettleLater settles it:
-// the box's start (broker ready, discovery and the console's stats client
-// connected) takes well under a second on the box, so at 5 s start-up is
-// over; at 1 min a slow start (a large store to replay, Home Assistant's
-// burst of retained configs when it starts) is over too.
+// SettleDelays are when, after a process starts, Keep settles it: the
+// box's start (broker ready, discovery and the console's stats client
+// connected) takes well under a second on the development machine, so at
+// 5 s start-up is normally over; at 1 min a slow start (a large store to
+// replay, Home Assistant's burst of retained configs when it starts) is
+// over too.
 var SettleDelays = []time.Duration{5 * time.Second, time.Minute}
 
-// SettleLater calls Settle at each of SettleDelays from now, in the
-// background; a failure is written to warn (it costs memory, nothing else).
-func SettleLater(warn io.Writer) {
+// Keep runs in the background for the life of the process: Settle at each
+// of SettleDelays, and the heap trimmed while the process is idle (see
+// TrimEvery). A failure is written to warn: it costs memory, nothing else.
+func Keep(warn io.Writer) {
 	for _, d := range SettleDelays {
 		time.AfterFunc(d, func() {
 			if _, err := Settle(); err != nil {
@@ -34,6 +36,7 @@ func SettleLater(warn io.Writer) {
 			}
 		})
 	}
+	go trimWhenIdle()
 }
 
 // Settle is called once start-up is over. It returns the Go heap's free

@@ -71,3 +71,24 @@ func rssFileKB(t *testing.T) int64 {
 	}
 	return m.RSSFile
 }
+
+func TestIdleTrimmer(t *testing.T) {
+	var tr idleTrimmer
+	steps := []struct {
+		allocated uint64
+		trim      bool
+		why       string
+	}{
+		{100 << 10, false, "idle, but too little garbage yet"},
+		{700 << 10, true, "idle with 700 KiB since the last trim"},
+		{800 << 10, false, "idle, 100 KiB since the last trim"},
+		{10 << 20, false, "busy: 9 MiB in one period"},
+		{30 << 20, false, "still busy"},
+		{30<<20 + 200<<10, true, "idle again, with the busy period's garbage"},
+	}
+	for _, s := range steps {
+		if got := tr.tick(s.allocated); got != s.trim {
+			t.Errorf("at %d KiB: trim %v, want %v (%s)", s.allocated>>10, got, s.trim, s.why)
+		}
+	}
+}

@@ -30,8 +30,9 @@ func main() {
 	serveMemStats()
 	if len(os.Args) > 1 && (os.Args[1] == "run" || os.Args[1] == "broker") {
 		// Both run for weeks on a box with little RAM: what start-up
-		// touched is handed back once it is over (see package footprint).
-		footprint.SettleLater(os.Stderr)
+		// touched is handed back once it is over, and garbage while idle
+		// (see package footprint).
+		footprint.Keep(os.Stderr)
 	}
 	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
 }
