@@ -33,12 +33,13 @@ func startBox(t testing.TB, yamlEdits ...string) *box {
 			ys = strings.Replace(ys, yamlEdits[i], yamlEdits[i+1], 1)
 		}
 		return ys
-	})
+	}, "sys_interval 1\n") // $SYS every second, so tests need not wait 10 s
 }
 
 // startBoxWith runs the gatewayd binary given, with editYAML applied to
-// the shipped gateway.yaml after the test ports are in.
-func startBoxWith(t testing.TB, gatewayd string, editYAML func(string) string) *box {
+// the shipped gateway.yaml after the test ports are in, and confLines added
+// to the shipped mosquitto.conf.
+func startBoxWith(t testing.TB, gatewayd string, editYAML func(string) string, confLines string) *box {
 	t.Helper()
 	testkit.RequireTool(t, "mosquitto_pub")
 	b := &box{root: t.TempDir(), gwctl: testkit.Build(t, "./cmd/gwctl"), port: testkit.FreePort(t)}
@@ -53,7 +54,7 @@ func startBoxWith(t testing.TB, gatewayd string, editYAML func(string) string) *
 	}
 	text := strings.Replace(string(shipped), "listener 1883", fmt.Sprintf("listener %d 127.0.0.1", b.port), 1)
 	text = strings.Replace(text, "listener 9001", fmt.Sprintf("listener %d 127.0.0.1", testkit.FreePort(t)), 1)
-	text += "sys_interval 1\n"
+	text += confLines
 	write(t, conf, text)
 	yaml := filepath.Join(b.root, "etc/gateway/gateway.yaml")
 	y, err := os.ReadFile(yaml)

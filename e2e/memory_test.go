@@ -37,7 +37,7 @@ func BenchmarkBoxIdleMemory(b *testing.B) {
 
 	var runs []boxMemory
 	for b.Loop() {
-		bx := startBoxWith(b, bin, onlyTheBroker)
+		bx := startBoxWith(b, bin, onlyTheBroker, "") // the shipped mosquitto.conf: $SYS every 10 s
 		time.Sleep(idleFor) // the idle period is what is measured
 		m := readBoxMemory(b, bx, stats)
 		b.Logf("%s", m)
@@ -77,8 +77,14 @@ func onlyTheBroker(ys string) string {
 // buildLikeTheFirmware builds gatewayd with the firmware's flags (static,
 // stripped, -trimpath): the binary's size is part of every process's
 // resident memory, so the figure must be of the shipped build.
+//
+// $GATEWAYD_BENCH_BIN names an already built binary instead (to measure
+// another revision with this benchmark: before and after a change).
 func buildLikeTheFirmware(b *testing.B) string {
 	b.Helper()
+	if bin := os.Getenv("GATEWAYD_BENCH_BIN"); bin != "" {
+		return bin
+	}
 	root, err := testkit.ModuleRoot()
 	if err != nil {
 		b.Fatal(err)

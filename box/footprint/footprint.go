@@ -14,32 +14,18 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 )
 
-// SettleDelays are when, after a process starts, Keep settles it: the
-// box's start (broker ready, discovery and the console's stats client
-// connected) takes well under a second on the development machine, so at
-// 5 s start-up is normally over; at 1 min a slow start (a large store to
-// replay, Home Assistant's burst of retained configs when it starts) is
-// over too.
-var SettleDelays = []time.Duration{5 * time.Second, time.Minute}
-
-// Keep runs in the background for the life of the process: Settle at each
-// of SettleDelays, and the heap trimmed while the process is idle (see
-// TrimEvery). A failure is written to warn: it costs memory, nothing else.
+// Keep runs in the background for the life of the process: once start-up
+// is over it settles the process (Settle), and while the process is idle it
+// trims the heap (see keeper). It only ever acts when the process is idle,
+// so a broker under load (or under benchmark) is left alone. A failure is
+// written to warn: it costs memory, nothing else.
 func Keep(warn io.Writer) {
-	for _, d := range SettleDelays {
-		time.AfterFunc(d, func() {
-			if _, err := Settle(); err != nil {
-				fmt.Fprintln(warn, "warning: returning start-up memory:", err)
-			}
-		})
-	}
-	go trimWhenIdle()
+	go keep(warn)
 }
 
-// Settle is called once start-up is over. It returns the Go heap's free
+// Settle is for when start-up is over. It returns the Go heap's free
 // pages to the kernel (the GC keeps them for reuse; at start-up they are
 // the garbage of config parsing, the store's replay and such, which an idle
 // process will not need again) and lets go of the pages of the binary that

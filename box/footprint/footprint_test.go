@@ -4,6 +4,7 @@ import (
 	"os"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/homebox/gateway/bench/brokers"
 )
@@ -72,23 +73,40 @@ func rssFileKB(t *testing.T) int64 {
 	return m.RSSFile
 }
 
-func TestIdleTrimmer(t *testing.T) {
-	var tr idleTrimmer
+func TestKeeperActsOnlyWhenIdle(t *testing.T) {
+	var k keeper
+	const kib = 1 << 10
 	steps := []struct {
+		age       time.Duration
 		allocated uint64
-		trim      bool
+		want      action
 		why       string
 	}{
-		{100 << 10, false, "idle, but too little garbage yet"},
-		{700 << 10, true, "idle with 700 KiB since the last trim"},
-		{800 << 10, false, "idle, 100 KiB since the last trim"},
-		{10 << 20, false, "busy: 9 MiB in one period"},
-		{30 << 20, false, "still busy"},
-		{30<<20 + 200<<10, true, "idle again, with the busy period's garbage"},
+		{5 * time.Second, 50 * kib, settle, "idle at 5 s: start-up is over"},
+		{10 * time.Second, 500 * kib, none, "idle, too little garbage yet"},
+		{12 * time.Second, 900 * kib, none, "idle, still too little"},
+		{14 * time.Second, 1300 * kib, trim, "idle, 1250 KiB since the settle"},
+		{20 * time.Second, 20 << 20, none, "busy: 19 MiB in one tick"},
+		{25 * time.Second, 40 << 20, none, "still busy"},
+		{30 * time.Second, 40<<20 + 100*kib, trim, "idle again, with the busy ticks' garbage"},
+		{60 * time.Second, 60 << 20, none, "busy at 1 min: the second settle waits"},
+		{65 * time.Second, 60<<20 + 10*kib, settle, "the first idle tick after 1 min"},
+		{70 * time.Second, 60<<20 + 20*kib, none, "settled twice; nothing to trim"},
+		{99 * time.Hour, 60<<20 + 30*kib, none, "never a third settle"},
 	}
 	for _, s := range steps {
-		if got := tr.tick(s.allocated); got != s.trim {
-			t.Errorf("at %d KiB: trim %v, want %v (%s)", s.allocated>>10, got, s.trim, s.why)
+		if got := k.tick(s.age, s.allocated); got != s.want {
+			t.Errorf("at %s, %d KiB: %v, want %v (%s)", s.age, s.allocated/kib, got, s.want, s.why)
 		}
+	}
+}
+
+func TestABusyStartSettlesLater(t *testing.T) {
+	var k keeper
+	if got := k.tick(5*time.Second, 10<<20); got != none {
+		t.Fatalf("busy at 5 s: %v", got)
+	}
+	if got := k.tick(10*time.Second, 10<<20+1); got != settle {
+		t.Fatalf("first idle tick: %v", got)
 	}
 }
