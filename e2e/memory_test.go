@@ -37,8 +37,9 @@ func BenchmarkBoxIdleMemory(b *testing.B) {
 
 	var runs []boxMemory
 	for b.Loop() {
-		bx := startBoxWith(b, bin, onlyTheBroker, "") // the shipped mosquitto.conf: $SYS every 10 s
-		time.Sleep(idleFor)                           // the idle period is what is measured
+		// The shipped mosquitto.conf as it is: $SYS every 10 s.
+		bx := startBoxWith(b, bin, onlyTheBroker, "")
+		time.Sleep(idleFor) // the idle period is what is measured
 		m := readBoxMemory(b, bx, stats)
 		b.Logf("%s", m)
 		runs = append(runs, m)
