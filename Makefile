@@ -24,10 +24,13 @@ test: test-deps
 	$(GO) test -race -timeout 18m ./...
 
 # The broker against Debian's mosquitto side by side (ratios), then the
-# supervisor's, the box's, the bridges' and discovery's Go benchmarks.
+# supervisor's, the box's (crash to accepting; idle memory of the whole box,
+# issue 8), the bridges' and discovery's Go benchmarks.
 bench: build test-deps
 	$(GO) run ./cmd/gwbench -gatewayd bin/gatewayd
-	$(GO) test -run '^$$' -bench . -benchtime 20x ./supervisor ./e2e
+	$(GO) test -run '^$$' -bench . -benchtime 20x ./supervisor
+	$(GO) test -run '^$$' -bench CrashToAccepting -benchtime 20x ./e2e
+	$(GO) test -run '^$$' -bench BoxIdleMemory -benchtime 3x ./e2e
 	$(GO) test -run '^$$' -bench . ./gateway/bridge ./discovery
 
 soak: build test-deps

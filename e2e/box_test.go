@@ -28,8 +28,20 @@ type box struct {
 
 func startBox(t testing.TB, yamlEdits ...string) *box {
 	t.Helper()
+	return startBoxWith(t, testkit.Build(t, "./cmd/gatewayd"), func(ys string) string {
+		for i := 0; i+1 < len(yamlEdits); i += 2 { // old, new pairs
+			ys = strings.Replace(ys, yamlEdits[i], yamlEdits[i+1], 1)
+		}
+		return ys
+	}, "sys_interval 1\n") // $SYS every second, so tests need not wait 10 s
+}
+
+// startBoxWith runs the gatewayd binary given, with editYAML applied to
+// the shipped gateway.yaml after the test ports are in, and confLines added
+// to the shipped mosquitto.conf.
+func startBoxWith(t testing.TB, gatewayd string, editYAML func(string) string, confLines string) *box {
+	t.Helper()
 	testkit.RequireTool(t, "mosquitto_pub")
-	gatewayd := testkit.Build(t, "./cmd/gatewayd")
 	b := &box{root: t.TempDir(), gwctl: testkit.Build(t, "./cmd/gwctl"), port: testkit.FreePort(t)}
 	if out, code := testkit.Run(t, 30*time.Second, gatewayd, "init", "--root", b.root); code != 0 {
 		t.Fatalf("gatewayd init: %s", out)
@@ -42,7 +54,7 @@ func startBox(t testing.TB, yamlEdits ...string) *box {
 	}
 	text := strings.Replace(string(shipped), "listener 1883", fmt.Sprintf("listener %d 127.0.0.1", b.port), 1)
 	text = strings.Replace(text, "listener 9001", fmt.Sprintf("listener %d 127.0.0.1", testkit.FreePort(t)), 1)
-	text += "sys_interval 1\n"
+	text += confLines
 	write(t, conf, text)
 	yaml := filepath.Join(b.root, "etc/gateway/gateway.yaml")
 	y, err := os.ReadFile(yaml)
@@ -52,10 +64,7 @@ func startBox(t testing.TB, yamlEdits ...string) *box {
 	ys := strings.Replace(string(y), `listen: ":80"`, fmt.Sprintf(`listen: "127.0.0.1:%d"`, testkit.FreePort(t)), 1)
 	ys = strings.Replace(ys, "enabled: true", "enabled: false", 1)
 	ys = strings.Replace(ys, `"127.0.0.1:1883"`, fmt.Sprintf(`"127.0.0.1:%d"`, b.port), 1)
-	for i := 0; i+1 < len(yamlEdits); i += 2 { // old, new pairs
-		ys = strings.Replace(ys, yamlEdits[i], yamlEdits[i+1], 1)
-	}
-	write(t, yaml, ys)
+	write(t, yaml, editYAML(ys))
 
 	b.proc = testkit.Start(t, gatewayd, "run", "--root", b.root)
 	b.waitOnline(t, "mqtt", 0)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // procStat is the part of /proc/PID/stat the supervisor reads.
@@ -25,13 +26,32 @@ const clockTicks = 100
 
 var pageSize = uint64(os.Getpagesize())
 
-// readProcStat reads /proc/PID/stat.
+// readProcStat reads /proc/PID/stat. The sampler reads every process's
+// file once a second for as long as the box runs, so this allocates only
+// the path: the file goes into a buffer on the stack and is parsed in place.
 func readProcStat(pid int) (procStat, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	path := "/proc/" + strconv.Itoa(pid) + "/stat"
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return procStat{}, err
+		return procStat{}, &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	return parseProcStat(pid, b)
+	defer syscall.Close(fd)
+	var buf [1024]byte // a stat line is ~300 bytes; the command name is at most 64
+	n := 0
+	for n < len(buf) {
+		m, err := syscall.Read(fd, buf[n:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return procStat{}, &os.PathError{Op: "read", Path: path, Err: err}
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	return parseProcStat(pid, buf[:n])
 }
 
 func parseProcStat(pid int, b []byte) (procStat, error) {
@@ -41,21 +61,39 @@ func parseProcStat(pid int, b []byte) (procStat, error) {
 	if end < 0 || end+2 > len(b) {
 		return procStat{}, fmt.Errorf("/proc/%d/stat: malformed", pid)
 	}
-	f := strings.Fields(string(b[end+2:]))
-	if len(f) < 22 {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: %d fields, want at least 24", pid, len(f)+2)
+	// f[i] is field i+3 of proc(5); only the first 22 are needed.
+	var f [22][]byte
+	nf := 0
+	for rest := b[end+2:]; nf < len(f); {
+		rest = bytes.TrimLeft(rest, " \n")
+		if len(rest) == 0 {
+			break
+		}
+		i := bytes.IndexAny(rest, " \n")
+		if i < 0 {
+			i = len(rest)
+		}
+		f[nf], rest = rest[:i], rest[i:]
+		nf++
+	}
+	if nf < len(f) {
+		return procStat{}, fmt.Errorf("/proc/%d/stat: %d fields, want at least 24", pid, nf+2)
 	}
 	num := func(i int) uint64 {
-		n, _ := strconv.ParseUint(f[i], 10, 64)
+		var n uint64
+		for _, c := range f[i] {
+			if c < '0' || c > '9' {
+				return 0
+			}
+			n = n*10 + uint64(c-'0')
+		}
 		return n
 	}
-	ppid, _ := strconv.Atoi(f[1])
-	pgid, _ := strconv.Atoi(f[2])
 	return procStat{
 		PID:        pid,
 		State:      f[0][0],
-		PPID:       ppid,
-		PGID:       pgid,
+		PPID:       int(num(1)),
+		PGID:       int(num(2)),
 		CPUTicks:   num(11) + num(12) + num(13) + num(14),
 		StartTicks: num(19),
 		RSSBytes:   num(21) * pageSize,

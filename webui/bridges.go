@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -215,10 +214,28 @@ func (h *handlers) changeBridge(c echo.Context, name string, in *BridgeInput, cr
 	return flowAnswer(c, okCode, res, err)
 }
 
-var (
-	bridgeNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
-	hostRE       = regexp.MustCompile(`^[A-Za-z0-9.:_%-]{1,253}$`)
-)
+// validBridgeName: 1 to 64 of A-Z a-z 0-9 _ . -
+func validBridgeName(s string) bool { return asciiWord(s, 1, 64, "_.-") }
+
+// validHost: 1 to 253 of A-Z a-z 0-9 . : _ % - (names, IPv4, IPv6 with a zone)
+func validHost(s string) bool { return asciiWord(s, 1, 253, ".:_%-") }
+
+// asciiWord reports whether s is min to max bytes of ASCII letters, digits
+// and the bytes of extra. (These checks were regexps; bounded repetitions
+// such as {1,253} compile to large programs, ~130 KiB of heap kept from
+// package init on in every gatewayd process, the broker's included.)
+func asciiWord(s string, min, max int, extra string) bool {
+	if len(s) < min || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(extra, c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
 
 // applyBridge sets the fields given in in on b, checking each; the
 // mistakes name their fields.
@@ -227,7 +244,7 @@ func applyBridge(b *mosquittoconf.Bridge, in *BridgeInput, certsDir string) []Li
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, LineError{Field: field, Message: fmt.Sprintf(format, args...)})
 	}
-	if !bridgeNameRE.MatchString(b.Name) {
+	if !validBridgeName(b.Name) {
 		bad("name", "use 1 to 64 letters, digits, '-', '_' or '.'")
 	}
 	oneLine := func(field string, v *string, dst *string) {
@@ -258,7 +275,7 @@ func applyBridge(b *mosquittoconf.Bridge, in *BridgeInput, certsDir string) []Li
 		}
 		var as []mosquittoconf.BridgeAddress
 		for i, a := range *in.Addresses {
-			if !hostRE.MatchString(a.Host) {
+			if !validHost(a.Host) {
 				bad(fmt.Sprintf("addresses[%d].host", i), "%q is not a host name or address", a.Host)
 			}
 			if a.Port < 1 || a.Port > 65535 {
@@ -330,7 +347,7 @@ func applyBridge(b *mosquittoconf.Bridge, in *BridgeInput, certsDir string) []Li
 			b.CAFile = ""
 		case certsDir == "":
 			bad("ca_cert", "certificate uploads are not running")
-		case !certNameRE.MatchString(name):
+		case !validCertName(name):
 			bad("ca_cert", "%q: the name of an uploaded certificate", name)
 		default:
 			p := filepath.Join(certsDir, name)

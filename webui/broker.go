@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
@@ -261,7 +260,8 @@ func (h *handlers) confBridges(f *confflow.Flow) []string {
 
 const maxCert = 256 << 10
 
-var certNameRE = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$`)
+// validCertName: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with a dot.
+func validCertName(s string) bool { return asciiWord(s, 1, 64, "._-") && s[0] != '.' }
 
 // CertName cleans an uploaded file's name into a plain file name for the
 // certs folder: letters, digits, "-_." only, no leading dot, at most 64.
@@ -281,7 +281,7 @@ func CertName(name string) (string, error) {
 		out = out[len(out)-64:]
 		out = strings.TrimLeft(out, ".")
 	}
-	if !certNameRE.MatchString(out) || out == "." || out == ".." {
+	if !validCertName(out) || out == "." || out == ".." {
 		return "", fmt.Errorf("name %q: use letters, digits, '-', '_' and '.'", name)
 	}
 	return out, nil
@@ -312,7 +312,7 @@ func (h *handlers) certs(c echo.Context) error {
 	}
 	out := []CertFile{}
 	for _, e := range ents {
-		if !e.Type().IsRegular() || !certNameRE.MatchString(e.Name()) {
+		if !e.Type().IsRegular() || !validCertName(e.Name()) {
 			continue
 		}
 		if fi, err := e.Info(); err == nil {

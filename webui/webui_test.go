@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -299,4 +300,27 @@ func last(l []string) string {
 		return ""
 	}
 	return l[len(l)-1]
+}
+
+// The hand-written name checks say what their regexps said.
+func TestNameChecksMatchTheirPatterns(t *testing.T) {
+	checks := []struct {
+		name    string
+		check   func(string) bool
+		pattern string
+	}{
+		{"bridge", validBridgeName, `^[A-Za-z0-9_.-]{1,64}$`},
+		{"host", validHost, `^[A-Za-z0-9.:_%-]{1,253}$`},
+		{"cert", validCertName, `^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$`},
+	}
+	inputs := []string{"", "a", "A-b_c.d", ".hidden", "-x", "fe80::1%eth0", "10.0.0.1", "a b", "é", "a/b", "a\n", "x$",
+		strings.Repeat("a", 63), strings.Repeat("a", 64), strings.Repeat("a", 65), strings.Repeat("h", 253), strings.Repeat("h", 254)}
+	for _, c := range checks {
+		re := regexp.MustCompile(c.pattern)
+		for _, in := range inputs {
+			if got, want := c.check(in), re.MatchString(in); got != want {
+				t.Errorf("%s check of %q = %v, the pattern says %v", c.name, in, got, want)
+			}
+		}
+	}
 }

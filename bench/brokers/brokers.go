@@ -253,20 +253,11 @@ func (b *Broker) CPUSeconds() (float64, error) { return CPUSeconds(b.PID()) }
 
 // RSSKB reads VmRSS of a process from /proc/PID/status.
 func RSSKB(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	f, err := kbFields(fmt.Sprintf("/proc/%d/status", pid), "VmRSS")
 	if err != nil {
 		return 0, err
 	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			f := strings.Fields(v)
-			if len(f) < 1 {
-				break
-			}
-			return strconv.ParseInt(f[0], 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("/proc/%d/status: no VmRSS line", pid)
+	return f["VmRSS"], nil
 }
 
 // clockTicks is USER_HZ, 100 on every Linux this runs on.

@@ -66,4 +66,15 @@ func TestProcReaders(t *testing.T) {
 	if _, err := RSSKB(1 << 30); err == nil {
 		t.Fatal("RSS of a process that does not exist")
 	}
+	m, err := ReadMemory(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two files read one after the other: only that every figure is there.
+	if m.RSS <= 0 || m.RSSAnon <= 0 || m.RSSFile <= 0 || m.PSS <= 0 || m.PSSAnon <= 0 || m.PSSFile <= 0 {
+		t.Fatalf("own memory %+v", m)
+	}
+	if _, err := ReadMemory(1 << 30); err == nil {
+		t.Fatal("memory of a process that does not exist")
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/homebox/gateway/box/footprint"
 	"github.com/homebox/gateway/internal/version"
 )
 
@@ -26,6 +27,13 @@ commands:
 `
 
 func main() {
+	serveMemStats()
+	if len(os.Args) > 1 && (os.Args[1] == "run" || os.Args[1] == "broker") {
+		// Both run for weeks on a box with little RAM: what start-up
+		// touched is handed back once it is over, and garbage while idle
+		// (see package footprint).
+		footprint.Keep()
+	}
 	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
 }
 
