@@ -1,6 +1,8 @@
 package footprint
 
 import (
+	"fmt"
+	"io"
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
@@ -38,7 +40,7 @@ type action int
 const (
 	none   action = iota
 	trim          // collect and return the freed pages
-	settle        // trim at a start-up milestone, however little was allocated
+	settle        // trim, and unmap the binary's start-up pages
 )
 
 // keeper decides, at each Tick, from the process's age and running total of
@@ -68,7 +70,7 @@ func (k *keeper) tick(age time.Duration, allocated uint64) action {
 	return trim
 }
 
-func keep() {
+func keep(warn io.Writer) {
 	start := time.Now()
 	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
 	metrics.Read(s)
@@ -79,7 +81,9 @@ func keep() {
 		case trim:
 			debug.FreeOSMemory()
 		case settle:
-			Settle()
+			if _, err := Settle(); err != nil {
+				fmt.Fprintln(warn, "warning: returning start-up memory:", err)
+			}
 		}
 	}
 }

@@ -32,7 +32,7 @@ func main() {
 		// Both run for weeks on a box with little RAM: what start-up
 		// touched is handed back once it is over, and garbage while idle
 		// (see package footprint).
-		footprint.Keep()
+		footprint.Keep(os.Stderr)
 	}
 	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
 }
