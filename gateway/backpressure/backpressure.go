@@ -64,21 +64,34 @@ type Hook struct {
 	routesLen atomic.Int64
 
 	waits, stalls atomic.Int64
+
+	// bypass, when set, names the publishes another hook delivers itself:
+	// they are never queued by mochi, so they are not counted here.
+	bypass func(*mqtt.Client, packets.Packet, *Route) bool
 }
 
 // maxRoutes bounds the cache; past it the cache starts afresh.
 const maxRoutes = 10000
 
-// route is a cached lookup: the subscribers of a topic as of gen.
-type route struct {
-	gen     uint64
-	targets []target
+// Route is a cached lookup: the subscribers of a topic as of Gen. Other
+// hooks (the QoS 0 fast path) read the same cache instead of keeping a
+// second one, and may hang what they derive from it on Derived: it is
+// voided with the route.
+type Route struct {
+	Gen     uint64
+	Targets []Target
+	// Shared and Inline say the topic also has shared or inline (bridge)
+	// subscribers, which are not in Targets and not counted here.
+	Shared, Inline bool
+	// Derived is free for another hook's per-route data.
+	Derived atomic.Pointer[any]
 }
 
-type target struct {
-	cl      *mqtt.Client
-	q       *queue
-	noLocal bool
+// Target is one subscriber connection of a route.
+type Target struct {
+	Client *mqtt.Client
+	Sub    packets.Subscription // the subscriber's (merged) subscription for the topic
+	q      *queue
 }
 
 // queue is the count for one subscriber connection.
@@ -166,36 +179,46 @@ func (h *Hook) queueOf(cl *mqtt.Client) *queue {
 	return q.(*queue)
 }
 
+// SetBypass names the publishes that another hook, later in the chain,
+// delivers itself (mochi never queues them). Call it before serving.
+func (h *Hook) SetBypass(f func(*mqtt.Client, packets.Packet, *Route) bool) { h.bypass = f }
+
 // OnPublish counts the message for each subscriber it will be queued for,
 // and waits while one of them is too far behind.
 func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	r := h.Route(pk.TopicName)
+	if h.bypass != nil && h.bypass(cl, pk, r) {
+		return pk, nil
+	}
 	if cl.Net.Inline {
 		return pk, nil
 	}
-	for _, t := range h.targets(pk.TopicName) {
-		if (t.noLocal && t.cl.ID == cl.ID) || t.cl.Closed() {
+	for _, t := range r.Targets {
+		if (t.Sub.NoLocal && t.Client.ID == cl.ID) || t.Client.Closed() {
 			continue
 		}
 		if t.q.in.Add(1)-t.q.out.Load() >= h.cfg.High && !t.q.stalled.Load() {
-			h.wait(cl, t.cl, t.q)
+			h.wait(cl, t.Client, t.q)
 		}
 	}
 	return pk, nil
 }
 
-// targets are the connections subscribed to topic, from the cache when it
-// is current.
-func (h *Hook) targets(topic string) []target {
+// Route is the topic's subscribers, from the cache when it is current.
+func (h *Hook) Route(topic string) *Route {
 	gen := h.gen.Load() // read before the lookup: a change during it voids the entry
 	if v, ok := h.routes.Load(topic); ok {
-		if r := v.(*route); r.gen == gen {
-			return r.targets
+		if r := v.(*Route); r.Gen == gen {
+			return r
 		}
 	}
 	subs := h.srv.Topics.Subscribers(topic)
-	r := &route{gen: gen}
+	r := &Route{Gen: gen, Shared: len(subs.Shared) > 0, Inline: len(subs.InlineSubscriptions) > 0}
 	for id, sub := range subs.Subscriptions {
 		to, ok := h.srv.Clients.Get(id)
+		if ok && to.Net.Inline {
+			r.Inline = true
+		}
 		if !ok || to.Net.Inline || to.Closed() {
 			continue
 		}
@@ -204,14 +227,18 @@ func (h *Hook) targets(topic string) []target {
 			h.queues.Delete(to)
 			continue
 		}
-		r.targets = append(r.targets, target{cl: to, q: q, noLocal: sub.NoLocal})
+		r.Targets = append(r.Targets, Target{Client: to, Sub: sub, q: q})
 	}
 	if _, loaded := h.routes.Swap(topic, r); !loaded && h.routesLen.Add(1) > maxRoutes {
 		h.routes.Clear()
 		h.routesLen.Store(0)
 	}
-	return r.targets
+	return r
 }
+
+// Changed voids the route cache: call it when what a route holds may have
+// changed in a way the hook cannot see (ACLs reloaded).
+func (h *Hook) Changed() { h.changed() }
 
 // changed voids the route cache.
 func (h *Hook) changed() { h.gen.Add(1) }
