@@ -1,0 +1,448 @@
+package fanout
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Watermarks of a subscriber's pending bytes. HighWater bounds what the
+// broker holds for one slow subscriber (about 14,000 fan-in messages of 64
+// bytes: many publishers' read bursts, far more than one flush writes) while
+// costing nothing for a subscriber that keeps up: buffers exist only while
+// bytes are pending. Publishers wait from HighWater down to LowWater so they
+// do not wake once per write.
+const (
+	HighWater = 1 << 20
+	LowWater  = HighWater / 4
+)
+
+// closeDrainTimeout bounds how long a closed connection still tries to write
+// what it had accepted (a DISCONNECT after fast-path frames, say).
+const closeDrainTimeout = time.Second
+
+// Conn is the net.Conn handed to mochi. It keeps the bytes accepted for the
+// peer but not yet written (pending, in order), so that fast-path frames can
+// be queued without a syscall and written in one write() per read burst of
+// the publisher, while mochi's own writes keep their order among them.
+type Conn struct {
+	net.Conn                 // what the listener made (TCP, TLS, websocket, wrappers)
+	raw      syscall.RawConn // the TCP socket for non-blocking writes; nil: writes go through Conn
+
+	mu       sync.Mutex
+	pending  []byte        // accepted, not yet written, in order
+	writing  bool          // someone (mochi's Write, a flush, the drain goroutine) holds the socket
+	err      error         // first write error; later writes fail with it
+	closed   bool          // Close was called
+	progress uint64        // counts writes that moved bytes, for stall judgement
+	stuck    bool          // judged stuck: publishers no longer wait for it
+	wake     chan struct{} // closed when pending falls below LowWater (or the conn fails)
+
+	// Publisher side. The goroutine that reads this connection (mochi's
+	// reader, which also runs the OnPublish hooks) fills dirty and flushes
+	// it on its next Read; Close, from any goroutine, flushes it too, as the
+	// reader does not read again after a DISCONNECT.
+	pubMu   sync.Mutex
+	dirty   []*Conn // subscribers with frames from this publisher not yet flushed
+	scratch []byte  // frame encoding buffer (the reader's only)
+}
+
+// Wrap returns the fast-path connection around c. Wrappers between c and
+// the TCP socket are looked through with Unwrap (bridge.PrivateConn): they
+// must not change the bytes written. TLS and websocket connections are not
+// looked through, and are written by a goroutine.
+func Wrap(c net.Conn) *Conn {
+	return &Conn{Conn: c, raw: rawTCP(c)}
+}
+
+// Unwrap gives the connection underneath (bridge detection looks through).
+func (c *Conn) Unwrap() net.Conn { return c.Conn }
+
+func rawTCP(c net.Conn) syscall.RawConn {
+	for i := 0; c != nil && i < 8; i++ {
+		switch u := c.(type) {
+		case *net.TCPConn:
+			raw, err := u.SyscallConn()
+			if err != nil {
+				return nil
+			}
+			return raw
+		case interface{ Unwrap() net.Conn }:
+			c = u.Unwrap()
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+// buffers of pending bytes are pooled: an idle connection holds none.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+// maxPooled keeps buffers grown by a backlog out of the pool.
+const maxPooled = 256 << 10
+
+func getBuf() []byte { return (*bufPool.Get().(*[]byte))[:0] }
+
+func putBuf(b []byte) {
+	if cap(b) == 0 || cap(b) > maxPooled {
+		return
+	}
+	b = b[:0]
+	bufPool.Put(&b)
+}
+
+// Read flushes the frames this connection's publisher left with its
+// subscribers (mochi reads again only when its buffer is empty: the end of
+// a read burst), then reads.
+func (c *Conn) Read(p []byte) (int, error) {
+	c.flushDirty()
+	return c.Conn.Read(p)
+}
+
+// Write is mochi's write. With nothing pending it writes through, as a
+// plain connection would; otherwise it queues behind the pending bytes so
+// that order is kept, and a writer drains them. Like a socket write it
+// blocks while the peer is far behind.
+func (c *Conn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	for len(c.pending) >= HighWater && c.err == nil && !c.closed {
+		ch := c.wakeLocked()
+		if !c.writing {
+			c.startDrainLocked()
+		}
+		c.mu.Unlock()
+		<-ch
+		c.mu.Lock()
+	}
+	if err := c.failedLocked(); err != nil {
+		c.mu.Unlock()
+		return 0, err
+	}
+	if !c.writing && len(c.pending) == 0 {
+		c.writing = true
+		c.mu.Unlock()
+		n, err := c.Conn.Write(p)
+		c.mu.Lock()
+		c.wroteLocked(n, err)
+		c.doneWritingLocked()
+		c.mu.Unlock()
+		if err != nil {
+			c.failed()
+		}
+		return n, err
+	}
+	if c.pending == nil {
+		c.pending = getBuf()
+	}
+	c.pending = append(c.pending, p...)
+	if !c.writing {
+		c.startDrainLocked()
+	}
+	c.mu.Unlock()
+	return len(p), nil
+}
+
+func (c *Conn) failedLocked() error {
+	if c.err != nil {
+		return c.err
+	}
+	if c.closed {
+		return net.ErrClosed
+	}
+	return nil
+}
+
+// Close closes the connection once what it accepted is written (bounded by
+// closeDrainTimeout), and wakes mochi's reader at once.
+func (c *Conn) Close() error {
+	c.flushDirty()
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.signalLocked()
+	if c.writing || (len(c.pending) > 0 && c.err == nil) {
+		// The writer closes the connection when it is done.
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(closeDrainTimeout))
+		_ = c.Conn.SetReadDeadline(time.Now())
+		if !c.writing {
+			c.startDrainLocked()
+		}
+		c.mu.Unlock()
+		return nil
+	}
+	putBuf(c.pending)
+	c.pending = nil
+	c.mu.Unlock()
+	return c.Conn.Close()
+}
+
+// enqueue appends a frame for this subscriber. It reports false when the
+// connection failed, is closed or is judged stuck (the frame is dropped).
+func (c *Conn) enqueue(frame []byte) (queued, full bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil || c.closed || c.stuck {
+		return false, false
+	}
+	if len(c.pending) >= HighWater {
+		return false, true
+	}
+	if c.pending == nil {
+		c.pending = getBuf()
+	}
+	c.pending = append(c.pending, frame...)
+	return true, false
+}
+
+// markDirty puts sub on this publisher's list of subscribers to flush.
+// Call it with pubMu held.
+func (c *Conn) markDirty(sub *Conn) {
+	for i := len(c.dirty) - 1; i >= 0 && i >= len(c.dirty)-8; i-- {
+		if c.dirty[i] == sub {
+			return
+		}
+	}
+	if len(c.dirty) >= 8 {
+		for _, d := range c.dirty {
+			if d == sub {
+				return
+			}
+		}
+	}
+	c.dirty = append(c.dirty, sub)
+}
+
+// flushDirty writes what this publisher left with its subscribers.
+func (c *Conn) flushDirty() {
+	c.pubMu.Lock()
+	defer c.pubMu.Unlock()
+	c.flushDirtyLocked()
+}
+
+func (c *Conn) flushDirtyLocked() {
+	for i, sub := range c.dirty {
+		sub.flush()
+		c.dirty[i] = nil
+	}
+	c.dirty = c.dirty[:0]
+}
+
+// flush writes the pending bytes now, on the caller's goroutine, without
+// ever blocking on the peer: one non-blocking write to the TCP socket; what
+// it does not take (or any non-TCP connection) goes to the drain goroutine.
+func (c *Conn) flush() {
+	c.mu.Lock()
+	if c.writing || len(c.pending) == 0 || c.err != nil {
+		c.mu.Unlock()
+		return
+	}
+	if c.raw == nil {
+		c.startDrainLocked()
+		c.mu.Unlock()
+		return
+	}
+	c.writing = true
+	buf := c.pending
+	c.pending = nil
+	c.mu.Unlock()
+
+	n, err := writeNonBlocking(c.raw, buf)
+
+	c.mu.Lock()
+	c.wroteLocked(n, err)
+	c.requeueLocked(buf, n)
+	c.doneWritingLocked()
+	c.mu.Unlock()
+	if err != nil {
+		c.failed()
+	}
+}
+
+func writeNonBlocking(raw syscall.RawConn, buf []byte) (int, error) {
+	var n int
+	var werr error
+	err := raw.Write(func(fd uintptr) bool {
+		for n < len(buf) {
+			m, err := syscall.Write(int(fd), buf[n:])
+			if err == syscall.EINTR {
+				continue
+			}
+			if err != nil {
+				if err != syscall.EAGAIN {
+					werr = err
+				}
+				break
+			}
+			n += m
+		}
+		return true // never wait for the socket here
+	})
+	if werr == nil {
+		werr = err
+	}
+	return n, werr
+}
+
+// startDrainLocked starts the goroutine that writes pending out with
+// blocking writes; it ends when nothing is pending.
+func (c *Conn) startDrainLocked() {
+	c.writing = true
+	go c.drain()
+}
+
+// drainChunk is the most one blocking write takes, so that a slow reader
+// shows progress (see waitDrained) at least this often, as mochi's own
+// writes of its 16 KiB buffer would.
+const drainChunk = 16 << 10
+
+func (c *Conn) drain() {
+	c.mu.Lock()
+	for len(c.pending) > 0 && c.err == nil {
+		buf := c.pending
+		c.pending = nil
+		c.signalLocked() // publishers may queue again while this batch goes out
+		c.mu.Unlock()
+		for off := 0; off < len(buf); {
+			n, err := c.Conn.Write(buf[off:min(off+drainChunk, len(buf))])
+			off += n
+			c.mu.Lock()
+			c.wroteLocked(n, err)
+			c.mu.Unlock()
+			if err != nil {
+				break
+			}
+		}
+		putBuf(buf)
+		c.mu.Lock()
+	}
+	c.writing = false
+	end := c.closed || c.err != nil
+	if end {
+		putBuf(c.pending)
+		c.pending = nil
+	}
+	c.signalLocked()
+	c.mu.Unlock()
+	if end {
+		_ = c.Conn.Close()
+	}
+}
+
+// doneWritingLocked ends a direct write or flush: bytes queued meanwhile
+// go to the drain goroutine.
+func (c *Conn) doneWritingLocked() {
+	if len(c.pending) > 0 && c.err == nil {
+		c.startDrainLocked()
+		return
+	}
+	c.writing = false
+	if c.err != nil {
+		putBuf(c.pending)
+		c.pending = nil
+	}
+	if c.closed {
+		// Close left the closing to the writer.
+		go func() { _ = c.Conn.Close() }()
+	}
+}
+
+// wroteLocked records a write's outcome.
+func (c *Conn) wroteLocked(n int, err error) {
+	if n > 0 {
+		c.progress++
+		c.stuck = false
+	}
+	if err != nil && c.err == nil {
+		if errors.Is(err, syscall.EAGAIN) {
+			return
+		}
+		c.err = err
+		c.signalLocked()
+	}
+}
+
+// requeueLocked puts what a write did not take back in front of what was
+// queued meanwhile, and recycles the buffer.
+func (c *Conn) requeueLocked(buf []byte, n int) {
+	if n < len(buf) && c.err == nil {
+		m := copy(buf, buf[n:])
+		buf = append(buf[:m], c.pending...)
+		putBuf(c.pending)
+		c.pending = buf
+	} else {
+		putBuf(buf)
+	}
+	if len(c.pending) < LowWater {
+		c.signalLocked()
+	}
+}
+
+// failed closes the connection after a write error, so that mochi's reader
+// sees it and ends the client.
+func (c *Conn) failed() { _ = c.Conn.Close() }
+
+func (c *Conn) wakeLocked() chan struct{} {
+	if c.wake == nil {
+		c.wake = make(chan struct{})
+	}
+	return c.wake
+}
+
+func (c *Conn) signalLocked() {
+	if c.wake != nil {
+		close(c.wake)
+		c.wake = nil
+	}
+}
+
+// isStuck says whether publishers no longer wait for this subscriber.
+func (c *Conn) isStuck() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stuck
+}
+
+// waitDrained holds a publisher until the subscriber is below LowWater
+// (ok). It gives up when the subscriber fails, closes or writes nothing for
+// stallAfter; in the last case it is judged stuck (stuckNow) until it writes
+// again, and nobody waits for it meanwhile.
+func (c *Conn) waitDrained(stallAfter time.Duration, stopped <-chan struct{}) (ok, stuckNow bool) {
+	t := time.NewTimer(stallAfter)
+	defer t.Stop()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		if c.err != nil || c.closed || c.stuck {
+			return false, false
+		}
+		if len(c.pending) < LowWater {
+			return true, false
+		}
+		if !c.writing {
+			c.startDrainLocked()
+		}
+		before := c.progress
+		ch := c.wakeLocked()
+		c.mu.Unlock()
+		select {
+		case <-ch:
+			c.mu.Lock()
+		case <-stopped:
+			c.mu.Lock()
+			return false, false
+		case <-t.C:
+			c.mu.Lock()
+			if c.progress == before {
+				c.stuck = true
+				return false, true
+			}
+			t.Reset(stallAfter)
+		}
+	}
+}
