@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/homebox/gateway/bench/wire"
 )
 
 func TestFanInArrivesCompleteAndInOrder(t *testing.T) {
@@ -77,4 +79,68 @@ func TestFanOutArrivesCompleteAndInOrder(t *testing.T) {
 	if b.fast.Taken() == 0 {
 		t.Fatal("the fast path took none of the messages")
 	}
+}
+
+// A subscriber that also gets QoS 1 and retained messages through mochi
+// gets every one of them, whole: frames never interleave mid-packet (the
+// reader parses every byte of the stream).
+func TestMixedWithMochiDeliveries(t *testing.T) {
+	b := startBroker(t, allowAll)
+	sub := dial(t, b.addr, "ha", dialOpts{})
+	sub.subscribe("mix/#", 1, false, 0)
+	const fast, qos1, retained = 20000, 500, 300
+	fastPub := dial(t, b.addr, "fast", dialOpts{})
+	qosPub := dial(t, b.addr, "qos1", dialOpts{})
+	retPub := dial(t, b.addr, "retained", dialOpts{})
+	go func() { // QoS 1 publisher's PUBACKs
+		_ = qosPub.c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		for {
+			if _, err := qosPub.r.Next(); err != nil {
+				return
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); fastPub.publishSeq(0, "mix/fast", fast) }()
+	go func() {
+		defer wg.Done()
+		for i := range qos1 {
+			qosPub.write(wire.AppendPublish(nil, "mix/qos1", 1, uint16(i+1), seqPayload(1, i, 8)))
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for i := range retained {
+			retPub.write(retainedPublish("mix/retained", seqPayload(2, i, 8)))
+		}
+	}()
+	seq := map[string]*seqChecker{"mix/fast": {}, "mix/qos1": {}, "mix/retained": {}}
+	for total := 0; total < fast+qos1+retained; total++ {
+		m, err := sub.recv(10 * time.Second)
+		if err != nil {
+			t.Fatalf("after %d: %v", total, err)
+		}
+		s, ok := seq[m.topic]
+		if !ok {
+			t.Fatalf("message on %q", m.topic)
+		}
+		if err := s.add(m.payload); err != nil {
+			t.Fatalf("%s: %v", m.topic, err)
+		}
+		if (m.topic == "mix/qos1") != (m.qos == 1) || m.retain {
+			t.Fatalf("%s arrived with QoS %d retain %v", m.topic, m.qos, m.retain)
+		}
+	}
+	wg.Wait()
+	if got := b.fast.Taken(); got != fast {
+		t.Fatalf("the fast path took %d messages, want the %d plain QoS 0 ones", got, fast)
+	}
+}
+
+// retainedPublish is a retained QoS 0 PUBLISH (MQTT 3.1.1).
+func retainedPublish(topic string, payload []byte) []byte {
+	p := wire.AppendPublish(nil, topic, 0, 0, payload)
+	p[0] |= 1
+	return p
 }

@@ -298,20 +298,22 @@ func publish5(topic string, props, payload []byte) []byte {
 	return packet(0x30, append(b, payload...))
 }
 
-// seqPayload is 8 bytes: publisher number and sequence number.
-func seqPayload(pub, seq int) []byte {
-	var p [8]byte
-	binary.BigEndian.PutUint32(p[:], uint32(pub))
+// seqPayload is publisher number and sequence number, padded to size.
+func seqPayload(pub, seq, size int) []byte {
+	p := make([]byte, max(size, 8))
+	binary.BigEndian.PutUint32(p, uint32(pub))
 	binary.BigEndian.PutUint32(p[4:], uint32(seq))
-	return p[:]
+	return p
 }
 
 // publishSeq sends n QoS 0 messages numbered 0..n-1 on topic, many to a
 // write, as a busy sensor hub would.
-func (c *client) publishSeq(pub int, topic string, n int) {
+func (c *client) publishSeq(pub int, topic string, n int) { c.publishSized(pub, topic, n, 8) }
+
+func (c *client) publishSized(pub int, topic string, n, size int) {
 	var buf []byte
 	for i := 0; i < n; i++ {
-		buf = wire.AppendPublish(buf, topic, 0, 0, seqPayload(pub, i))
+		buf = wire.AppendPublish(buf, topic, 0, 0, seqPayload(pub, i, size))
 		if len(buf) > 8<<10 || i == n-1 {
 			c.write(buf)
 			buf = buf[:0]
@@ -327,8 +329,8 @@ type seqChecker struct {
 }
 
 func (s *seqChecker) add(payload []byte) error {
-	if len(payload) != 8 {
-		return fmt.Errorf("payload of %d bytes, want 8", len(payload))
+	if len(payload) < 8 {
+		return fmt.Errorf("payload of %d bytes, want at least 8", len(payload))
 	}
 	if s.next == nil {
 		s.next = map[uint32]uint32{}

@@ -50,7 +50,7 @@ type Hook struct {
 	done   chan struct{}
 	once   sync.Once
 
-	taken, stalls atomic.Int64
+	taken, waits, stalls atomic.Int64
 }
 
 // New returns the fast path for srv. It shares routes' cache and tells it
@@ -76,9 +76,11 @@ func (h *Hook) Stop() error {
 	return nil
 }
 
-// Taken is how many publishes the fast path delivered; Stalls how many
-// times a subscriber was judged stuck.
+// Taken is how many publishes the fast path delivered, Waits how many
+// times a publisher waited for a subscriber, Stalls how many times a
+// subscriber was judged stuck.
 func (h *Hook) Taken() int64  { return h.taken.Load() }
+func (h *Hook) Waits() int64  { return h.waits.Load() }
 func (h *Hook) Stalls() int64 { return h.stalls.Load() }
 
 // plan is what the fast path derives from a route; it lives on the route
@@ -269,6 +271,7 @@ func (h *Hook) deliver(pub *Conn, t target, frame []byte) outcome {
 			pub.pubMu.Unlock() // Close may flush meanwhile
 		}
 		t.conn.flush()
+		h.waits.Add(1)
 		ok, stuckNow := t.conn.waitDrained(h.cfg.StallAfter, h.done)
 		if pub != nil {
 			pub.pubMu.Lock()

@@ -1,0 +1,69 @@
+package fanout_test
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// A subscriber that never reads holds the others up for StallAfter at most,
+// then loses its messages; the one that reads gets all of them.
+func TestStuckSubscriberDoesNotStallOthers(t *testing.T) {
+	b := startBroker(t, allowAll)
+	stuck := dial(t, b.addr, "stuck", dialOpts{rcvbuf: 4096})
+	stuck.subscribe("big/#", 0, false, 0)
+	healthy := dial(t, b.addr, "healthy", dialOpts{})
+	healthy.subscribe("big/#", 0, false, 0)
+	const n, size = 20000, 1024 // 20 MB: far past HighWater and the socket buffers
+	pub := dial(t, b.addr, "pub", dialOpts{})
+	go pub.publishSized(0, "big/x", n, size)
+	var seq seqChecker
+	for seq.got < n {
+		m, err := healthy.recv(20 * time.Second)
+		if err == nil {
+			err = seq.add(m.payload)
+		}
+		if err != nil {
+			t.Fatalf("healthy subscriber after %d of %d: %v", seq.got, n, err)
+		}
+	}
+	if b.fast.Stalls() == 0 {
+		t.Fatal("the stuck subscriber was never judged stuck")
+	}
+	if atomic.LoadInt64(&b.srv.Info.MessagesDropped) == 0 {
+		t.Fatal("nothing counted as dropped for the stuck subscriber")
+	}
+}
+
+// A subscriber that reads, however slowly, loses nothing: publishers wait
+// for it.
+func TestSlowSubscriberLosesNothing(t *testing.T) {
+	b := startBroker(t, allowAll)
+	slow := dial(t, b.addr, "slow", dialOpts{rcvbuf: 4096})
+	slow.subscribe("big/#", 0, false, 0)
+	const pubs, n, size = 2, 4000, 1024 // 8 MB
+	for i := range pubs {
+		p := dial(t, b.addr, fmt.Sprintf("pub%d", i), dialOpts{})
+		go p.publishSized(i, fmt.Sprintf("big/%d", i), n, size)
+	}
+	var seq seqChecker
+	for seq.got < pubs*n {
+		m, err := slow.recv(20 * time.Second)
+		if err == nil {
+			err = seq.add(m.payload)
+		}
+		if err != nil {
+			t.Fatalf("after %d of %d: %v", seq.got, pubs*n, err)
+		}
+		if seq.got%64 == 0 {
+			time.Sleep(time.Millisecond) // a slow reader, not a wait
+		}
+	}
+	if d := atomic.LoadInt64(&b.srv.Info.MessagesDropped); d != 0 {
+		t.Fatalf("%d dropped for a subscriber that kept reading", d)
+	}
+	if b.fast.Waits() == 0 {
+		t.Fatal("publishers never waited: the test did not reach HighWater")
+	}
+}
