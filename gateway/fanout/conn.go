@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -36,6 +37,7 @@ type Conn struct {
 	writing  bool          // someone (mochi's Write, a flush, the drain goroutine) holds the socket
 	err      error         // first write error; later writes fail with it
 	closed   bool          // Close was called
+	shut     atomic.Bool   // closed, readable without mu (deadlines)
 	progress uint64        // counts writes that moved bytes, for stall judgement
 	stuck    bool          // judged stuck: publishers no longer wait for it
 	wake     chan struct{} // closed when pending falls below LowWater (or the conn fails)
@@ -165,6 +167,7 @@ func (c *Conn) Close() error {
 		return nil
 	}
 	c.closed = true
+	c.shut.Store(true)
 	c.signalLocked()
 	if c.writing || (len(c.pending) > 0 && c.err == nil) {
 		// The writer closes the connection when it is done.
@@ -180,6 +183,30 @@ func (c *Conn) Close() error {
 	c.pending = nil
 	c.mu.Unlock()
 	return c.Conn.Close()
+}
+
+// SetDeadline, SetReadDeadline and SetWriteDeadline pass through until
+// Close: mochi's reader refreshes its deadline once per packet and could
+// otherwise undo the ones Close sets to bound the last writes.
+func (c *Conn) SetDeadline(t time.Time) error {
+	if c.shut.Load() {
+		return nil
+	}
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	if c.shut.Load() {
+		return nil
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	if c.shut.Load() {
+		return nil
+	}
+	return c.Conn.SetWriteDeadline(t)
 }
 
 // enqueue appends a frame for this subscriber. It reports false when the

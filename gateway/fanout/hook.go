@@ -222,7 +222,7 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 			dropped++
 		}
 	}
-	if pub != nil {
+	if pub != nil && cap(scratch) <= maxScratch {
 		pub.scratch = scratch[:0]
 	}
 	for _, c := range flushNow {
@@ -239,6 +239,10 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	h.taken.Add(1)
 	return pk, packets.CodeSuccessIgnore
 }
+
+// maxScratch: a publisher keeps its encoding buffer only up to this size,
+// so one big message does not stay with the connection.
+const maxScratch = 16 << 10
 
 type outcome int
 
