@@ -264,8 +264,8 @@ func (h *Hook) wait(from, to *mqtt.Client, q *queue) {
 	defer q.waiters.Add(-1)
 	t := time.NewTimer(h.cfg.StallAfter)
 	defer t.Stop()
+	before := q.out.Load() // as of the timer's start: wake-ups in between do not restart it
 	for {
-		before := q.out.Load()
 		ch := q.wakeCh()
 		// Checked after taking the channel, so a signal cannot fall between.
 		if q.depth() < h.cfg.Low || q.stalled.Load() || q.gone.Load() || from.Closed() {
@@ -286,6 +286,7 @@ func (h *Hook) wait(from, to *mqtt.Client, q *queue) {
 					"client", to.ID, "waited", h.cfg.StallAfter)
 				return
 			}
+			before = q.out.Load()
 			t.Reset(h.cfg.StallAfter)
 		}
 	}

@@ -31,6 +31,7 @@ const closeDrainTimeout = time.Second
 type Conn struct {
 	net.Conn                 // what the listener made (TCP, TLS, websocket, wrappers)
 	raw      syscall.RawConn // the TCP socket for non-blocking writes; nil: writes go through Conn
+	socket   syscall.RawConn // the TCP socket under it all (also under TLS), to watch the peer read
 
 	mu       sync.Mutex
 	pending  []byte        // accepted, not yet written, in order
@@ -56,13 +57,15 @@ type Conn struct {
 // must not change the bytes written. TLS and websocket connections are not
 // looked through, and are written by a goroutine.
 func Wrap(c net.Conn) *Conn {
-	return &Conn{Conn: c, raw: rawTCP(c)}
+	return &Conn{Conn: c, raw: rawTCP(c, false), socket: rawTCP(c, true)}
 }
 
 // Unwrap gives the connection underneath (bridge detection looks through).
 func (c *Conn) Unwrap() net.Conn { return c.Conn }
 
-func rawTCP(c net.Conn) syscall.RawConn {
+// rawTCP finds the TCP socket under c through byte-preserving wrappers
+// (Unwrap), and with underTLS also through TLS (NetConn).
+func rawTCP(c net.Conn, underTLS bool) syscall.RawConn {
 	for i := 0; c != nil && i < 8; i++ {
 		switch u := c.(type) {
 		case *net.TCPConn:
@@ -73,6 +76,11 @@ func rawTCP(c net.Conn) syscall.RawConn {
 			return raw
 		case interface{ Unwrap() net.Conn }:
 			c = u.Unwrap()
+		case interface{ NetConn() net.Conn }:
+			if !underTLS {
+				return nil
+			}
+			c = u.NetConn()
 		default:
 			return nil
 		}
@@ -428,6 +436,14 @@ func (c *Conn) signalLocked() {
 	}
 }
 
+// unsent is what the kernel holds for the peer, or -1 when unknown.
+func (c *Conn) unsent() int {
+	if c.socket == nil {
+		return -1
+	}
+	return unsentBytes(c.socket)
+}
+
 // isStuck says whether publishers no longer wait for this subscriber.
 func (c *Conn) isStuck() bool {
 	c.mu.Lock()
@@ -444,6 +460,11 @@ func (c *Conn) waitDrained(stallAfter time.Duration, stopped <-chan struct{}) (o
 	defer t.Stop()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// Progress since the timer started: our writes, or the kernel's queue
+	// for the peer shrinking. A blocked write returns only once the kernel
+	// has room for all of it, which a peer that reads slowly but steadily
+	// can take longer than stallAfter to make.
+	before, unsent := c.progress, c.unsent()
 	for {
 		if c.err != nil || c.closed || c.stuck {
 			return false, false
@@ -454,7 +475,6 @@ func (c *Conn) waitDrained(stallAfter time.Duration, stopped <-chan struct{}) (o
 		if !c.writing {
 			c.startDrainLocked()
 		}
-		before := c.progress
 		ch := c.wakeLocked()
 		c.mu.Unlock()
 		select {
@@ -465,10 +485,12 @@ func (c *Conn) waitDrained(stallAfter time.Duration, stopped <-chan struct{}) (o
 			return false, false
 		case <-t.C:
 			c.mu.Lock()
-			if c.progress == before {
+			now := c.unsent()
+			if c.progress == before && (now < 0 || now >= unsent) {
 				c.stuck = true
 				return false, true
 			}
+			before, unsent = c.progress, now
 			t.Reset(stallAfter)
 		}
 	}
