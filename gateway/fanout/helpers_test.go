@@ -68,7 +68,19 @@ func startBroker(t *testing.T, acl string) *testBroker {
 		Wrap: func(c net.Conn) net.Conn { return fanout.Wrap(bridge.PrivateConn(c)) }})
 	must(t, b.srv.AddListener(l))
 	must(t, b.srv.Serve())
-	t.Cleanup(func() { _ = b.srv.Close() })
+	t.Cleanup(func() {
+		// As Broker.Close does: mochi's Close can deadlock when a client
+		// leaves meanwhile, so the listener and its clients go first.
+		l.Close(func(string) {})
+		done := make(chan struct{})
+		go func() { b.srv.Listeners.ClientsWg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Error("clients still attached 5 s after the listener closed")
+		}
+		_ = b.srv.Close()
+	})
 	b.addr = l.Address()
 	return b
 }
