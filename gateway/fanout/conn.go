@@ -50,6 +50,11 @@ type Conn struct {
 	pubMu   sync.Mutex
 	dirty   []*Conn // subscribers with frames from this publisher not yet flushed
 	scratch []byte  // frame encoding buffer (the reader's only)
+
+	// The reader's last deadline and the keep-alive window it was set
+	// with (see SetDeadline); the reader's only.
+	deadline       time.Time
+	deadlineWindow time.Duration
 }
 
 // Wrap returns the fast-path connection around c. Wrappers between c and
@@ -88,11 +93,13 @@ func rawTCP(c net.Conn, underTLS bool) syscall.RawConn {
 	return nil
 }
 
-// buffers of pending bytes are pooled: an idle connection holds none.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+// Buffers of pending bytes are pooled: an idle connection holds none, and
+// a busy one does not grow a fresh buffer from small (the copies showed in
+// fan-in profiles).
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
-// maxPooled keeps buffers grown by a backlog out of the pool.
-const maxPooled = 256 << 10
+// maxPooled keeps buffers grown by a long backlog out of the pool.
+const maxPooled = HighWater
 
 func getBuf() []byte { return (*bufPool.Get().(*[]byte))[:0] }
 
@@ -196,17 +203,35 @@ func (c *Conn) Close() error {
 // SetDeadline, SetReadDeadline and SetWriteDeadline pass through until
 // Close: mochi's reader refreshes its deadline once per packet and could
 // otherwise undo the ones Close sets to bound the last writes.
+//
+// mochi's reader sets a keep-alive deadline (1.5 × keep-alive ahead) before
+// every packet it reads, which in fan-in cost 8 % of the broker's CPU. A new
+// deadline less than an eighth of that window after the one in force is not
+// passed on: the client is then cut off at most 1/8 of the window early,
+// still after 1.31 × keep-alive, so a client that keeps its keep-alive is
+// never cut off.
 func (c *Conn) SetDeadline(t time.Time) error {
 	if c.shut.Load() {
 		return nil
 	}
+	if !t.IsZero() && !c.deadline.IsZero() && !t.Before(c.deadline) && t.Sub(c.deadline) < c.deadlineWindow/8 {
+		return nil
+	}
+	c.deadline = t
+	if !t.IsZero() {
+		c.deadlineWindow = time.Until(t)
+	}
 	return c.Conn.SetDeadline(t)
 }
 
+// SetReadDeadline and SetWriteDeadline pass through (until Close); they
+// forget the deadline SetDeadline remembers, so that its next call is
+// passed on.
 func (c *Conn) SetReadDeadline(t time.Time) error {
 	if c.shut.Load() {
 		return nil
 	}
+	c.deadline = time.Time{}
 	return c.Conn.SetReadDeadline(t)
 }
 
@@ -214,6 +239,7 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 	if c.shut.Load() {
 		return nil
 	}
+	c.deadline = time.Time{}
 	return c.Conn.SetWriteDeadline(t)
 }
 

@@ -237,8 +237,12 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		atomic.AddInt64(&h.srv.Info.MessagesDropped, dropped)
 	}
 	h.taken.Add(1)
-	return pk, packets.CodeSuccessIgnore
+	return pk, errIgnore
 }
+
+// errIgnore is packets.CodeSuccessIgnore boxed once: converting the Code
+// struct to an error allocates, per message.
+var errIgnore error = packets.CodeSuccessIgnore
 
 // maxScratch: a publisher keeps its encoding buffer only up to this size,
 // so one big message does not stay with the connection.

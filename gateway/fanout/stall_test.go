@@ -77,3 +77,41 @@ func TestSlowSubscriberLosesNothing(t *testing.T) {
 		t.Fatal("publishers never waited: the test did not reach HighWater")
 	}
 }
+
+// Deadlines are passed on sparingly (Conn.SetDeadline): a client that keeps
+// its keep-alive stays, a silent one is still cut off.
+func TestKeepAliveStillHolds(t *testing.T) {
+	b := startBroker(t, allowAll)
+	pinger := dialKeepAlive(t, b.addr, "pinger", 2)
+	silent := dialKeepAlive(t, b.addr, "silent", 1)
+	done := time.Now().Add(4 * time.Second)
+	for time.Now().Before(done) {
+		time.Sleep(time.Second) // the client's keep-alive pace, not a wait
+		pinger.write(wire.AppendPingreq(nil))
+		if p := pinger.next1(5 * time.Second); p.Type != wire.PINGRESP {
+			t.Fatalf("got packet type %d, want PINGRESP", p.Type)
+		}
+	}
+	// 1.5 × 1 s without a packet: the broker has closed the silent one.
+	_ = silent.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := silent.r.Next(); err == nil {
+		t.Fatal("the silent client got a packet, want its connection closed")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the silent client was not cut off")
+	}
+}
+
+func dialKeepAlive(t *testing.T, addr, id string, seconds uint16) *client {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	cl := &client{t: t, c: c, r: wire.NewReader(c, 64<<10, 1<<20)}
+	cl.write(wire.AppendConnect(nil, wire.Connect{ClientID: id, KeepAlive: seconds, CleanSession: true}))
+	if p := cl.next1(5 * time.Second); p.Type != wire.CONNACK {
+		t.Fatalf("%s: got packet type %d, want CONNACK", id, p.Type)
+	}
+	return cl
+}
