@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/homebox/gateway/gateway/backpressure"
 )
 
 // Watermarks of a subscriber's pending bytes. HighWater bounds what the
@@ -50,6 +52,11 @@ type Conn struct {
 	pubMu   sync.Mutex
 	dirty   []*Conn // subscribers with frames from this publisher not yet flushed
 	scratch []byte  // frame encoding buffer (the reader's only)
+
+	// The route the back-pressure hook looked up for the message being
+	// published, handed to the fast path's OnPublish (the reader's only).
+	lastTopic string
+	lastRoute *backpressure.Route
 
 	// The reader's last deadline and the keep-alive window it was set
 	// with (see SetDeadline); the reader's only.

@@ -151,13 +151,17 @@ func hasIdentifier(sub packets.Subscription) bool {
 // property mochi would forward, and a route whose every subscriber it can
 // serve as mochi would.
 func (h *Hook) takes(cl *mqtt.Client, pk packets.Packet, r *backpressure.Route) bool {
+	pub, _ := cl.Net.Conn.(*Conn)
 	if pk.FixedHeader.Type == packets.Publish && pk.FixedHeader.Qos == 0 && !pk.FixedHeader.Retain &&
 		plainProperties(&pk.Properties) && h.planOf(r, pk.TopicName).ok {
+		if pub != nil { // for OnPublish, on this same goroutine: one lookup per message
+			pub.lastTopic, pub.lastRoute = pk.TopicName, r
+		}
 		return true
 	}
 	// mochi's way may hold this reader (back-pressure) before it reads
 	// again: what it left with subscribers goes out first.
-	if pub, ok := cl.Net.Conn.(*Conn); ok {
+	if pub != nil {
 		pub.flushDirty()
 	}
 	return false
@@ -173,12 +177,21 @@ func plainProperties(p *packets.Properties) bool {
 
 // OnPublish delivers an eligible publish and tells mochi to go no further.
 func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	r := h.routes.Route(pk.TopicName)
+	pub, _ := cl.Net.Conn.(*Conn) // nil: inline client or not ours; flushed at once
+	var r *backpressure.Route
+	if pub != nil && pub.lastRoute != nil && pub.lastTopic == pk.TopicName {
+		r = pub.lastRoute // what the back-pressure hook looked up for this message
+		pub.lastTopic, pub.lastRoute = "", nil
+	} else {
+		r = h.routes.Route(pk.TopicName)
+	}
 	if !h.takes(cl, pk, r) {
 		return pk, nil
 	}
+	if pub != nil {
+		pub.lastTopic, pub.lastRoute = "", nil
+	}
 	p := h.planOf(r, pk.TopicName)
-	pub, _ := cl.Net.Conn.(*Conn) // nil: inline client or not ours; flushed at once
 	var scratch []byte
 	if pub != nil {
 		pub.pubMu.Lock()
