@@ -69,35 +69,38 @@ type Conn struct {
 // must not change the bytes written. TLS and websocket connections are not
 // looked through, and are written by a goroutine.
 func Wrap(c net.Conn) *Conn {
-	return &Conn{Conn: c, raw: rawTCP(c, false), socket: rawTCP(c, true)}
+	socket, underTLS := rawTCP(c)
+	w := &Conn{Conn: c, socket: socket}
+	if !underTLS {
+		w.raw = socket
+	}
+	return w
 }
 
 // Unwrap gives the connection underneath (bridge detection looks through).
 func (c *Conn) Unwrap() net.Conn { return c.Conn }
 
-// rawTCP finds the TCP socket under c through byte-preserving wrappers
-// (Unwrap), and with underTLS also through TLS (NetConn).
-func rawTCP(c net.Conn, underTLS bool) syscall.RawConn {
+// rawTCP finds the TCP socket under c, through byte-preserving wrappers
+// (Unwrap) and TLS (NetConn; then underTLS: not to be written directly).
+func rawTCP(c net.Conn) (raw syscall.RawConn, underTLS bool) {
 	for i := 0; c != nil && i < 8; i++ {
 		switch u := c.(type) {
 		case *net.TCPConn:
 			raw, err := u.SyscallConn()
 			if err != nil {
-				return nil
+				return nil, underTLS
 			}
-			return raw
+			return raw, underTLS
 		case interface{ Unwrap() net.Conn }:
 			c = u.Unwrap()
 		case interface{ NetConn() net.Conn }:
-			if !underTLS {
-				return nil
-			}
+			underTLS = true
 			c = u.NetConn()
 		default:
-			return nil
+			return nil, underTLS
 		}
 	}
-	return nil
+	return nil, underTLS
 }
 
 // Buffers of pending bytes are pooled: an idle connection holds none, and

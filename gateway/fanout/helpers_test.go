@@ -16,6 +16,7 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+	mochilisteners "github.com/mochi-mqtt/server/v2/listeners"
 
 	"github.com/homebox/gateway/bench/wire"
 	"github.com/homebox/gateway/gateway/auth"
@@ -23,6 +24,7 @@ import (
 	"github.com/homebox/gateway/gateway/bridge"
 	"github.com/homebox/gateway/gateway/fanout"
 	"github.com/homebox/gateway/gateway/listeners"
+	"github.com/homebox/gateway/internal/testkit"
 )
 
 // testBroker is a real mochi broker wired as gateway.Broker wires it: the
@@ -35,12 +37,20 @@ type testBroker struct {
 	fast   *fanout.Hook
 	addr   string
 	acl    string
+	tls    string // with startBrokerTLS: a TLS listener's address
+	ws     string // and a websockets listener's
+	pki    *testkit.PKI
 }
 
 // allowAll is the ACL of tests that do not test ACLs.
 const allowAll = "topic readwrite #\n"
 
-func startBroker(t *testing.T, acl string) *testBroker {
+func startBroker(t *testing.T, acl string) *testBroker { return startBrokerWith(t, acl, false) }
+
+// startBrokerTLS also opens a TLS and a websockets listener.
+func startBrokerTLS(t *testing.T) *testBroker { return startBrokerWith(t, allowAll, true) }
+
+func startBrokerWith(t *testing.T, acl string, more bool) *testBroker {
 	t.Helper()
 	b := &testBroker{acl: filepath.Join(t.TempDir(), "acl")}
 	if err := os.WriteFile(b.acl, []byte(acl), 0o644); err != nil {
@@ -64,14 +74,28 @@ func startBroker(t *testing.T, acl string) *testBroker {
 		StallAfter:  200 * time.Millisecond,
 	})
 	must(t, b.srv.AddHook(b.fast, nil))
-	l := listeners.NewMQTT(listeners.Config{ID: "t", Address: "127.0.0.1:0",
-		Wrap: func(c net.Conn) net.Conn { return fanout.Wrap(bridge.PrivateConn(c)) }})
+	wrap := func(c net.Conn) net.Conn { return fanout.Wrap(bridge.PrivateConn(c)) }
+	l := listeners.NewMQTT(listeners.Config{ID: "t", Address: "127.0.0.1:0", Wrap: wrap})
 	must(t, b.srv.AddListener(l))
+	var extra []mochilisteners.Listener
+	if more {
+		b.pki = testkit.NewPKI(t)
+		tc, err := listeners.TLSConfig(b.pki.ServerCert, b.pki.ServerKey, b.pki.CAFile, "", false, "")
+		must(t, err)
+		tl := listeners.NewMQTT(listeners.Config{ID: "tls", Address: "127.0.0.1:0", TLS: tc, Wrap: wrap})
+		must(t, b.srv.AddListener(tl))
+		wl := listeners.NewWebsocket(listeners.Config{ID: "ws", Address: "127.0.0.1:0", Wrap: wrap})
+		must(t, b.srv.AddListener(wl))
+		extra = append(extra, tl, wl)
+	}
 	must(t, b.srv.Serve())
 	t.Cleanup(func() {
 		// As Broker.Close does: mochi's Close can deadlock when a client
 		// leaves meanwhile, so the listener and its clients go first.
 		l.Close(func(string) {})
+		for _, x := range extra {
+			x.Close(func(string) {})
+		}
 		done := make(chan struct{})
 		go func() { b.srv.Listeners.ClientsWg.Wait(); close(done) }()
 		select {
@@ -82,6 +106,9 @@ func startBroker(t *testing.T, acl string) *testBroker {
 		_ = b.srv.Close()
 	})
 	b.addr = l.Address()
+	if more {
+		b.tls, b.ws = extra[0].Address(), extra[1].Address()
+	}
 	return b
 }
 
@@ -118,6 +145,14 @@ type dialOpts struct {
 
 func dial(t *testing.T, addr, id string, o dialOpts) *client {
 	t.Helper()
+	c, err := dialTCP(addr, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return login(t, c, id, o)
+}
+
+func dialTCP(addr string, o dialOpts) (net.Conn, error) {
 	d := net.Dialer{Timeout: 5 * time.Second}
 	if o.rcvbuf > 0 {
 		d.Control = func(_, _ string, c syscall.RawConn) error {
@@ -128,10 +163,12 @@ func dial(t *testing.T, addr, id string, o dialOpts) *client {
 			return errors.Join(err, serr)
 		}
 	}
-	c, err := d.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	return d.Dial("tcp", addr)
+}
+
+// login sends CONNECT on c and waits for the CONNACK.
+func login(t *testing.T, c net.Conn, id string, o dialOpts) *client {
+	t.Helper()
 	t.Cleanup(func() { _ = c.Close() })
 	cl := &client{t: t, c: c, r: wire.NewReader(c, 64<<10, 1<<20), v5: o.v5}
 	if o.v5 {
