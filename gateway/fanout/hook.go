@@ -265,13 +265,13 @@ type outcome int
 
 const (
 	delivered    outcome = iota
-	droppedStuck         // the subscriber is judged stuck
+	droppedStuck         // the subscriber is judged stuck (or full, for the broker's own publishes)
 	notSent              // the connection failed or closed (mochi: not delivered, not counted)
 )
 
-// deliver queues frame for t. Past HighWater the publisher first writes
-// what it left with its subscribers, then waits for t to drain, unless t
-// is judged stuck.
+// deliver queues frame for t. Past HighWater a client publisher first
+// writes what it left with its subscribers, then waits for t to drain,
+// unless t is judged stuck; the broker's own publishes (pub nil) drop.
 func (h *Hook) deliver(pub *Conn, t target, frame []byte) outcome {
 	for {
 		queued, full := t.conn.enqueue(frame)
@@ -287,16 +287,19 @@ func (h *Hook) deliver(pub *Conn, t target, frame []byte) outcome {
 			}
 			return notSent
 		}
-		if pub != nil {
-			pub.flushDirtyLocked()
-			pub.pubMu.Unlock() // Close may flush meanwhile
+		if pub == nil {
+			// The broker's own publishes (Server.Publish: $SYS, bridges)
+			// never waited: the back-pressure hook skips them too, and
+			// their callers may hold locks. mochi dropped these as well.
+			t.conn.flush()
+			return droppedStuck
 		}
+		pub.flushDirtyLocked()
+		pub.pubMu.Unlock() // Close may flush meanwhile
 		t.conn.flush()
 		h.waits.Add(1)
 		ok, stuckNow := t.conn.waitDrained(h.cfg.StallAfter, h.done)
-		if pub != nil {
-			pub.pubMu.Lock()
-		}
+		pub.pubMu.Lock()
 		if stuckNow {
 			h.stalls.Add(1)
 			h.Log.Warn("subscriber not keeping up; publishers no longer wait for it",
