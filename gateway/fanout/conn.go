@@ -36,7 +36,7 @@ type Conn struct {
 	socket   syscall.RawConn // the TCP socket under it all (also under TLS), to watch the peer read
 
 	mu       sync.Mutex
-	pending  []byte        // accepted, not yet written, in order
+	pending  chunks        // accepted, not yet written, in order
 	writing  bool          // someone (mochi's Write, a flush, the drain goroutine) holds the socket
 	err      error         // first write error; later writes fail with it
 	closed   bool          // Close was called
@@ -103,24 +103,6 @@ func rawTCP(c net.Conn) (raw syscall.RawConn, underTLS bool) {
 	return nil, underTLS
 }
 
-// Buffers of pending bytes are pooled: an idle connection holds none, and
-// a busy one does not grow a fresh buffer from small (the copies showed in
-// fan-in profiles).
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
-
-// maxPooled keeps buffers grown by a long backlog out of the pool.
-const maxPooled = HighWater
-
-func getBuf() []byte { return (*bufPool.Get().(*[]byte))[:0] }
-
-func putBuf(b []byte) {
-	if cap(b) == 0 || cap(b) > maxPooled {
-		return
-	}
-	b = b[:0]
-	bufPool.Put(&b)
-}
-
 // Read flushes the frames this connection's publisher left with its
 // subscribers (mochi reads again only when its buffer is empty: the end of
 // a read burst), then reads.
@@ -135,7 +117,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 // blocks while the peer is far behind.
 func (c *Conn) Write(p []byte) (int, error) {
 	c.mu.Lock()
-	for len(c.pending) >= HighWater && c.err == nil && !c.closed {
+	for c.pending.len() >= HighWater && c.err == nil && !c.closed {
 		ch := c.wakeLocked()
 		if !c.writing {
 			c.startDrainLocked()
@@ -148,7 +130,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 		c.mu.Unlock()
 		return 0, err
 	}
-	if !c.writing && len(c.pending) == 0 {
+	if !c.writing && c.pending.len() == 0 {
 		c.writing = true
 		c.mu.Unlock()
 		n, err := c.Conn.Write(p)
@@ -161,10 +143,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 		}
 		return n, err
 	}
-	if c.pending == nil {
-		c.pending = getBuf()
-	}
-	c.pending = append(c.pending, p...)
+	c.pending.add(p)
 	if !c.writing {
 		c.startDrainLocked()
 	}
@@ -194,7 +173,7 @@ func (c *Conn) Close() error {
 	c.closed = true
 	c.shut.Store(true)
 	c.signalLocked()
-	if c.writing || (len(c.pending) > 0 && c.err == nil) {
+	if c.writing || (c.pending.len() > 0 && c.err == nil) {
 		// The writer closes the connection when it is done.
 		_ = c.Conn.SetWriteDeadline(time.Now().Add(closeDrainTimeout))
 		_ = c.Conn.SetReadDeadline(time.Now())
@@ -204,8 +183,7 @@ func (c *Conn) Close() error {
 		c.mu.Unlock()
 		return nil
 	}
-	putBuf(c.pending)
-	c.pending = nil
+	c.pending.release()
 	c.mu.Unlock()
 	return c.Conn.Close()
 }
@@ -261,13 +239,10 @@ func (c *Conn) enqueue(frame []byte) (queued, full bool) {
 	if c.err != nil || c.closed || c.stuck {
 		return false, false
 	}
-	if len(c.pending) >= HighWater {
+	if c.pending.len() >= HighWater {
 		return false, true
 	}
-	if c.pending == nil {
-		c.pending = getBuf()
-	}
-	c.pending = append(c.pending, frame...)
+	c.pending.add(frame)
 	return true, false
 }
 
@@ -309,7 +284,7 @@ func (c *Conn) flushDirtyLocked() {
 // it does not take (or any non-TCP connection) goes to the drain goroutine.
 func (c *Conn) flush() {
 	c.mu.Lock()
-	if c.writing || len(c.pending) == 0 || c.err != nil {
+	if c.writing || c.pending.len() == 0 || c.err != nil {
 		c.mu.Unlock()
 		return
 	}
@@ -319,15 +294,22 @@ func (c *Conn) flush() {
 		return
 	}
 	c.writing = true
-	buf := c.pending
-	c.pending = nil
+	batch := c.pending.take()
 	c.mu.Unlock()
 
-	n, err := writeNonBlocking(c.raw, buf)
+	n, err := writeNonBlocking(c.raw, batch.bufs)
 
 	c.mu.Lock()
 	c.wroteLocked(n, err)
-	c.requeueLocked(buf, n)
+	batch.consume(n)
+	if c.err == nil {
+		c.pending.pushFront(batch)
+	} else {
+		batch.release()
+	}
+	if c.pending.len() < LowWater {
+		c.signalLocked()
+	}
 	c.doneWritingLocked()
 	c.mu.Unlock()
 	if err != nil {
@@ -335,22 +317,26 @@ func (c *Conn) flush() {
 	}
 }
 
-func writeNonBlocking(raw syscall.RawConn, buf []byte) (int, error) {
+// writeNonBlocking writes bufs in order until the socket would block.
+func writeNonBlocking(raw syscall.RawConn, bufs [][]byte) (int, error) {
 	var n int
 	var werr error
 	err := raw.Write(func(fd uintptr) bool {
-		for n < len(buf) {
-			m, err := syscall.Write(int(fd), buf[n:])
-			if err == syscall.EINTR {
-				continue
-			}
-			if err != nil {
-				if err != syscall.EAGAIN {
-					werr = err
+		for _, b := range bufs {
+			for off := 0; off < len(b); {
+				m, err := syscall.Write(int(fd), b[off:])
+				if err == syscall.EINTR {
+					continue
 				}
-				break
+				if err != nil {
+					if err != syscall.EAGAIN {
+						werr = err
+					}
+					return true
+				}
+				off += m
+				n += m
 			}
-			n += m
 		}
 		return true // never wait for the socket here
 	})
@@ -374,29 +360,30 @@ const drainChunk = 16 << 10
 
 func (c *Conn) drain() {
 	c.mu.Lock()
-	for len(c.pending) > 0 && c.err == nil {
-		buf := c.pending
-		c.pending = nil
+	for c.pending.len() > 0 && c.err == nil {
+		batch := c.pending.take()
 		c.signalLocked() // publishers may queue again while this batch goes out
 		c.mu.Unlock()
-		for off := 0; off < len(buf); {
-			n, err := c.Conn.Write(buf[off:min(off+drainChunk, len(buf))])
-			off += n
-			c.mu.Lock()
-			c.wroteLocked(n, err)
-			c.mu.Unlock()
-			if err != nil {
-				break
+	write:
+		for _, b := range batch.bufs {
+			for off := 0; off < len(b); {
+				n, err := c.Conn.Write(b[off:min(off+drainChunk, len(b))])
+				off += n
+				c.mu.Lock()
+				c.wroteLocked(n, err)
+				c.mu.Unlock()
+				if err != nil {
+					break write
+				}
 			}
 		}
-		putBuf(buf)
+		batch.release()
 		c.mu.Lock()
 	}
 	c.writing = false
 	end := c.closed || c.err != nil
 	if end {
-		putBuf(c.pending)
-		c.pending = nil
+		c.pending.release()
 	}
 	c.signalLocked()
 	c.mu.Unlock()
@@ -408,14 +395,13 @@ func (c *Conn) drain() {
 // doneWritingLocked ends a direct write or flush: bytes queued meanwhile
 // go to the drain goroutine.
 func (c *Conn) doneWritingLocked() {
-	if len(c.pending) > 0 && c.err == nil {
+	if c.pending.len() > 0 && c.err == nil {
 		c.startDrainLocked()
 		return
 	}
 	c.writing = false
 	if c.err != nil {
-		putBuf(c.pending)
-		c.pending = nil
+		c.pending.release()
 	}
 	if c.closed {
 		// Close left the closing to the writer.
@@ -434,22 +420,6 @@ func (c *Conn) wroteLocked(n int, err error) {
 			return
 		}
 		c.err = err
-		c.signalLocked()
-	}
-}
-
-// requeueLocked puts what a write did not take back in front of what was
-// queued meanwhile, and recycles the buffer.
-func (c *Conn) requeueLocked(buf []byte, n int) {
-	if n < len(buf) && c.err == nil {
-		m := copy(buf, buf[n:])
-		buf = append(buf[:m], c.pending...)
-		putBuf(c.pending)
-		c.pending = buf
-	} else {
-		putBuf(buf)
-	}
-	if len(c.pending) < LowWater {
 		c.signalLocked()
 	}
 }
@@ -505,7 +475,7 @@ func (c *Conn) waitDrained(stallAfter time.Duration, stopped <-chan struct{}) (o
 		if c.err != nil || c.closed || c.stuck {
 			return false, false
 		}
-		if len(c.pending) < LowWater {
+		if c.pending.len() < LowWater {
 			return true, false
 		}
 		if !c.writing {
