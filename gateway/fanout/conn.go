@@ -44,14 +44,20 @@ type Conn struct {
 	progress uint64        // counts writes that moved bytes, for stall judgement
 	stuck    bool          // judged stuck: publishers no longer wait for it
 	wake     chan struct{} // closed when pending falls below LowWater (or the conn fails)
+	// The publisher whose dirty list holds this connection, as of its
+	// flushGen: a fan-out publisher then marks each subscriber once per
+	// burst without searching its list.
+	markedBy  *Conn
+	markedGen uint64
 
 	// Publisher side. The goroutine that reads this connection (mochi's
 	// reader, which also runs the OnPublish hooks) fills dirty and flushes
 	// it on its next Read; Close, from any goroutine, flushes it too, as the
 	// reader does not read again after a DISCONNECT.
-	pubMu   sync.Mutex
-	dirty   []*Conn // subscribers with frames from this publisher not yet flushed
-	scratch []byte  // frame encoding buffer (the reader's only)
+	pubMu    sync.Mutex
+	dirty    []*Conn // subscribers with frames from this publisher not yet flushed
+	flushGen uint64  // counts flushes of dirty
+	scratch  []byte  // frame encoding buffer (the reader's only)
 
 	// The route the back-pressure hook looked up for the message being
 	// published, handed to the fast path's OnPublish (the reader's only).
@@ -233,7 +239,9 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 
 // enqueue appends a frame for this subscriber. It reports false when the
 // connection failed, is closed or is judged stuck (the frame is dropped).
-func (c *Conn) enqueue(frame []byte) (queued, full bool) {
+// With pub (its pubMu held), a queued frame also puts c on pub's dirty list
+// unless it is there already.
+func (c *Conn) enqueue(frame []byte, pub *Conn) (queued, full bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.err != nil || c.closed || c.stuck {
@@ -243,25 +251,11 @@ func (c *Conn) enqueue(frame []byte) (queued, full bool) {
 		return false, true
 	}
 	c.pending.add(frame)
+	if pub != nil && (c.markedBy != pub || c.markedGen != pub.flushGen) {
+		c.markedBy, c.markedGen = pub, pub.flushGen
+		pub.dirty = append(pub.dirty, c)
+	}
 	return true, false
-}
-
-// markDirty puts sub on this publisher's list of subscribers to flush.
-// Call it with pubMu held.
-func (c *Conn) markDirty(sub *Conn) {
-	for i := len(c.dirty) - 1; i >= 0 && i >= len(c.dirty)-8; i-- {
-		if c.dirty[i] == sub {
-			return
-		}
-	}
-	if len(c.dirty) >= 8 {
-		for _, d := range c.dirty {
-			if d == sub {
-				return
-			}
-		}
-	}
-	c.dirty = append(c.dirty, sub)
 }
 
 // flushDirty writes what this publisher left with its subscribers.
@@ -272,6 +266,7 @@ func (c *Conn) flushDirty() {
 }
 
 func (c *Conn) flushDirtyLocked() {
+	c.flushGen++ // before the flushes: a mark from now on is a new one
 	for i, sub := range c.dirty {
 		sub.flush()
 		c.dirty[i] = nil

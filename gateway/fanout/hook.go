@@ -274,11 +274,8 @@ const (
 // unless t is judged stuck; the broker's own publishes (pub nil) drop.
 func (h *Hook) deliver(pub *Conn, t target, frame []byte) outcome {
 	for {
-		queued, full := t.conn.enqueue(frame)
+		queued, full := t.conn.enqueue(frame, pub)
 		if queued {
-			if pub != nil {
-				pub.markDirty(t.conn)
-			}
 			return delivered
 		}
 		if !full {
