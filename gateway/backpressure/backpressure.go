@@ -68,6 +68,10 @@ type Hook struct {
 	// bypass, when set, names the publishes another hook delivers itself:
 	// they are never queued by mochi, so they are not counted here.
 	bypass func(*mqtt.Client, packets.Packet, *Route) bool
+	// readAllowed, when set, is mochi's per-delivery read-ACL check: a
+	// subscriber it refuses gets nothing queued, so it is left out of the
+	// route (and of the counts).
+	readAllowed func(cl *mqtt.Client, topic string) bool
 }
 
 // maxRoutes bounds the cache; past it the cache starts afresh.
@@ -94,9 +98,29 @@ type Target struct {
 	q      *queue
 }
 
+// Queued says whether mochi may still hold messages for this subscriber in
+// its outbound queue (as far as the count knows). A message delivered
+// around that queue could overtake them: the QoS 0 fast path then lets
+// mochi deliver. A count left above zero by a message mochi did not queue
+// after all (read ACL, packet size) is forgotten once nothing has moved for
+// a second, so the fast path is not lost for good.
+func (t *Target) Queued() bool {
+	q := t.q
+	in, out := q.in.Load(), q.out.Load()
+	if in <= out {
+		return false
+	}
+	if time.Since(time.Unix(0, q.moved.Load())) > time.Second {
+		q.in.CompareAndSwap(in, out)
+		return false
+	}
+	return true
+}
+
 // queue is the count for one subscriber connection.
 type queue struct {
 	in, out atomic.Int64 // routed to it; written or dropped
+	moved   atomic.Int64 // unix ns of the last change of in or out
 	waiters atomic.Int32
 	stalled atomic.Bool // judged stuck: nobody waits for it until it writes
 	gone    atomic.Bool
@@ -136,7 +160,7 @@ func (h *Hook) ID() string { return "backpressure" }
 // Provides says which events the hook follows.
 func (h *Hook) Provides(b byte) bool {
 	switch b {
-	case mqtt.OnPublish, mqtt.OnPacketSent, mqtt.OnPublishDropped, mqtt.OnDisconnect,
+	case mqtt.OnPublish, mqtt.OnPacketSent, mqtt.OnPublishDropped, mqtt.OnDisconnect, mqtt.OnRetainPublished,
 		mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnSessionEstablished, mqtt.OnClientExpired:
 		return true
 	}
@@ -179,6 +203,11 @@ func (h *Hook) queueOf(cl *mqtt.Client) *queue {
 	return q.(*queue)
 }
 
+// SetReadAllowed gives the read-ACL check mochi makes per delivery; the
+// answers are kept in the route cache (call Changed when ACLs reload).
+// Call it before serving.
+func (h *Hook) SetReadAllowed(f func(cl *mqtt.Client, topic string) bool) { h.readAllowed = f }
+
 // SetBypass names the publishes that another hook, later in the chain,
 // delivers itself (mochi never queues them). Call it before serving.
 func (h *Hook) SetBypass(f func(*mqtt.Client, packets.Packet, *Route) bool) { h.bypass = f }
@@ -197,6 +226,7 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		if (t.Sub.NoLocal && t.Client.ID == cl.ID) || t.Client.Closed() {
 			continue
 		}
+		t.q.moved.Store(time.Now().UnixNano())
 		if t.q.in.Add(1)-t.q.out.Load() >= h.cfg.High && !t.q.stalled.Load() {
 			h.wait(cl, t.Client, t.q)
 		}
@@ -221,6 +251,9 @@ func (h *Hook) Route(topic string) *Route {
 		}
 		if !ok || to.Net.Inline || to.Closed() {
 			continue
+		}
+		if h.readAllowed != nil && !h.readAllowed(to, topic) {
+			continue // mochi queues nothing for it
 		}
 		q := h.queueOf(to)
 		if to.Closed() { // left meanwhile: OnDisconnect may have run already
@@ -301,6 +334,17 @@ func (h *Hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 	h.taken(cl)
 }
 
+// OnRetainPublished counts a retained message mochi queued for a new
+// subscription: it is in the queue like any other.
+func (h *Hook) OnRetainPublished(cl *mqtt.Client, _ packets.Packet) {
+	if cl.Net.Inline || cl.Closed() {
+		return
+	}
+	q := h.queueOf(cl)
+	q.moved.Store(time.Now().UnixNano())
+	q.in.Add(1)
+}
+
 // OnPublishDropped takes a dropped message off the count.
 func (h *Hook) OnPublishDropped(cl *mqtt.Client, _ packets.Packet) { h.taken(cl) }
 
@@ -310,6 +354,7 @@ func (h *Hook) taken(cl *mqtt.Client) {
 		return
 	}
 	q := v.(*queue)
+	q.moved.Store(time.Now().UnixNano())
 	out := q.out.Add(1)
 	if in := q.in.Load(); out > in {
 		// Writes mochi did not queue (resent inflight messages): keep the

@@ -133,8 +133,10 @@ func TestMixedWithMochiDeliveries(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	if got := b.fast.Taken(); got != fast {
-		t.Fatalf("the fast path took %d messages, want the %d plain QoS 0 ones", got, fast)
+	// Plain messages go mochi's way too while it still holds messages for
+	// the subscriber; the others take the fast path.
+	if got := b.fast.Taken(); got == 0 || got > fast {
+		t.Fatalf("the fast path took %d messages, want some of the %d plain QoS 0 ones", got, fast)
 	}
 }
 
@@ -143,4 +145,44 @@ func retainedPublish(topic string, payload []byte) []byte {
 	p := wire.AppendPublish(nil, topic, 0, 0, payload)
 	p[0] |= 1
 	return p
+}
+
+// A publisher's messages on one topic arrive in order even when some of
+// them (retained ones) go mochi's way and the rest the fast path: a plain
+// message must not overtake a retained one still queued in mochi.
+func TestRetainedAndPlainOnOneTopicStayInOrder(t *testing.T) {
+	b := startBroker(t, allowAll)
+	sub := dial(t, b.addr, "ha", dialOpts{})
+	sub.subscribe("order/#", 0, false, 0)
+	pub := dial(t, b.addr, "pub", dialOpts{})
+	const n = 20000
+	go func() {
+		var buf []byte
+		for i := range n {
+			p := wire.AppendPublish(nil, "order/x", 0, 0, seqPayload(0, i, 8))
+			if i%3 == 0 {
+				p[0] |= 1 // retained: mochi's way
+			}
+			buf = append(buf, p...)
+			if len(buf) > 4<<10 || i == n-1 {
+				if _, err := pub.c.Write(buf); err != nil {
+					return // the test has ended
+				}
+				buf = buf[:0]
+			}
+		}
+	}()
+	var seq seqChecker
+	for seq.got < n {
+		m, err := sub.recv(10 * time.Second)
+		if err == nil {
+			err = seq.add(m.payload)
+		}
+		if err != nil {
+			t.Fatalf("after %d of %d: %v", seq.got, n, err)
+		}
+	}
+	if b.fast.Taken() == 0 {
+		t.Fatal("the fast path took none of the messages")
+	}
 }

@@ -61,6 +61,7 @@ func New(srv *mqtt.Server, routes *backpressure.Hook, cfg Config) *Hook {
 	}
 	h := &Hook{srv: srv, routes: routes, cfg: cfg, done: make(chan struct{})}
 	routes.SetBypass(h.takes)
+	routes.SetReadAllowed(cfg.ReadAllowed)
 	return h
 }
 
@@ -93,6 +94,7 @@ type plan struct {
 // target is a subscriber the route's messages are written to (read ACL
 // already passed).
 type target struct {
+	queue   *backpressure.Target // mochi's queue for it, as counted there
 	cl      *mqtt.Client
 	conn    *Conn
 	noLocal bool
@@ -117,7 +119,8 @@ func (h *Hook) makePlan(r *backpressure.Route, topic string) *plan {
 		return &plan{}
 	}
 	p := &plan{ok: true}
-	for _, t := range r.Targets {
+	for i := range r.Targets {
+		t := &r.Targets[i]
 		conn, ours := t.Client.Net.Conn.(*Conn)
 		if !ours || hasIdentifier(t.Sub) {
 			return &plan{}
@@ -126,6 +129,7 @@ func (h *Hook) makePlan(r *backpressure.Route, topic string) *plan {
 			continue // mochi would not deliver it either
 		}
 		p.targets = append(p.targets, target{
+			queue:   t,
 			cl:      t.Client,
 			conn:    conn,
 			noLocal: t.Sub.NoLocal,
@@ -147,24 +151,43 @@ func hasIdentifier(sub packets.Subscription) bool {
 	return false
 }
 
-// takes says whether the fast path delivers pk: QoS 0, not retained, no
-// property mochi would forward, and a route whose every subscriber it can
-// serve as mochi would.
-func (h *Hook) takes(cl *mqtt.Client, pk packets.Packet, r *backpressure.Route) bool {
-	pub, _ := cl.Net.Conn.(*Conn)
-	if pk.FixedHeader.Type == packets.Publish && pk.FixedHeader.Qos == 0 && !pk.FixedHeader.Retain &&
-		plainProperties(&pk.Properties) && h.planOf(r, pk.TopicName).ok {
-		if pub != nil { // for OnPublish, on this same goroutine: one lookup per message
-			pub.lastTopic, pub.lastRoute = pk.TopicName, r
+// eligible says whether the fast path delivers pk: QoS 0, not retained, no
+// property mochi would forward, a route whose every subscriber it can serve
+// as mochi would, and none with messages still in mochi's queue (the fast
+// path would overtake them: a retained "on" followed by a plain "off" would
+// arrive as "off", "on").
+func (h *Hook) eligible(pk *packets.Packet, r *backpressure.Route) bool {
+	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Qos != 0 || pk.FixedHeader.Retain ||
+		!plainProperties(&pk.Properties) {
+		return false
+	}
+	p := h.planOf(r, pk.TopicName)
+	if !p.ok {
+		return false
+	}
+	for _, t := range p.targets {
+		if t.queue.Queued() {
+			return false
 		}
-		return true
 	}
-	// mochi's way may hold this reader (back-pressure) before it reads
-	// again: what it left with subscribers goes out first.
+	return true
+}
+
+// takes is the back-pressure hook's bypass, asked first for each publish.
+// The answer is kept for OnPublish on the publisher's Conn, so that both
+// hooks act on one decision.
+func (h *Hook) takes(cl *mqtt.Client, pk packets.Packet, r *backpressure.Route) bool {
+	ok := h.eligible(&pk, r)
+	pub, _ := cl.Net.Conn.(*Conn)
 	if pub != nil {
-		pub.flushDirty()
+		pub.decided = decision{topic: pk.TopicName, route: r, fast: ok}
+		if !ok {
+			// mochi's way may hold this reader (back-pressure) before it
+			// reads again: what it left with subscribers goes out first.
+			pub.flushDirty()
+		}
 	}
-	return false
+	return ok
 }
 
 // plainProperties: nothing mochi would copy into the delivered PUBLISH
@@ -179,17 +202,16 @@ func plainProperties(p *packets.Properties) bool {
 func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	pub, _ := cl.Net.Conn.(*Conn) // nil: inline client or not ours; flushed at once
 	var r *backpressure.Route
-	if pub != nil && pub.lastRoute != nil && pub.lastTopic == pk.TopicName {
-		r = pub.lastRoute // what the back-pressure hook looked up for this message
-		pub.lastTopic, pub.lastRoute = "", nil
+	var fast bool
+	if pub != nil && pub.decided.route != nil && pub.decided.topic == pk.TopicName {
+		r, fast = pub.decided.route, pub.decided.fast // the back-pressure hook's call for this message
+		pub.decided = decision{}
 	} else {
 		r = h.routes.Route(pk.TopicName)
+		fast = h.eligible(&pk, r)
 	}
-	if !h.takes(cl, pk, r) {
+	if !fast {
 		return pk, nil
-	}
-	if pub != nil {
-		pub.lastTopic, pub.lastRoute = "", nil
 	}
 	p := h.planOf(r, pk.TopicName)
 	var scratch []byte
