@@ -14,9 +14,16 @@
 // only when the publisher's read burst is used up.
 //
 // Anything the fast path would not send exactly as mochi does goes mochi's
-// way, unchanged (see Hook.takes): QoS 1/2, retained, MQTT 5 properties that
-// mochi forwards, shared or inline (bridge) subscribers, subscription
-// identifiers, and subscribers whose connection is not a Conn.
+// way, unchanged (see Hook.eligible): QoS 1/2, retained, MQTT 5 properties
+// that mochi forwards, shared or inline (bridge) subscribers, subscription
+// identifiers, subscribers whose connection is not a Conn, and subscribers
+// for whom mochi still holds queued messages (the fast path would overtake
+// them).
+//
+// Back-pressure is the back-pressure hook's promise kept: a subscriber's
+// pending bytes past HighWater make the publisher wait (never a drop) until
+// it drains, unless it wrote nothing for StallAfter: it is then judged stuck
+// and its frames are dropped (Info.MessagesDropped) until it moves again.
 package fanout
 
 import (
