@@ -22,6 +22,7 @@ import (
 	"github.com/homebox/gateway/gateway/backpressure"
 	"github.com/homebox/gateway/gateway/bridge"
 	"github.com/homebox/gateway/gateway/durable"
+	"github.com/homebox/gateway/gateway/fanout"
 	"github.com/homebox/gateway/gateway/inorder"
 	"github.com/homebox/gateway/gateway/languard"
 	"github.com/homebox/gateway/gateway/listeners"
@@ -43,7 +44,8 @@ type Options struct {
 	Version string          // for $SYS/broker/version
 	Logger  *slog.Logger
 	// WrapConn, when set, wraps every accepted connection (the bridge's
-	// try_private acceptance plugs in here).
+	// try_private acceptance plugs in here). It must not change the bytes
+	// written: the QoS 0 fast path writes under it (fanout.Wrap).
 	WrapConn func(net.Conn) net.Conn
 }
 
@@ -53,6 +55,7 @@ type Broker struct {
 	cfg    *mosquittoconf.Config
 	server *mqtt.Server
 	auth   *auth.Hook
+	routes *backpressure.Hook // its route cache is voided when ACLs reload
 	log    *slog.Logger
 
 	mu        sync.Mutex
@@ -192,7 +195,8 @@ func (b *Broker) addHooks() error {
 	}
 	// Publishers wait for a slow subscriber instead of mochi dropping
 	// its QoS 0 messages.
-	if err := b.server.AddHook(backpressure.New(b.server), nil); err != nil {
+	b.routes = backpressure.New(b.server)
+	if err := b.server.AddHook(b.routes, nil); err != nil {
 		return err
 	}
 	if cfg.Persistence {
@@ -211,7 +215,15 @@ func (b *Broker) addHooks() error {
 	version := "gatewayd " + b.opts.Version + " (mochi-mqtt " + mqtt.Version + ")"
 	sys := systopics.New(b.server, version, b.log)
 	sys.Extra = b.bridgeTopics
-	return b.server.AddHook(sys, nil)
+	if err := b.server.AddHook(sys, nil); err != nil {
+		return err
+	}
+	// Last, so that every other hook has seen a publish it takes: plain
+	// QoS 0 messages are encoded once and written once per read burst.
+	fast := fanout.New(b.server, b.routes, fanout.Config{
+		ReadAllowed: func(cl *mqtt.Client, topic string) bool { return b.auth.OnACLCheck(cl, topic, false) },
+	})
+	return b.server.AddHook(fast, nil)
 }
 
 // startBridges runs the conf's `connection` blocks inside this process.
@@ -322,7 +334,7 @@ func (b *Broker) addListeners() error {
 			ID:      id,
 			Address: net.JoinHostPort(l.Address, strconv.Itoa(l.Port)),
 			Guard:   b.opts.Guard,
-			Wrap:    b.opts.WrapConn,
+			Wrap:    b.wrapConn,
 		}
 		if l.TLS() {
 			tc, err := listeners.TLSConfig(l.CertFile, l.KeyFile, l.CAFile, l.CAPath, l.RequireCertificate, l.TLSVersion)
@@ -346,6 +358,14 @@ func (b *Broker) addListeners() error {
 		b.log.Info("listener open", "protocol", l.Protocol, "address", impl.Address(), "tls", l.TLS())
 	}
 	return nil
+}
+
+// wrapConn puts the fast path's connection outermost, over WrapConn's.
+func (b *Broker) wrapConn(c net.Conn) net.Conn {
+	if b.opts.WrapConn != nil {
+		c = b.opts.WrapConn(c)
+	}
+	return fanout.Wrap(c)
 }
 
 // Addrs are the listeners' real addresses by protocol, in conf order.
@@ -372,7 +392,11 @@ func (b *Broker) Reload() error {
 	if b.auth == nil {
 		return nil
 	}
-	return b.auth.Reload()
+	err := b.auth.Reload()
+	if err == nil && b.routes != nil {
+		b.routes.Changed() // the fast path's cached read-ACL answers
+	}
+	return err
 }
 
 // Close stops the broker gracefully: bridges stopped (they publish state

@@ -64,26 +64,63 @@ type Hook struct {
 	routesLen atomic.Int64
 
 	waits, stalls atomic.Int64
+
+	// bypass, when set, names the publishes another hook delivers itself:
+	// they are never queued by mochi, so they are not counted here.
+	bypass func(*mqtt.Client, packets.Packet, *Route) bool
+	// readAllowed, when set, is mochi's per-delivery read-ACL check: a
+	// subscriber it refuses gets nothing queued, so it is left out of the
+	// route (and of the counts).
+	readAllowed func(cl *mqtt.Client, topic string) bool
 }
 
 // maxRoutes bounds the cache; past it the cache starts afresh.
 const maxRoutes = 10000
 
-// route is a cached lookup: the subscribers of a topic as of gen.
-type route struct {
-	gen     uint64
-	targets []target
+// Route is a cached lookup: the subscribers of a topic as of Gen. Other
+// hooks (the QoS 0 fast path) read the same cache instead of keeping a
+// second one, and may hang what they derive from it on Derived: it is
+// voided with the route.
+type Route struct {
+	Gen     uint64
+	Targets []Target
+	// Shared and Inline say the topic also has shared or inline (bridge)
+	// subscribers, which are not in Targets and not counted here.
+	Shared, Inline bool
+	// Derived is free for another hook's per-route data.
+	Derived atomic.Pointer[any]
 }
 
-type target struct {
-	cl      *mqtt.Client
-	q       *queue
-	noLocal bool
+// Target is one subscriber connection of a route.
+type Target struct {
+	Client *mqtt.Client
+	Sub    packets.Subscription // the subscriber's (merged) subscription for the topic
+	q      *queue
+}
+
+// Queued says whether mochi may still hold messages for this subscriber in
+// its outbound queue (as far as the count knows). A message delivered
+// around that queue could overtake them: the QoS 0 fast path then lets
+// mochi deliver. A count left above zero by a message mochi did not queue
+// after all (read ACL, packet size) is forgotten once nothing has moved for
+// a second, so the fast path is not lost for good.
+func (t *Target) Queued() bool {
+	q := t.q
+	in, out := q.in.Load(), q.out.Load()
+	if in <= out {
+		return false
+	}
+	if time.Since(time.Unix(0, q.moved.Load())) > time.Second {
+		q.in.CompareAndSwap(in, out)
+		return false
+	}
+	return true
 }
 
 // queue is the count for one subscriber connection.
 type queue struct {
 	in, out atomic.Int64 // routed to it; written or dropped
+	moved   atomic.Int64 // unix ns of the last change of in or out
 	waiters atomic.Int32
 	stalled atomic.Bool // judged stuck: nobody waits for it until it writes
 	gone    atomic.Bool
@@ -123,7 +160,7 @@ func (h *Hook) ID() string { return "backpressure" }
 // Provides says which events the hook follows.
 func (h *Hook) Provides(b byte) bool {
 	switch b {
-	case mqtt.OnPublish, mqtt.OnPacketSent, mqtt.OnPublishDropped, mqtt.OnDisconnect,
+	case mqtt.OnPublish, mqtt.OnPacketSent, mqtt.OnPublishDropped, mqtt.OnDisconnect, mqtt.OnRetainPublished,
 		mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnSessionEstablished, mqtt.OnClientExpired:
 		return true
 	}
@@ -166,52 +203,75 @@ func (h *Hook) queueOf(cl *mqtt.Client) *queue {
 	return q.(*queue)
 }
 
+// SetReadAllowed gives the read-ACL check mochi makes per delivery; the
+// answers are kept in the route cache (call Changed when ACLs reload).
+// Call it before serving.
+func (h *Hook) SetReadAllowed(f func(cl *mqtt.Client, topic string) bool) { h.readAllowed = f }
+
+// SetBypass names the publishes that another hook, later in the chain,
+// delivers itself (mochi never queues them). Call it before serving.
+func (h *Hook) SetBypass(f func(*mqtt.Client, packets.Packet, *Route) bool) { h.bypass = f }
+
 // OnPublish counts the message for each subscriber it will be queued for,
 // and waits while one of them is too far behind.
 func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	r := h.Route(pk.TopicName)
+	if h.bypass != nil && h.bypass(cl, pk, r) {
+		return pk, nil
+	}
 	if cl.Net.Inline {
 		return pk, nil
 	}
-	for _, t := range h.targets(pk.TopicName) {
-		if (t.noLocal && t.cl.ID == cl.ID) || t.cl.Closed() {
+	for _, t := range r.Targets {
+		if (t.Sub.NoLocal && t.Client.ID == cl.ID) || t.Client.Closed() {
 			continue
 		}
+		t.q.moved.Store(time.Now().UnixNano())
 		if t.q.in.Add(1)-t.q.out.Load() >= h.cfg.High && !t.q.stalled.Load() {
-			h.wait(cl, t.cl, t.q)
+			h.wait(cl, t.Client, t.q)
 		}
 	}
 	return pk, nil
 }
 
-// targets are the connections subscribed to topic, from the cache when it
-// is current.
-func (h *Hook) targets(topic string) []target {
+// Route is the topic's subscribers, from the cache when it is current.
+func (h *Hook) Route(topic string) *Route {
 	gen := h.gen.Load() // read before the lookup: a change during it voids the entry
 	if v, ok := h.routes.Load(topic); ok {
-		if r := v.(*route); r.gen == gen {
-			return r.targets
+		if r := v.(*Route); r.Gen == gen {
+			return r
 		}
 	}
 	subs := h.srv.Topics.Subscribers(topic)
-	r := &route{gen: gen}
+	r := &Route{Gen: gen, Shared: len(subs.Shared) > 0, Inline: len(subs.InlineSubscriptions) > 0}
 	for id, sub := range subs.Subscriptions {
 		to, ok := h.srv.Clients.Get(id)
+		if ok && to.Net.Inline {
+			r.Inline = true
+		}
 		if !ok || to.Net.Inline || to.Closed() {
 			continue
+		}
+		if h.readAllowed != nil && !h.readAllowed(to, topic) {
+			continue // mochi queues nothing for it
 		}
 		q := h.queueOf(to)
 		if to.Closed() { // left meanwhile: OnDisconnect may have run already
 			h.queues.Delete(to)
 			continue
 		}
-		r.targets = append(r.targets, target{cl: to, q: q, noLocal: sub.NoLocal})
+		r.Targets = append(r.Targets, Target{Client: to, Sub: sub, q: q})
 	}
 	if _, loaded := h.routes.Swap(topic, r); !loaded && h.routesLen.Add(1) > maxRoutes {
 		h.routes.Clear()
 		h.routesLen.Store(0)
 	}
-	return r.targets
+	return r
 }
+
+// Changed voids the route cache: call it when what a route holds may have
+// changed in a way the hook cannot see (ACLs reloaded).
+func (h *Hook) Changed() { h.changed() }
 
 // changed voids the route cache.
 func (h *Hook) changed() { h.gen.Add(1) }
@@ -237,8 +297,8 @@ func (h *Hook) wait(from, to *mqtt.Client, q *queue) {
 	defer q.waiters.Add(-1)
 	t := time.NewTimer(h.cfg.StallAfter)
 	defer t.Stop()
+	before := q.out.Load() // as of the timer's start: wake-ups in between do not restart it
 	for {
-		before := q.out.Load()
 		ch := q.wakeCh()
 		// Checked after taking the channel, so a signal cannot fall between.
 		if q.depth() < h.cfg.Low || q.stalled.Load() || q.gone.Load() || from.Closed() {
@@ -259,6 +319,7 @@ func (h *Hook) wait(from, to *mqtt.Client, q *queue) {
 					"client", to.ID, "waited", h.cfg.StallAfter)
 				return
 			}
+			before = q.out.Load()
 			t.Reset(h.cfg.StallAfter)
 		}
 	}
@@ -273,6 +334,17 @@ func (h *Hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 	h.taken(cl)
 }
 
+// OnRetainPublished counts a retained message mochi queued for a new
+// subscription: it is in the queue like any other.
+func (h *Hook) OnRetainPublished(cl *mqtt.Client, _ packets.Packet) {
+	if cl.Net.Inline || cl.Closed() {
+		return
+	}
+	q := h.queueOf(cl)
+	q.moved.Store(time.Now().UnixNano())
+	q.in.Add(1)
+}
+
 // OnPublishDropped takes a dropped message off the count.
 func (h *Hook) OnPublishDropped(cl *mqtt.Client, _ packets.Packet) { h.taken(cl) }
 
@@ -282,6 +354,7 @@ func (h *Hook) taken(cl *mqtt.Client) {
 		return
 	}
 	q := v.(*queue)
+	q.moved.Store(time.Now().UnixNano())
 	out := q.out.Add(1)
 	if in := q.in.Load(); out > in {
 		// Writes mochi did not queue (resent inflight messages): keep the

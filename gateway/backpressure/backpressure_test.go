@@ -210,20 +210,20 @@ func TestStuckSubscriberDoesNotStallTheOthers(t *testing.T) {
 
 func TestRoutesFollowSubscriptions(t *testing.T) {
 	addr, _, h := startBroker(t, 32)
-	if n := len(h.targets("room/temp")); n != 0 {
+	if n := len(h.Route("room/temp").Targets); n != 0 {
 		t.Fatalf("%d targets before any subscriber", n)
 	}
 	c, r := dial(t, addr, "ha", 0)
 	subscribe(t, c, r, "room/#")
-	if n := len(h.targets("room/temp")); n != 1 {
+	if n := len(h.Route("room/temp").Targets); n != 1 {
 		t.Fatalf("%d targets after a subscribe, want 1 (cache not voided)", n)
 	}
-	if n := len(h.targets("hall/temp")); n != 0 {
+	if n := len(h.Route("hall/temp").Targets); n != 0 {
 		t.Fatalf("%d targets for a topic nobody subscribed to", n)
 	}
 	_ = c.Close()
 	testkit.WaitFor(t, 10*time.Second, "the disconnected subscriber to stop being a target", func() bool {
-		return len(h.targets("room/temp")) == 0
+		return len(h.Route("room/temp").Targets) == 0
 	})
 	n := 0
 	h.queues.Range(func(any, any) bool { n++; return true })
