@@ -55,6 +55,10 @@ func newPooledReadConn(c net.Conn) net.Conn {
 	return &pooledReadConn{Conn: c, raw: raw}
 }
 
+// Unwrap gives the TCP connection: writes pass through unchanged, so the
+// QoS 0 fast path (fanout.Wrap) may write to the socket underneath.
+func (c *pooledReadConn) Unwrap() net.Conn { return c.Conn }
+
 // Read hands out pending bytes, else waits for the socket and reads. A
 // caller asking for at least a buffer's worth is read into directly.
 func (c *pooledReadConn) Read(p []byte) (int, error) {

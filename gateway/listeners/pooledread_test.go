@@ -336,3 +336,32 @@ func TestPooledReadKeepaliveExpires(t *testing.T) {
 		t.Fatalf("silent client still connected: read %d bytes, %v", n, err)
 	}
 }
+
+// The fast path finds the TCP socket under our reading wrapper (through
+// Unwrap) to write to it without a goroutine; without Unwrap every fast-path
+// delivery would wait for a writer goroutine.
+func TestPooledReadConnUnwrapsToTheSocket(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	wrapped := newPooledReadConn(server)
+	u, ok := wrapped.(interface{ Unwrap() net.Conn })
+	if !ok {
+		t.Fatal("the pooled reader has no Unwrap")
+	}
+	if _, ok := u.Unwrap().(*net.TCPConn); !ok {
+		t.Fatalf("Unwrap gave %T, want *net.TCPConn", u.Unwrap())
+	}
+}
