@@ -93,7 +93,6 @@ func (l *MQTT) handle(raw net.Conn, establish mochilisteners.EstablishFn) {
 		return
 	}
 	defer l.conns.remove(raw)
-	defer raw.Close()
 
 	// Under TLS too: the handshake and the records are read through it.
 	conn := newPooledReadConn(raw)
@@ -104,6 +103,7 @@ func (l *MQTT) handle(raw net.Conn, establish mochilisteners.EstablishFn) {
 		cancel()
 		if err != nil {
 			l.log.Info("TLS handshake failed", "listener", l.cfg.ID, "peer", raw.RemoteAddr().String(), "error", err)
+			_ = raw.Close()
 			return
 		}
 		conn = tc
@@ -112,6 +112,10 @@ func (l *MQTT) handle(raw net.Conn, establish mochilisteners.EstablishFn) {
 		conn = l.cfg.Wrap(conn)
 	}
 	err := establish(l.cfg.ID, conn)
+	// Closing conn closes raw under it once the bytes it accepted for the
+	// peer are written (fanout.Conn drains them, for up to a second): a
+	// refusal CONNACK or the last messages before a DISCONNECT. Closing raw
+	// here as well would cut them off.
 	_ = conn.Close()
 	logEstablishErr(l.log, l.cfg.ID, conn, err)
 }

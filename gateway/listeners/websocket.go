@@ -107,11 +107,10 @@ func (l *Websocket) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	// its own from the keepalive.
 	_ = ws.NetConn().SetDeadline(time.Time{})
 	wc := newWSConn(ws)
-	if !l.conns.add(wc) {
+	if !l.conns.add(wc) { // closes wc when the listener is closing
 		return
 	}
 	defer l.conns.remove(wc)
-	defer wc.Close()
 
 	l.mu.Lock()
 	establish := l.establish
@@ -122,7 +121,7 @@ func (l *Websocket) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		conn = l.cfg.Wrap(conn)
 	}
 	err = establish(l.cfg.ID, conn)
-	_ = conn.Close()
+	_ = conn.Close() // closes wc, after what conn accepted is written (see MQTT.handle)
 	logEstablishErr(l.log, l.cfg.ID, conn, err)
 }
 
