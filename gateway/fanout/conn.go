@@ -34,6 +34,7 @@ type Conn struct {
 	net.Conn                 // what the listener made (TCP, TLS, websocket, wrappers)
 	raw      syscall.RawConn // the TCP socket for non-blocking writes; nil: writes go through Conn
 	socket   syscall.RawConn // the TCP socket under it all (also under TLS), to watch the peer read
+	buffered bufferedReader  // the listener's read buffer under it (not under TLS); nil: none
 
 	mu       sync.Mutex
 	pending  chunks        // accepted, not yet written, in order
@@ -86,8 +87,29 @@ func Wrap(c net.Conn) *Conn {
 	w := &Conn{Conn: c, socket: socket}
 	if !underTLS {
 		w.raw = socket
+		w.buffered = readBuffer(c)
 	}
 	return w
+}
+
+// bufferedReader is a connection that holds bytes it has read from the
+// socket but not yet handed out (listeners' pooled reader).
+type bufferedReader interface{ Buffered() int }
+
+// readBuffer finds the reading buffer under c, through byte-preserving
+// wrappers; nil when there is none.
+func readBuffer(c net.Conn) bufferedReader {
+	for i := 0; c != nil && i < 8; i++ {
+		if b, ok := c.(bufferedReader); ok {
+			return b
+		}
+		u, ok := c.(interface{ Unwrap() net.Conn })
+		if !ok {
+			return nil
+		}
+		c = u.Unwrap()
+	}
+	return nil
 }
 
 // Unwrap gives the connection underneath (bridge detection looks through).
@@ -119,8 +141,15 @@ func rawTCP(c net.Conn) (raw syscall.RawConn, underTLS bool) {
 // Read flushes the frames this connection's publisher left with its
 // subscribers (mochi reads again only when its buffer is empty: the end of
 // a read burst), then reads.
+//
+// mochi's own read buffer is tiny (it costs every idle client), so it asks
+// every 128 bytes; while the listener's reader still holds bytes of the
+// burst, the flush waits, so that a burst of 64 messages to 50 subscribers
+// is 50 writes, not 3,200.
 func (c *Conn) Read(p []byte) (int, error) {
-	c.flushDirty()
+	if c.buffered == nil || c.buffered.Buffered() == 0 {
+		c.flushDirty()
+	}
 	return c.Conn.Read(p)
 }
 

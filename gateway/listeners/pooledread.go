@@ -59,6 +59,11 @@ func newPooledReadConn(c net.Conn) net.Conn {
 // QoS 0 fast path (fanout.Wrap) may write to the socket underneath.
 func (c *pooledReadConn) Unwrap() net.Conn { return c.Conn }
 
+// Buffered is how many bytes were read from the socket and not yet handed
+// out: the fast path writes its deliveries once a burst is used up. Only
+// the reading goroutine may ask.
+func (c *pooledReadConn) Buffered() int { return len(c.pending) }
+
 // Read hands out pending bytes, else waits for the socket and reads. A
 // caller asking for at least a buffer's worth is read into directly.
 func (c *pooledReadConn) Read(p []byte) (int, error) {
