@@ -49,8 +49,17 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 // listeners and stops it when the test ends.
 func startBroker(t *testing.T, ls ...mochilisteners.Listener) *mqtt.Server {
 	t.Helper()
-	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: quietLogger()})
-	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+	return serve(t, &mqtt.Options{}, new(auth.AllowHook), ls...)
+}
+
+// serve runs a mochi broker made from opts (inline client on, logs off),
+// with hook (given the server as its config), on the given listeners, and
+// stops it when the test ends.
+func serve(t *testing.T, opts *mqtt.Options, hook mqtt.Hook, ls ...mochilisteners.Listener) *mqtt.Server {
+	t.Helper()
+	opts.InlineClient, opts.Logger = true, quietLogger()
+	srv := mqtt.New(opts)
+	if err := srv.AddHook(hook, srv); err != nil {
 		t.Fatal(err)
 	}
 	for _, l := range ls {

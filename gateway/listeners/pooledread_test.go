@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/homebox/gateway/bench/wire"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -28,18 +29,7 @@ func smallBufferBroker(t *testing.T, l *MQTT) *mqtt.Server {
 	t.Helper()
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumClientWritesPending = 64
-	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: quietLogger(), ClientNetReadBufferSize: 16, Capabilities: caps})
-	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.AddListener(l); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Serve(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stopBroker(srv) })
-	return srv
+	return serve(t, &mqtt.Options{ClientNetReadBufferSize: 16, Capabilities: caps}, new(auth.AllowHook), l)
 }
 
 // received collects what an inline subscription delivers.
@@ -75,37 +65,14 @@ func (r *received) wait(t *testing.T, n int) map[string][]byte {
 	return r.payloads
 }
 
-// remainingLength is MQTT's variable-length integer.
-func remainingLength(n int) []byte {
-	var out []byte
-	for {
-		b := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			b |= 0x80
-		}
-		out = append(out, b)
-		if n == 0 {
-			return out
-		}
-	}
-}
-
-func packet(typ byte, body []byte) []byte {
-	return append(append([]byte{typ}, remainingLength(len(body))...), body...)
-}
-
-func mqttString(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
-
 // connectAnon is an MQTT 3.1.1 CONNECT, clean session, keepalive 60 s.
 func connectAnon(id string) []byte {
-	body := append(mqttString("MQTT"), 4, 0x02, 0, 60)
-	return packet(0x10, append(body, mqttString(id)...))
+	return wire.AppendConnect(nil, wire.Connect{ClientID: id, KeepAlive: 60, CleanSession: true})
 }
 
 // publishQoS0 is a QoS 0 PUBLISH.
 func publishQoS0(topic string, payload []byte) []byte {
-	return packet(0x30, append(mqttString(topic), payload...))
+	return wire.AppendPublish(nil, topic, 0, 0, payload)
 }
 
 // payloadFor is a payload of size bytes that differs per message.
@@ -323,8 +290,7 @@ func TestPooledReadKeepaliveExpires(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	body := append(mqttString("MQTT"), 4, 0x02, 0, 1) // keepalive 1 s
-	if _, err := c.Write(packet(0x10, append(body, mqttString("silent")...))); err != nil {
+	if _, err := c.Write(wire.AppendConnect(nil, wire.Connect{ClientID: "silent", KeepAlive: 1, CleanSession: true})); err != nil {
 		t.Fatal(err)
 	}
 	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))

@@ -2,6 +2,7 @@ package listeners
 
 import (
 	"fmt"
+	"github.com/homebox/gateway/bench/wire"
 	"io"
 	"net"
 	"path/filepath"
@@ -45,17 +46,7 @@ func TestIdleClientStacks(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := NewMQTT(Config{ID: "stacks", Address: "127.0.0.1:0"})
-	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: quietLogger(), ClientNetReadBufferSize: 128})
-	if err := srv.AddHook(hook, srv); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.AddListener(l); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Serve(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stopBroker(srv) })
+	srv := serve(t, &mqtt.Options{ClientNetReadBufferSize: 128}, hook, l)
 
 	perClient := stackPerIdleClient(t, srv, l.Address(), func(id string) []byte { return connectWithPassword(id, "u", "pw") })
 	t.Logf("goroutine stack per idle client: %d B", perClient)
@@ -107,8 +98,5 @@ func stackPerIdleClient(t *testing.T, srv *mqtt.Server, addr string, connect fun
 
 // connectWithPassword is an MQTT 3.1.1 CONNECT with user name and password.
 func connectWithPassword(id, user, pass string) []byte {
-	body := append(mqttString("MQTT"), 4, 0xC2, 0, 60)
-	body = append(body, mqttString(id)...)
-	body = append(body, mqttString(user)...)
-	return packet(0x10, append(body, mqttString(pass)...))
+	return wire.AppendConnect(nil, wire.Connect{ClientID: id, Username: user, Password: pass, KeepAlive: 60, CleanSession: true})
 }
