@@ -77,7 +77,6 @@ func brokerMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "error:", err)
 		return 1
 	}
-	defaultGC(200)
 	log.Info("broker running", "config", *confPath, "version", version.Version)
 	defer startProfile(stderr)()
 	for sig := range sigs {
