@@ -335,14 +335,21 @@ func (h *Hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
 }
 
 // OnRetainPublished counts a retained message mochi queued for a new
-// subscription: it is in the queue like any other.
+// subscription: it is in the queue like any other. mochi queues all of a
+// subscription's retained messages at once, on the subscriber's own reader,
+// and drops what the queue cannot hold (Home Assistant subscribing to
+// homeassistant/# with more discovery configs than that would lose some),
+// so past High the reader waits here for its own writer to drain the queue,
+// as a publisher would.
 func (h *Hook) OnRetainPublished(cl *mqtt.Client, _ packets.Packet) {
 	if cl.Net.Inline || cl.Closed() {
 		return
 	}
 	q := h.queueOf(cl)
 	q.moved.Store(time.Now().UnixNano())
-	q.in.Add(1)
+	if q.in.Add(1)-q.out.Load() >= h.cfg.High && !q.stalled.Load() {
+		h.wait(cl, cl, q)
+	}
 }
 
 // OnPublishDropped takes a dropped message off the count.

@@ -29,6 +29,7 @@ func startBroker(t *testing.T, pending int32) (string, *mqtt.Server, *Hook) {
 	caps.MaximumClientWritesPending = pending
 	srv := mqtt.New(&mqtt.Options{
 		Capabilities: caps,
+		InlineClient: true, // retained messages are published by the test itself
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
@@ -229,5 +230,39 @@ func TestRoutesFollowSubscriptions(t *testing.T) {
 	h.queues.Range(func(any, any) bool { n++; return true })
 	if n != 0 {
 		t.Fatalf("%d queue counts kept after the only subscriber left", n)
+	}
+}
+
+// A new subscription's retained messages are queued by mochi all at once,
+// on the subscriber's own reader, and dropped past the queue's capacity:
+// with a queue of 64 and 1,000 retained topics (Home Assistant's discovery
+// configs, say), the subscriber must still get every one.
+func TestRetainedBurstOnSubscribeLosesNothing(t *testing.T) {
+	addr, srv, _ := startBroker(t, 64)
+	const n = 1000
+	for i := range n {
+		payload := make([]byte, 4)
+		binary.BigEndian.PutUint32(payload, uint32(i))
+		if err := srv.Publish(fmt.Sprintf("homeassistant/sensor/%04d/config", i), payload, true, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, r := dial(t, addr, "ha", 0)
+	subscribe(t, c, r, "homeassistant/#")
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	seen := map[string]bool{}
+	for len(seen) < n {
+		p, err := r.Next()
+		if err != nil {
+			t.Fatalf("after %d of %d retained messages: %v (dropped: %d)", len(seen), n, err, srv.Info.MessagesDropped)
+		}
+		pub, err := wire.ParsePublish(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[string(pub.Topic)] = true
+	}
+	if d := atomic.LoadInt64(&srv.Info.MessagesDropped); d != 0 {
+		t.Fatalf("%d retained messages dropped", d)
 	}
 }
