@@ -49,9 +49,7 @@ func TestRetainedGoesMochisWay(t *testing.T) {
 	if m := expect(t, late, "r/x", "on"); !m.retain {
 		t.Fatal("the retained message was not retained")
 	}
-	if n := b.fast.Taken(); n != 0 {
-		t.Fatalf("fast path took %d", n)
-	}
+	b.requireTaken(t, 0)
 }
 
 func TestQoS1GoesMochisWay(t *testing.T) {
@@ -63,9 +61,7 @@ func TestQoS1GoesMochisWay(t *testing.T) {
 	if m := expect(t, sub, "q/x", "on"); m.qos != 1 {
 		t.Fatalf("delivered at QoS %d", m.qos)
 	}
-	if n := b.fast.Taken(); n != 0 {
-		t.Fatalf("fast path took %d", n)
-	}
+	b.requireTaken(t, 0)
 }
 
 func TestUserPropertiesGoMochisWay(t *testing.T) {
@@ -78,9 +74,7 @@ func TestUserPropertiesGoMochisWay(t *testing.T) {
 	if m := expect(t, sub, "u/x", "on"); !bytes.Contains(m.props, prop) {
 		t.Fatalf("properties % x lack the user property", m.props)
 	}
-	if n := b.fast.Taken(); n != 0 {
-		t.Fatalf("fast path took %d", n)
-	}
+	b.requireTaken(t, 0)
 }
 
 func TestSubscriptionIdentifierGoesMochisWay(t *testing.T) {
@@ -92,9 +86,7 @@ func TestSubscriptionIdentifierGoesMochisWay(t *testing.T) {
 	if m := expect(t, sub, "s/x", "on"); !bytes.Contains(m.props, []byte{0x0B, 7}) {
 		t.Fatalf("properties % x lack subscription identifier 7", m.props)
 	}
-	if n := b.fast.Taken(); n != 0 {
-		t.Fatalf("fast path took %d", n)
-	}
+	b.requireTaken(t, 0)
 }
 
 // MQTT 5 subscribers get what mochi sends them: only the Message Expiry
@@ -106,9 +98,7 @@ func TestV5SubscriberGetsMochisProperties(t *testing.T) {
 	pub := dial(t, b.addr, "pub", dialOpts{})
 	pub.write(plain("v/x", "on"))
 	m := expect(t, sub, "v/x", "on")
-	if n := b.fast.Taken(); n != 1 {
-		t.Fatalf("fast path took %d, want 1", n)
-	}
+	b.requireTaken(t, 1)
 	// mochi's default cap is a day: property 0x02, 86400 s (one less if
 	// the second turned meanwhile).
 	if len(m.props) != 5 || m.props[0] != packets.PropMessageExpiryInterval {
@@ -141,9 +131,7 @@ func TestReadACLDenied(t *testing.T) {
 	pub.write(plain("acl/secret", "s1"))
 	pub.write(plain("acl/open", "o1"))
 	expect(t, reader, "acl/open", "o1") // and not s1 before it
-	if n := b.fast.Taken(); n != 2 {
-		t.Fatalf("fast path took %d, want 2", n)
-	}
+	b.requireTaken(t, 2)
 
 	// A reload voids the cached answers.
 	b.reloadACL(t, "topic readwrite acl/#\n\nuser reader\ntopic read acl/#\ntopic deny acl/open\n")
@@ -159,9 +147,7 @@ func TestSharedSubscriptionGoesMochisWay(t *testing.T) {
 	pub := dial(t, b.addr, "pub", dialOpts{})
 	pub.write(plain("sh/x", "on"))
 	expect(t, sub, "sh/x", "on")
-	if n := b.fast.Taken(); n != 0 {
-		t.Fatalf("fast path took %d", n)
-	}
+	b.requireTaken(t, 0)
 }
 
 // Bridges subscribe with mochi's inline subscriptions.
@@ -184,9 +170,7 @@ func TestInlineSubscriptionGoesMochisWay(t *testing.T) {
 	case <-time.After(wait):
 		t.Fatal("the inline subscription got nothing")
 	}
-	if n := b.fast.Taken(); n != 0 {
-		t.Fatalf("fast path took %d", n)
-	}
+	b.requireTaken(t, 0)
 }
 
 // The broker's own publishes (inline client) take the fast path and are
@@ -197,9 +181,7 @@ func TestInlinePublisher(t *testing.T) {
 	sub.subscribe("ip/#", 0, false, 0)
 	must(t, b.srv.Publish("ip/x", []byte("on"), false, 0))
 	expect(t, sub, "ip/x", "on")
-	if n := b.fast.Taken(); n != 1 {
-		t.Fatalf("fast path took %d, want 1", n)
-	}
+	b.requireTaken(t, 1)
 }
 
 func wire1(topic, payload string) []byte {

@@ -45,6 +45,15 @@ type testBroker struct {
 // allowAll is the ACL of tests that do not test ACLs.
 const allowAll = "topic readwrite #\n"
 
+// requireTaken fails the test unless the fast path took exactly want
+// publishes (0: the message went mochi's way).
+func (b *testBroker) requireTaken(t *testing.T, want int64) {
+	t.Helper()
+	if n := b.fast.Taken(); n != want {
+		t.Fatalf("fast path took %d publishes, want %d", n, want)
+	}
+}
+
 func startBroker(t *testing.T, acl string) *testBroker { return startBrokerWith(t, acl, false) }
 
 // startBrokerTLS also opens a TLS and a websockets listener.
