@@ -12,7 +12,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -253,10 +252,7 @@ func TestIdleConnectionsHoldNoReadBuffer(t *testing.T) {
 	l := NewMQTT(Config{ID: "idle", Address: "127.0.0.1:0"})
 	srv := smallBufferBroker(t, l)
 	got := receive(t, srv, "idle/#")
-	var ms runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&ms)
-	before := ms.HeapInuse
+	before := buffersHeld.Load() // other tests' connections may have closed holding one
 	const n = 200
 	for i := range n {
 		c, err := net.Dial("tcp", l.Address())
@@ -270,13 +266,11 @@ func TestIdleConnectionsHoldNoReadBuffer(t *testing.T) {
 		}
 	}
 	got.wait(t, n)
-	runtime.GC()
-	runtime.ReadMemStats(&ms)
-	perConn := (int64(ms.HeapInuse) - int64(before)) / n
-	t.Logf("heap per idle connection: %d bytes", perConn)
-	if perConn >= ReadBufferSize/2 {
-		t.Fatalf("heap per idle connection %d bytes: read buffers (%d bytes) are held while idle", perConn, ReadBufferSize)
-	}
+	// Every connection has sent all it will and mochi has read it: each
+	// reader is back waiting on its socket, holding no buffer.
+	waitFor(t, 5*time.Second, "idle connections to give their read buffers back", func() bool {
+		return buffersHeld.Load() == before
+	})
 }
 
 // TestPooledReadKeepaliveExpires checks that mochi's read deadline still
