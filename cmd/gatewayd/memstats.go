@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/homebox/gateway/confstore"
 )
 
 // MemStatsEnv names a folder; when set, SIGUSR1 makes gatewayd (either
@@ -78,10 +80,5 @@ func writeMemStats(path string) error {
 	if err != nil {
 		return err
 	}
-	// Written aside and renamed, so a reader never sees half a file.
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return confstore.WriteFile(path, data, 0o600) // a reader never sees half a file
 }

@@ -33,12 +33,7 @@ func startProfile(stderr io.Writer) (stop func()) {
 		if memPath == "" {
 			return
 		}
-		f, err := os.Create(memPath)
-		if err == nil {
-			err = pprof.Lookup("heap").WriteTo(f, 0)
-			f.Close()
-		}
-		if err != nil {
+		if err := writeHeapProfile(memPath); err != nil {
 			fmt.Fprintln(stderr, "warning: GATEWAYD_MEMPROFILE:", err)
 		}
 	}
