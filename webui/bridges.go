@@ -103,11 +103,7 @@ func (h *handlers) bridgeView(f *confflow.Flow, b mosquittoconf.Bridge, live map
 }
 
 func (h *handlers) bridges(c echo.Context) error {
-	f, err := h.flow()
-	if err != nil {
-		return err
-	}
-	_, cfg, err := currentConf(f)
+	f, cfg, err := h.flowAndConf()
 	if err != nil {
 		return err
 	}

@@ -212,6 +212,17 @@ func (h *handlers) restore(c echo.Context) error {
 	return flowAnswer(c, http.StatusOK, res, err)
 }
 
+// flowAndConf is the config flow and the checked conf on the box, for the
+// handlers that read the conf before they change anything.
+func (h *handlers) flowAndConf() (*confflow.Flow, *mosquittoconf.Config, error) {
+	f, err := h.flow()
+	if err != nil {
+		return nil, nil, err
+	}
+	_, cfg, err := currentConf(f)
+	return f, cfg, err
+}
+
 // currentConf reads and checks the conf on disk (under the flow's lock when
 // called from a prepare function).
 func currentConf(f *confflow.Flow) ([]byte, *mosquittoconf.Config, error) {
