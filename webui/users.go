@@ -1,14 +1,12 @@
 package webui
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
 	"os"
-	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -49,11 +47,7 @@ func securityFiles(cfg *mosquittoconf.Config) (pw, acl string) {
 var errNoPasswordFile = newError(http.StatusConflict, "mosquitto.conf sets no password_file: add a password_file line to mosquitto.conf first")
 
 func (h *handlers) users(c echo.Context) error {
-	f, err := h.flow()
-	if err != nil {
-		return err
-	}
-	_, cfg, err := currentConf(f)
+	f, cfg, err := h.flowAndConf()
 	if err != nil {
 		return err
 	}
@@ -168,21 +162,11 @@ func (h *handlers) changeUsers(c echo.Context, edit func(map[string]string) erro
 		if err := edit(users); err != nil {
 			return nil, err
 		}
-		return []confflow.File{{Path: path, Kind: confflow.KindPasswords, Data: passwordFile(users), Mode: 0o600}}, nil
+		text, err := auth.PasswordFileText(users)
+		if err != nil {
+			return nil, newError(http.StatusBadRequest, err.Error())
+		}
+		return []confflow.File{{Path: path, Kind: confflow.KindPasswords, Data: text, Mode: 0o600}}, nil
 	})
 	return flowAnswer(c, http.StatusOK, res, err)
-}
-
-// passwordFile is the text of a Mosquitto password file, sorted by name.
-func passwordFile(users map[string]string) []byte {
-	names := make([]string, 0, len(users))
-	for u := range users {
-		names = append(names, u)
-	}
-	slices.Sort(names)
-	var b bytes.Buffer
-	for _, u := range names {
-		fmt.Fprintf(&b, "%s:%s\n", u, users[u])
-	}
-	return b.Bytes()
 }

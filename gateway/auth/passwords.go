@@ -407,6 +407,17 @@ func HashPBKDF2(password string) (string, error) {
 // atomically (temporary file, fsync, rename, fsync of the folder): a reader
 // sees the old file or the new one, never a mix, and bad input writes nothing.
 func WritePasswordFile(path string, users map[string]string) error {
+	text, err := PasswordFileText(users)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return confstore.WriteFile(path, text, 0o600)
+}
+
+// PasswordFileText is users (name -> encoded hash) as the text of a
+// Mosquitto password file, sorted by name, once every name and hash is
+// checked.
+func PasswordFileText(users map[string]string) ([]byte, error) {
 	names := make([]string, 0, len(users))
 	for u := range users {
 		names = append(names, u)
@@ -416,20 +427,20 @@ func WritePasswordFile(path string, users map[string]string) error {
 	for _, u := range names {
 		switch {
 		case strings.TrimSpace(u) != u || u == "":
-			return fmt.Errorf("write %s: user %q: name empty or with surrounding blanks", path, u)
+			return nil, fmt.Errorf("user %q: name empty or with surrounding blanks", u)
 		case strings.ContainsAny(u, ":\r\n"):
-			return fmt.Errorf("write %s: user %q: name contains ':' or a line break", path, u)
+			return nil, fmt.Errorf("user %q: name contains ':' or a line break", u)
 		case strings.HasPrefix(u, "#"):
-			return fmt.Errorf("write %s: user %q: name starts with '#'", path, u)
+			return nil, fmt.Errorf("user %q: name starts with '#'", u)
 		}
 		h := users[u]
 		if strings.ContainsAny(h, ":\r\n") {
-			return fmt.Errorf("write %s: user %q: hash contains ':' or a line break", path, u)
+			return nil, fmt.Errorf("user %q: hash contains ':' or a line break", u)
 		}
 		if _, err := parseHash(h); err != nil {
-			return fmt.Errorf("write %s: user %q: %w", path, u, err)
+			return nil, fmt.Errorf("user %q: %w", u, err)
 		}
 		fmt.Fprintf(&buf, "%s:%s\n", u, h)
 	}
-	return confstore.WriteFile(path, buf.Bytes(), 0o600)
+	return buf.Bytes(), nil
 }
