@@ -54,6 +54,12 @@ func (c *client) do(method, path string, q url.Values, out any) error {
 	if err != nil {
 		return err
 	}
+	return c.roundTrip(req, out)
+}
+
+// roundTrip sends req and decodes gatewayd's JSON answer into out; an
+// answer of 300 or more becomes the API's own error text.
+func (c *client) roundTrip(req *http.Request, out any) error {
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return c.connError(err)

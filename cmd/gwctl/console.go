@@ -16,7 +16,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/homebox/gateway/discovery"
-	"github.com/homebox/gateway/webui"
 )
 
 // send calls the API with a JSON body and decodes its JSON answer into out.
@@ -30,26 +29,7 @@ func (c *client) send(method, path string, body, out any) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return c.connError(err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return fmt.Errorf("read gatewayd's answer: %w", err)
-	}
-	if resp.StatusCode >= 300 {
-		var e webui.Error
-		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return errors.New(e.Error)
-		}
-		return fmt.Errorf("gatewayd answered %s", resp.Status)
-	}
-	if out != nil {
-		return json.Unmarshal(data, out)
-	}
-	return nil
+	return c.roundTrip(req, out)
 }
 
 // consolePassword sets the console's admin password over the root-only
