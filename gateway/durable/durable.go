@@ -294,29 +294,28 @@ func message(pk packets.Packet) storage.Message {
 
 // StoredClients loads the saved sessions.
 func (h *Hook) StoredClients() ([]storage.Client, error) {
-	var out []storage.Client
-	err := h.st.scan(storage.ClientKey+"_", func(k string, v []byte) error {
-		var c storage.Client
-		if err := c.UnmarshalBinary(v); err != nil {
-			h.skipBad(k, err)
-			return nil
-		}
-		out = append(out, c)
-		return nil
-	})
-	return out, err
+	return loadAll[storage.Client](h, storage.ClientKey+"_")
 }
 
 // StoredSubscriptions loads the saved subscriptions.
 func (h *Hook) StoredSubscriptions() ([]storage.Subscription, error) {
-	var out []storage.Subscription
-	err := h.st.scan(storage.SubscriptionKey+"_", func(k string, v []byte) error {
-		var s storage.Subscription
-		if err := s.UnmarshalBinary(v); err != nil {
+	return loadAll[storage.Subscription](h, storage.SubscriptionKey+"_")
+}
+
+// loadAll decodes every stored record under prefix; one that does not
+// decode is skipped (and logged), not fatal.
+func loadAll[T any, P interface {
+	*T
+	UnmarshalBinary([]byte) error
+}](h *Hook, prefix string) ([]T, error) {
+	var out []T
+	err := h.st.scan(prefix, func(k string, v []byte) error {
+		var x T
+		if err := P(&x).UnmarshalBinary(v); err != nil {
 			h.skipBad(k, err)
 			return nil
 		}
-		out = append(out, s)
+		out = append(out, x)
 		return nil
 	})
 	return out, err
