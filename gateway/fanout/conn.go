@@ -83,11 +83,10 @@ type decision struct {
 // must not change the bytes written. TLS and websocket connections are not
 // looked through, and are written by a goroutine.
 func Wrap(c net.Conn) *Conn {
-	socket, underTLS := rawTCP(c)
-	w := &Conn{Conn: c, socket: socket}
-	if !underTLS {
-		w.raw = socket
-		w.buffered = readBuffer(c)
+	u := underneath(c)
+	w := &Conn{Conn: c, socket: u.socket}
+	if !u.underTLS {
+		w.raw, w.buffered = u.socket, u.buffered
 	}
 	return w
 }
@@ -96,47 +95,40 @@ func Wrap(c net.Conn) *Conn {
 // socket but not yet handed out (listeners' pooled reader).
 type bufferedReader interface{ Buffered() int }
 
-// readBuffer finds the reading buffer under c, through byte-preserving
-// wrappers; nil when there is none.
-func readBuffer(c net.Conn) bufferedReader {
+// under is what Wrap finds beneath a connection.
+type under struct {
+	socket   syscall.RawConn // the TCP socket; nil when there is none
+	underTLS bool            // TLS lies between: the socket must not be written directly
+	buffered bufferedReader  // the first read buffer above the socket; nil: none
+}
+
+// underneath walks down from c through byte-preserving wrappers (Unwrap)
+// and TLS (NetConn) to the TCP socket.
+func underneath(c net.Conn) (u under) {
 	for i := 0; c != nil && i < 8; i++ {
-		if b, ok := c.(bufferedReader); ok {
-			return b
+		if b, ok := c.(bufferedReader); ok && u.buffered == nil && !u.underTLS {
+			u.buffered = b
 		}
-		u, ok := c.(interface{ Unwrap() net.Conn })
-		if !ok {
-			return nil
+		switch x := c.(type) {
+		case *net.TCPConn:
+			if raw, err := x.SyscallConn(); err == nil {
+				u.socket = raw
+			}
+			return u
+		case interface{ Unwrap() net.Conn }:
+			c = x.Unwrap()
+		case interface{ NetConn() net.Conn }:
+			u.underTLS = true
+			c = x.NetConn()
+		default:
+			return u
 		}
-		c = u.Unwrap()
 	}
-	return nil
+	return u
 }
 
 // Unwrap gives the connection underneath (bridge detection looks through).
 func (c *Conn) Unwrap() net.Conn { return c.Conn }
-
-// rawTCP finds the TCP socket under c, through byte-preserving wrappers
-// (Unwrap) and TLS (NetConn; then underTLS: not to be written directly).
-func rawTCP(c net.Conn) (raw syscall.RawConn, underTLS bool) {
-	for i := 0; c != nil && i < 8; i++ {
-		switch u := c.(type) {
-		case *net.TCPConn:
-			raw, err := u.SyscallConn()
-			if err != nil {
-				return nil, underTLS
-			}
-			return raw, underTLS
-		case interface{ Unwrap() net.Conn }:
-			c = u.Unwrap()
-		case interface{ NetConn() net.Conn }:
-			underTLS = true
-			c = u.NetConn()
-		default:
-			return nil, underTLS
-		}
-	}
-	return nil, underTLS
-}
 
 // Read flushes the frames this connection's publisher left with its
 // subscribers (mochi reads again only when its buffer is empty: the end of
