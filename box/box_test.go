@@ -14,6 +14,8 @@ import (
 	"github.com/homebox/gateway/box"
 	"github.com/homebox/gateway/boxconfig"
 	"github.com/homebox/gateway/supervisor"
+
+	"github.com/homebox/gateway/internal/testkit"
 )
 
 // recorder is a Plugin that notes what the box asks of it.
@@ -53,7 +55,7 @@ func TestPluginsAndReloadInProcess(t *testing.T) {
 	var events []string
 	a := &recorder{name: "discovery", mu: &mu, events: &events}
 	c := &recorder{name: box.ConsolePlugin, mu: &mu, events: &events}
-	var stderr syncBuffer
+	var stderr testkit.Buffer
 	b, err := box.Start(context.Background(), box.Options{Root: root, Dev: true, Stderr: &stderr, Version: "t", Plugins: []box.Plugin{a, c}})
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +126,7 @@ func TestFailedPluginUndoesTheStart(t *testing.T) {
 	var events []string
 	a := &recorder{name: "discovery", mu: &mu, events: &events}
 	bad := &recorder{name: "console", mu: &mu, events: &events, fail: errors.New("port taken")}
-	_, err := box.Start(context.Background(), box.Options{Root: root, Stderr: &syncBuffer{}, Plugins: []box.Plugin{a, bad}})
+	_, err := box.Start(context.Background(), box.Options{Root: root, Stderr: &testkit.Buffer{}, Plugins: []box.Plugin{a, bad}})
 	if err == nil || !strings.Contains(err.Error(), "start console: port taken") {
 		t.Fatalf("err = %v", err)
 	}
@@ -141,7 +143,7 @@ func TestFailedPluginUndoesTheStart(t *testing.T) {
 		t.Errorf("socket left: %v", err)
 	}
 	// Nothing holds the root: a new box starts.
-	b, err := box.Start(context.Background(), box.Options{Root: root, Stderr: &syncBuffer{}})
+	b, err := box.Start(context.Background(), box.Options{Root: root, Stderr: &testkit.Buffer{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +164,7 @@ func TestRefusesWhenSomethingAnswersOnTheSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	_, err = box.Start(context.Background(), box.Options{Root: root, Stderr: &syncBuffer{}})
+	_, err = box.Start(context.Background(), box.Options{Root: root, Stderr: &testkit.Buffer{}})
 	if err == nil || !strings.Contains(err.Error(), "another gatewayd answers on "+sock) {
 		t.Fatalf("err = %v", err)
 	}
@@ -179,28 +181,11 @@ func TestRefusesWhenSomethingAnswersOnTheSocket(t *testing.T) {
 	}
 	// Once the other is gone, nothing of the refused start holds the root.
 	ln.Close()
-	b, err := box.Start(context.Background(), box.Options{Root: root, Stderr: &syncBuffer{}})
+	b, err := box.Start(context.Background(), box.Options{Root: root, Stderr: &testkit.Buffer{}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Stop(); err != nil {
 		t.Fatal(err)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -8,13 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	mqttsrv "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/homebox/gateway/internal/testkit"
 )
 
 // startBroker runs a real mochi broker on a free loopback port.
@@ -107,25 +108,7 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-// logBuf collects log lines for assertions.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func startService(t testing.TB, root, addr string, logs *logBuf) *Service {
+func startService(t testing.TB, root, addr string, logs *testkit.Buffer) *Service {
 	t.Helper()
 	var h slog.Handler = slog.NewTextHandler(ioDiscard{}, nil)
 	if logs != nil {

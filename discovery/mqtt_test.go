@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/homebox/gateway/internal/testkit"
 )
 
 // Shapes taken from the formats' public documentation: ESPHome and Tasmota
@@ -66,7 +68,7 @@ func TestAnnounceTopicsIntoRegistry(t *testing.T) {
 	} {
 		pub(t, addr, topic, []byte(payload), true)
 	}
-	logs := &logBuf{}
+	logs := &testkit.Buffer{}
 	root := t.TempDir()
 	s := startService(t, root, addr, logs)
 	ready(t, s)
@@ -241,7 +243,7 @@ func TestWillMarksOffline(t *testing.T) {
 	ready(t, s)
 	avail := "gateway/announce/" + s.GatewayID() + "/availability"
 	host, port, _ := strings.Cut(addr, ":")
-	out := &logBuf{}
+	out := &testkit.Buffer{}
 	cmd := exec.Command(needTool(t, "mosquitto_sub"), "-h", host, "-p", port, "-t", avail)
 	cmd.Stdout = out
 	if err := cmd.Start(); err != nil {

@@ -189,14 +189,14 @@ func smoke(t *testing.T, img Image, qemu string) {
 
 type runningBox struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testkit.Buffer
 	done chan struct{}
 	once sync.Once
 }
 
 func startBox(t *testing.T, qemu, gatewayd, root string) *runningBox {
 	t.Helper()
-	b := &runningBox{out: &syncBuffer{}, done: make(chan struct{})}
+	b := &runningBox{out: &testkit.Buffer{}, done: make(chan struct{})}
 	b.cmd = exec.Command(qemu, gatewayd, "run", "--root", root)
 	b.cmd.Env = withoutRootEnv()
 	b.cmd.Stdout, b.cmd.Stderr = b.out, b.out
@@ -281,21 +281,4 @@ func withoutRootEnv() []string {
 		}
 	}
 	return env
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -6,8 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +13,8 @@ import (
 	pahomqtt "github.com/eclipse/paho.mqtt.golang"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/homebox/gateway/internal/testkit"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -68,30 +68,12 @@ func pub(t *testing.T, addr, version, id, user, pass, topic, msg string, extra .
 	return run(t, 10*time.Second, "mosquitto_pub", append(args, extra...)...)
 }
 
-// lines is a concurrency-safe sink for a subscriber's output.
-type lines struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // sub starts mosquitto_sub -v on filter and waits until the broker holds
 // the subscription.
-func sub(t *testing.T, s *mqtt.Server, addr, id, user, pass, filter string) *lines {
+func sub(t *testing.T, s *mqtt.Server, addr, id, user, pass, filter string) *testkit.Buffer {
 	t.Helper()
 	host, port := hostPort(t, addr)
-	out := &lines{}
+	out := &testkit.Buffer{}
 	args := []string{"-h", host, "-p", port, "-V", "mqttv311", "-i", id, "-u", user, "-P", pass, "-t", filter, "-v", "-q", "1"}
 	execCommand(t, out, "mosquitto_sub", args...)
 	waitFor(t, 10*time.Second, "subscriber "+id+" on "+filter, func() bool {
