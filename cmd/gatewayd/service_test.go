@@ -100,9 +100,9 @@ func TestSysvScriptRuns(t *testing.T) {
 	testkit.RequireTool(t, "sh")
 	exe := testkit.Build(t, "./cmd/gatewayd")
 	root := t.TempDir()
-	writeFile(t, filepath.Join(root, "etc/gateway/gateway.yaml"), sleeperConfig)
+	testkit.WriteFile(t, filepath.Join(root, "etc/gateway/gateway.yaml"), sleeperConfig)
 	script := filepath.Join(t.TempDir(), "gatewayd.init")
-	writeFile(t, script, sysvScript(exe, root))
+	testkit.WriteFile(t, script, sysvScript(exe, root))
 	initd := func(arg string) (string, int) {
 		return testkit.Run(t, 30*time.Second, "sh", script, arg)
 	}
@@ -148,13 +148,13 @@ func TestSysvScriptRuns(t *testing.T) {
 func TestSysvStopEscalates(t *testing.T) {
 	dir := t.TempDir()
 	stubborn := filepath.Join(dir, "stubborn")
-	writeFile(t, stubborn, "#!/bin/sh\ntrap '' TERM\nwhile :; do sleep 0.1; done\n")
+	testkit.WriteFile(t, stubborn, "#!/bin/sh\ntrap '' TERM\nwhile :; do sleep 0.1; done\n")
 	if err := os.Chmod(stubborn, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	root := t.TempDir()
 	script := filepath.Join(dir, "gatewayd.init")
-	writeFile(t, script, sysvScript(stubborn, root))
+	testkit.WriteFile(t, script, sysvScript(stubborn, root))
 	if out, code := testkit.Run(t, 10*time.Second, "sh", script, "start"); code != 0 {
 		t.Fatalf("start: %s", out)
 	}
@@ -211,16 +211,6 @@ func readPID(t *testing.T, file string) int {
 		t.Fatalf("pid file %s: %q", file, b)
 	}
 	return pid
-}
-
-func writeFile(t *testing.T, path, text string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func procAlive(pid int) bool {

@@ -18,16 +18,6 @@ import (
 	"github.com/homebox/gateway/internal/testkit"
 )
 
-func writeFile(t *testing.T, path, text string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // socketGet asks gatewayd's control socket, as gwctl does.
 func socketGet(t *testing.T, root, path string, out any) {
 	t.Helper()
@@ -87,7 +77,7 @@ func TestConsoleEndToEnd(t *testing.T) {
 
 	root := t.TempDir()
 	brokerPort, consolePort, newPort, remotePort := testkit.FreePort(t), testkit.FreePort(t), testkit.FreePort(t), testkit.FreePort(t)
-	writeFile(t, filepath.Join(root, "etc/gateway/gateway.yaml"), fmt.Sprintf(`console: {listen: "127.0.0.1:%d"}
+	testkit.WriteFile(t, filepath.Join(root, "etc/gateway/gateway.yaml"), fmt.Sprintf(`console: {listen: "127.0.0.1:%d"}
 lan: {allow: [loopback]}
 discovery: {mdns: {enabled: false}}
 apps:
@@ -104,9 +94,9 @@ apps:
     kill_timeout: 2s
 `, consolePort, gatewayd, brokerPort))
 	passwd := filepath.Join(root, "etc/mosquitto/passwd")
-	writeFile(t, passwd, "")
+	testkit.WriteFile(t, passwd, "")
 	confPath := filepath.Join(root, "etc/mosquitto/mosquitto.conf")
-	writeFile(t, confPath, fmt.Sprintf(`# The test box's broker.
+	testkit.WriteFile(t, confPath, fmt.Sprintf(`# The test box's broker.
 listener %d 127.0.0.1
 allow_anonymous true
 password_file %s
@@ -242,7 +232,7 @@ log_dest stdout
 
 	// A bridge through the form, to a real mosquitto started here.
 	remoteConf := filepath.Join(t.TempDir(), "remote.conf")
-	writeFile(t, remoteConf, fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\n", remotePort))
+	testkit.WriteFile(t, remoteConf, fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\n", remotePort))
 	remote := testkit.Start(t, mosquitto, "-c", remoteConf)
 	testkit.WaitFor(t, 10*time.Second, "the remote mosquitto", func() bool {
 		if remote.Exited() {
@@ -286,7 +276,7 @@ log_dest stdout
 	tlsConf := filepath.Join(t.TempDir(), "tls.conf")
 	// user root: when the test runs as root, mosquitto would otherwise
 	// switch to its own user, who cannot read the test's temporary files.
-	writeFile(t, tlsConf, fmt.Sprintf("user root\nlistener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nallow_anonymous true\n", tlsPort, pki.CAFile, pki.ServerCert, pki.ServerKey))
+	testkit.WriteFile(t, tlsConf, fmt.Sprintf("user root\nlistener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nallow_anonymous true\n", tlsPort, pki.CAFile, pki.ServerCert, pki.ServerKey))
 	tlsRemote := testkit.Start(t, mosquitto, "-c", tlsConf)
 	testkit.WaitFor(t, 10*time.Second, "the TLS mosquitto", func() bool {
 		if tlsRemote.Exited() {
