@@ -17,6 +17,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/homebox/gateway/internal/pahostore"
 )
 
 // DefaultWindow is how far back History goes.
@@ -99,6 +100,7 @@ func Start(o Options) *Collector {
 		AddBroker(o.BrokerURL).
 		SetClientID("gatewayd-console-" + hex.EncodeToString(nonce)).
 		SetCleanSession(true).
+		SetStore(pahostore.New()). // paho v1.5.1 races on resend without it
 		SetAutoReconnect(true).
 		SetConnectRetry(true).
 		SetConnectRetryInterval(time.Second).

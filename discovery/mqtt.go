@@ -13,6 +13,7 @@ import (
 
 	"github.com/homebox/gateway/discovery/announce"
 	"github.com/homebox/gateway/discovery/registry"
+	"github.com/homebox/gateway/internal/pahostore"
 )
 
 // mqttLink is discovery's client of the local broker: it reads the announce
@@ -70,7 +71,8 @@ func startMQTT(s *Service) (*mqttLink, error) {
 		AddBroker(s.opts.BrokerURL).
 		SetClientID(clientID).
 		SetCleanSession(true).
-		SetOrderMatters(true). // an announce and its removal must not swap
+		SetStore(pahostore.New()). // paho v1.5.1 races on resend without it
+		SetOrderMatters(true).     // an announce and its removal must not swap
 		SetAutoReconnect(true).
 		SetConnectRetry(true).
 		SetConnectRetryInterval(time.Second).
