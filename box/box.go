@@ -20,19 +20,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/homebox/gateway/boxconfig"
+	"github.com/homebox/gateway/internal/paths"
 	"github.com/homebox/gateway/rootfs"
 	"github.com/homebox/gateway/supervisor"
+	"github.com/homebox/gateway/supervisor/config"
 	"github.com/homebox/gateway/webui"
-)
-
-// Paths under the root, relative.
-const (
-	SocketRel  = "run/gateway/gatewayd.sock"
-	LockRel    = "run/gateway/gatewayd.lock"
-	StateRel   = "run/gateway"
-	LogDirRel  = "var/log/gateway"
-	OwnLogName = "gatewayd.log"
 )
 
 // ConsolePlugin is the Name of the plugin that serves the LAN console.
@@ -42,7 +34,7 @@ const ConsolePlugin = "console"
 const DevConsole = "127.0.0.1:8080"
 
 // SocketPath is the control socket of a root.
-func SocketPath(root string) string { return filepath.Join(root, SocketRel) }
+func SocketPath(root string) string { return paths.Root(root).Join(paths.Socket) }
 
 // Plugin is a part of the box that lives as long as gatewayd runs, such as
 // discovery or the LAN console listener. Plugins start after the supervisor
@@ -56,14 +48,14 @@ type Plugin interface {
 // Reloader is a Plugin that takes a new gateway.yaml on SIGHUP. An error
 // is logged; the plugin keeps what it had.
 type Reloader interface {
-	Reload(cfg *boxconfig.Config) error
+	Reload(cfg *config.Config) error
 }
 
 // Host is what a Plugin gets to work with.
 type Host struct {
 	Root       string
 	Dev        bool
-	Config     *boxconfig.Config // as loaded at start, with --dev overrides applied
+	Config     *config.Config // as loaded at start, with --dev overrides applied
 	Supervisor *supervisor.Supervisor
 	// API is the one echo app; the LAN console serves it on its own
 	// listener (marking connections with webui.ConnContext(webui.OriginLAN)).
@@ -100,7 +92,7 @@ type Box struct {
 	served chan error
 
 	mu      sync.Mutex
-	cfg     *boxconfig.Config
+	cfg     *config.Config
 	started []Plugin
 }
 
@@ -138,7 +130,7 @@ func Start(ctx context.Context, opts Options) (*Box, error) {
 		}
 	}
 	b := &Box{opts: opts, root: root, sock: SocketPath(root), served: make(chan error, 1)}
-	b.logw = supervisor.NewRotatingWriter(filepath.Join(root, LogDirRel, OwnLogName), 0, 0)
+	b.logw = supervisor.NewRotatingWriter(filepath.Join(root, paths.Logs, paths.OwnLogName), 0, 0)
 	b.log = slog.New(slog.NewTextHandler(io.MultiWriter(opts.Stderr, b.logw), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ok := false
 	defer func() {
@@ -162,7 +154,7 @@ func Start(ctx context.Context, opts Options) (*Box, error) {
 		return nil, err
 	}
 
-	cfg, err := boxconfig.Load(root)
+	cfg, err := config.Load(root)
 	if err != nil {
 		return nil, err
 	}
@@ -174,8 +166,8 @@ func Start(ctx context.Context, opts Options) (*Box, error) {
 	b.cfg = cfg
 
 	b.sup, err = supervisor.New(supervisor.Options{
-		LogDir:   filepath.Join(root, LogDirRel),
-		StateDir: filepath.Join(root, StateRel),
+		LogDir:   paths.Root(root).Join(paths.Logs),
+		StateDir: paths.Root(root).Join(paths.Run),
 		Logger:   b.log.With("part", "supervisor"),
 	})
 	if err != nil {
@@ -218,7 +210,7 @@ func (b *Box) Logger() *slog.Logger { return b.log }
 // ones start, removed ones stop, others are left alone. A file with
 // mistakes changes nothing; the error names them with their lines.
 func (b *Box) Reload() error {
-	cfg, err := boxconfig.Load(b.root)
+	cfg, err := config.Load(b.root)
 	if err != nil {
 		b.log.Error("reload refused: gateway.yaml has mistakes; everything keeps running as before", "error", err)
 		return err
@@ -250,7 +242,7 @@ func (b *Box) Reload() error {
 }
 
 // Config is the gateway.yaml in force.
-func (b *Box) Config() *boxconfig.Config {
+func (b *Box) Config() *config.Config {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.cfg
@@ -310,7 +302,7 @@ func (b *Box) release() {
 
 // takeLock makes sure no other gatewayd runs on this root.
 func (b *Box) takeLock() error {
-	path := filepath.Join(b.root, LockRel)
+	path := paths.Root(b.root).Join(paths.Lock)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("lock %s: %w", path, err)
@@ -375,7 +367,7 @@ func (b *Box) banner() {
 	fmt.Fprintf(w, "\ngatewayd %s running in development mode\n", b.opts.Version)
 	fmt.Fprintf(w, "  root:     %s\n", b.root)
 	fmt.Fprintf(w, "  socket:   %s   (gwctl --root %s status)\n", b.sock, b.root)
-	fmt.Fprintf(w, "  logs:     %s\n", filepath.Join(b.root, LogDirRel))
+	fmt.Fprintf(w, "  logs:     %s\n", paths.Root(b.root).Join(paths.Logs))
 	if a, ok := b.cfg.App("mqtt"); ok && a.ReadyTCP != "" {
 		fmt.Fprintf(w, "  broker:   %s\n", a.ReadyTCP)
 	} else {

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/homebox/gateway/box"
-	"github.com/homebox/gateway/boxconfig"
 	"github.com/homebox/gateway/supervisor"
+	"github.com/homebox/gateway/supervisor/config"
 
 	"github.com/homebox/gateway/internal/testkit"
 )
@@ -41,7 +41,7 @@ func (r *recorder) Stop(context.Context) error {
 	*r.events = append(*r.events, "stop "+r.name)
 	return nil
 }
-func (r *recorder) Reload(cfg *boxconfig.Config) error {
+func (r *recorder) Reload(cfg *config.Config) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	*r.events = append(*r.events, "reload "+r.name+" "+cfg.Console.Listen+" "+strings.Join(cfg.LAN.Allow, ","))
@@ -86,7 +86,7 @@ func TestPluginsAndReloadInProcess(t *testing.T) {
 	}
 	writeConfig(t, root, "apps: [")
 	err = b.Reload()
-	if len(boxconfig.ErrorList(err)) == 0 {
+	if len(config.ErrorList(err)) == 0 {
 		t.Errorf("broken reload: %v", err)
 	}
 	if b.Config().Console.Listen != box.DevConsole {

@@ -21,6 +21,8 @@ import (
 	"github.com/homebox/gateway/discovery/announce"
 	"github.com/homebox/gateway/discovery/mdns"
 	"github.com/homebox/gateway/discovery/registry"
+	"github.com/homebox/gateway/internal/atomicfile"
+	"github.com/homebox/gateway/internal/paths"
 )
 
 // Device is one device of the registry (JSON names documented in
@@ -73,7 +75,7 @@ type Service struct {
 }
 
 // RegistryPath is where the registry of a root lives.
-func RegistryPath(root string) string { return filepath.Join(root, "data", "gateway", "devices.json") }
+func RegistryPath(root string) string { return paths.Root(root).Join(paths.Devices) }
 
 // Start opens the registry, connects to the broker (retrying in the
 // background until it accepts), and starts mDNS when enabled. Only bad
@@ -248,7 +250,7 @@ func (s *Service) Close() error {
 // GatewayID returns the box's ID, kept in <root>/data/gateway/id and made
 // (random, "gw-" and 12 hex digits) the first time.
 func GatewayID(root string) (string, error) {
-	path := filepath.Join(root, "data", "gateway", "id")
+	path := paths.Root(root).Join(paths.GatewayID)
 	data, err := os.ReadFile(path)
 	if err == nil {
 		id := strings.TrimSpace(string(data))
@@ -265,7 +267,10 @@ func GatewayID(root string) (string, error) {
 		return "", fmt.Errorf("make gateway id: %w", err)
 	}
 	id := "gw-" + hex.EncodeToString(b)
-	if err := registry.WriteFileAtomic(path, []byte(id+"\n"), 0o644); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", fmt.Errorf("keep gateway id: %w", err)
+	}
+	if _, err := atomicfile.WriteNew(path, []byte(id+"\n"), 0o644); err != nil {
 		return "", fmt.Errorf("keep gateway id: %w", err)
 	}
 	return GatewayID(root) // what is on disk wins, should two starts race

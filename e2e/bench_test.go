@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"github.com/homebox/gateway/bench/brokers"
 	"net"
 	"os"
 	"slices"
@@ -10,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/homebox/gateway/bench/brokers"
 )
 
 // BenchmarkBrokerCrashToAccepting kills the broker with SIGKILL and

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/homebox/gateway/bench/brokers"
-	"github.com/homebox/gateway/fwimage"
 	"github.com/homebox/gateway/internal/testkit"
+	"github.com/homebox/gateway/rootfs/image"
 )
 
 // idleFor is how long the box sits idle after the broker is ready before
@@ -91,7 +91,7 @@ func buildLikeTheFirmware(b *testing.B) string {
 		b.Fatal(err)
 	}
 	out := filepath.Join(b.TempDir(), "gatewayd")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags="+fwimage.LDFlags("bench", "none"), "-o", out, "./cmd/gatewayd")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags="+image.LDFlags("bench", "none"), "-o", out, "./cmd/gatewayd")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if data, err := cmd.CombinedOutput(); err != nil {

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/homebox/gateway/internal/paths"
 )
 
 func TestSeedWritesOnceAndNeverOverwrites(t *testing.T) {
@@ -58,7 +60,7 @@ func TestSeedWritesOnceAndNeverOverwrites(t *testing.T) {
 	if b, _ := os.ReadFile(conf); string(b) != "# mine\n" {
 		t.Errorf("the owner's gateway.yaml was overwritten: %q", b)
 	}
-	for _, d := range Dirs {
+	for _, d := range paths.Folders {
 		if st, err := os.Stat(filepath.Join(root, d)); err != nil || !st.IsDir() {
 			t.Errorf("folder %s: %v", d, err)
 		}

@@ -3,13 +3,14 @@ package supervisor
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/homebox/gateway/internal/atomicfile"
 )
 
 // procRecord is written to StateDir for every running app, so that a
@@ -39,18 +40,7 @@ func writeRecord(dir string, rec procRecord) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("state folder: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+rec.App+"-*.tmp")
-	if err != nil {
-		return fmt.Errorf("recording pid of %s: %w", rec.App, err)
-	}
-	_, werr := tmp.Write(append(b, '\n'))
-	cerr := tmp.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("recording pid of %s: %w", rec.App, err)
-	}
-	if err := os.Rename(tmp.Name(), recordPath(dir, rec.App)); err != nil {
-		os.Remove(tmp.Name())
+	if err := atomicfile.Write(recordPath(dir, rec.App), append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("recording pid of %s: %w", rec.App, err)
 	}
 	return nil

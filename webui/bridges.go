@@ -10,9 +10,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/homebox/gateway/brokerstats"
-	"github.com/homebox/gateway/confflow"
 	"github.com/homebox/gateway/gateway/mosquittoconf"
+	"github.com/homebox/gateway/gateway/sysstats"
+	"github.com/homebox/gateway/webui/confflow"
 )
 
 // BridgeAddress is one host:port of a bridge.
@@ -32,25 +32,25 @@ type BridgeTopic struct {
 
 // Bridge is one `connection` of mosquitto.conf as GET /api/bridges shows it.
 type Bridge struct {
-	Name              string              `json:"name"`
-	Line              int                 `json:"line"`
-	File              string              `json:"file,omitempty"` // set when the bridge is in an included file (read only)
-	Addresses         []BridgeAddress     `json:"addresses"`
-	Topics            []BridgeTopic       `json:"topics"`
-	RemoteUsername    string              `json:"remote_username"`
-	HasPassword       bool                `json:"has_password"`
-	RemoteClientID    string              `json:"remote_clientid"`
-	LocalClientID     string              `json:"local_clientid"`
-	ProtocolVersion   string              `json:"protocol_version"`
-	CleanSession      bool                `json:"clean_session"`
-	KeepaliveInterval int                 `json:"keepalive_interval"`
-	Notifications     bool                `json:"notifications"`
-	TryPrivate        bool                `json:"try_private"`
-	StartType         string              `json:"start_type"`
-	CACert            string              `json:"ca_cert"`
-	CAFile            string              `json:"ca_file"`
-	Insecure          bool                `json:"insecure"`
-	Live              *brokerstats.Bridge `json:"live"`
+	Name              string           `json:"name"`
+	Line              int              `json:"line"`
+	File              string           `json:"file,omitempty"` // set when the bridge is in an included file (read only)
+	Addresses         []BridgeAddress  `json:"addresses"`
+	Topics            []BridgeTopic    `json:"topics"`
+	RemoteUsername    string           `json:"remote_username"`
+	HasPassword       bool             `json:"has_password"`
+	RemoteClientID    string           `json:"remote_clientid"`
+	LocalClientID     string           `json:"local_clientid"`
+	ProtocolVersion   string           `json:"protocol_version"`
+	CleanSession      bool             `json:"clean_session"`
+	KeepaliveInterval int              `json:"keepalive_interval"`
+	Notifications     bool             `json:"notifications"`
+	TryPrivate        bool             `json:"try_private"`
+	StartType         string           `json:"start_type"`
+	CACert            string           `json:"ca_cert"`
+	CAFile            string           `json:"ca_file"`
+	Insecure          bool             `json:"insecure"`
+	Live              *sysstats.Bridge `json:"live"`
 }
 
 // BridgeInput is the body of POST and PUT: a field left out keeps its
@@ -73,7 +73,7 @@ type BridgeInput struct {
 	Insecure          *bool            `json:"insecure"`
 }
 
-func (h *handlers) bridgeView(f *confflow.Flow, b mosquittoconf.Bridge, live map[string]brokerstats.Bridge) Bridge {
+func (h *handlers) bridgeView(f *confflow.Flow, b mosquittoconf.Bridge, live map[string]sysstats.Bridge) Bridge {
 	v := Bridge{
 		Name: b.Name, Line: b.Pos.Line, Addresses: []BridgeAddress{}, Topics: []BridgeTopic{},
 		RemoteUsername: b.RemoteUsername, HasPassword: b.RemotePassword != "",
@@ -107,7 +107,7 @@ func (h *handlers) bridges(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var live map[string]brokerstats.Bridge
+	var live map[string]sysstats.Bridge
 	if con := h.console(); con != nil && con.Stats != nil {
 		live = con.Stats.Snapshot().Bridges
 	}

@@ -15,9 +15,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/homebox/gateway/confflow"
-	"github.com/homebox/gateway/confstore"
 	"github.com/homebox/gateway/gateway/mosquittoconf"
+	"github.com/homebox/gateway/internal/atomicfile"
+	"github.com/homebox/gateway/webui/confflow"
 )
 
 // maxConf bounds a mosquitto.conf sent by a page.
@@ -171,7 +171,7 @@ func (h *handlers) history(c echo.Context) error {
 
 // HistoryVersion is one earlier version with its text.
 type HistoryVersion struct {
-	confstore.Entry
+	confflow.Entry
 	Text string `json:"text"`
 }
 
@@ -184,7 +184,7 @@ func (h *handlers) readVersion(c echo.Context) (*confflow.Flow, HistoryVersion, 
 		return nil, HistoryVersion{}, newError(http.StatusServiceUnavailable, "the config history is not kept here")
 	}
 	e, data, err := f.History().Read(confflow.KindConf, c.Param("id"))
-	if errors.Is(err, confstore.ErrNotFound) {
+	if errors.Is(err, confflow.ErrNotFound) {
 		return nil, HistoryVersion{}, newError(http.StatusNotFound, fmt.Sprintf("no version %q in the history", c.Param("id")))
 	}
 	if err != nil {
@@ -376,7 +376,7 @@ func (h *handlers) uploadCert(c echo.Context) error {
 		return newError(http.StatusConflict, fmt.Sprintf("a certificate named %q is already there: choose another name", clean),
 			LineError{Field: "name", Message: "already there"})
 	}
-	if err := confstore.WriteFile(target, data, 0o644); err != nil {
+	if err := atomicfile.Write(target, data, 0o644); err != nil {
 		return err
 	}
 	h.d.Logger.Info("console: certificate uploaded", "file", target)

@@ -16,21 +16,21 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/homebox/gateway/brokerstats"
-	"github.com/homebox/gateway/confflow"
-	"github.com/homebox/gateway/consoleauth"
+	"github.com/homebox/gateway/gateway/sysstats"
+	"github.com/homebox/gateway/webui/auth"
+	"github.com/homebox/gateway/webui/confflow"
 )
 
 // Stats is what the API needs of the broker's statistics;
-// *brokerstats.Collector has it.
+// *sysstats.Collector has it.
 type Stats interface {
-	Snapshot() brokerstats.Snapshot
+	Snapshot() sysstats.Snapshot
 	Changed() (<-chan struct{}, func())
 }
 
 // Console is the console's parts. A nil part makes its routes answer 503.
 type Console struct {
-	Auth     *consoleauth.Auth
+	Auth     *auth.Auth
 	Flow     *confflow.Flow
 	Stats    Stats
 	CertsDir string  // <root>/etc/mosquitto/certs
@@ -203,7 +203,7 @@ func crossSite(r *http.Request) bool {
 	return err != nil || o == "null" || !strings.EqualFold(u.Host, r.Host)
 }
 
-func (h *handlers) sessionOf(c echo.Context) *consoleauth.Session {
+func (h *handlers) sessionOf(c echo.Context) *auth.Session {
 	con := h.console()
 	if con == nil || con.Auth == nil {
 		return nil
@@ -219,7 +219,7 @@ func (h *handlers) sessionOf(c echo.Context) *consoleauth.Session {
 	return s
 }
 
-func setSessionCookie(c echo.Context, s *consoleauth.Session) {
+func setSessionCookie(c echo.Context, s *auth.Session) {
 	c.SetCookie(&http.Cookie{Name: SessionCookie, Value: s.Token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
 }
 
@@ -275,7 +275,7 @@ type passwordBody struct {
 	Current  string `json:"current" form:"current"`
 }
 
-func (h *handlers) auth() (*consoleauth.Auth, error) {
+func (h *handlers) auth() (*auth.Auth, error) {
 	con := h.console()
 	if con == nil || con.Auth == nil {
 		return nil, newError(http.StatusServiceUnavailable, "the console's login is not running")
@@ -298,13 +298,13 @@ func (h *handlers) setup(c echo.Context) error {
 		return err
 	}
 	if !a.SetupNeeded() {
-		return newError(http.StatusConflict, consoleauth.ErrAlreadySet.Error())
+		return newError(http.StatusConflict, auth.ErrAlreadySet.Error())
 	}
 	s, err := a.Setup(b.Password)
 	switch {
-	case errors.Is(err, consoleauth.ErrAlreadySet):
+	case errors.Is(err, auth.ErrAlreadySet):
 		return newError(http.StatusConflict, err.Error())
-	case err != nil && consoleauth.CheckPassword(b.Password) != nil:
+	case err != nil && auth.CheckPassword(b.Password) != nil:
 		return newError(http.StatusBadRequest, err.Error(), LineError{Field: "password", Message: err.Error()})
 	case err != nil:
 		return err
@@ -325,15 +325,15 @@ func (h *handlers) login(c echo.Context) error {
 	}
 	ip := peerIP(c.Request())
 	s, err := a.Login(ip, b.Password)
-	var slowed *consoleauth.SlowedError
+	var slowed *auth.SlowedError
 	switch {
 	case errors.As(err, &slowed):
 		secs := int((slowed.RetryAfter + time.Second - 1) / time.Second)
 		c.Response().Header().Set("Retry-After", fmt.Sprint(max(secs, 1)))
 		return newError(http.StatusTooManyRequests, err.Error())
-	case errors.Is(err, consoleauth.ErrNotSet):
+	case errors.Is(err, auth.ErrNotSet):
 		return &apiError{code: http.StatusConflict, body: map[string]any{"error": err.Error(), "setup_needed": true}}
-	case errors.Is(err, consoleauth.ErrWrongPassword):
+	case errors.Is(err, auth.ErrWrongPassword):
 		h.d.Logger.Warn("console: failed login", "from", ip)
 		return newError(http.StatusUnauthorized, err.Error())
 	case err != nil:
@@ -368,7 +368,7 @@ func (h *handlers) password(c echo.Context) error {
 	if lan && !a.Verify(b.Current) {
 		return newError(http.StatusForbidden, "the current password is wrong", LineError{Field: "current", Message: "wrong password"})
 	}
-	if err := consoleauth.CheckPassword(b.Password); err != nil {
+	if err := auth.CheckPassword(b.Password); err != nil {
 		return newError(http.StatusBadRequest, err.Error(), LineError{Field: "password", Message: err.Error()})
 	}
 	if err := a.SetPassword(b.Password); err != nil {

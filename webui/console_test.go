@@ -18,11 +18,11 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/homebox/gateway/confflow"
-	"github.com/homebox/gateway/confstore"
-	"github.com/homebox/gateway/consoleauth"
+	"github.com/homebox/gateway/internal/paths"
 	"github.com/homebox/gateway/internal/testkit"
 	"github.com/homebox/gateway/supervisor"
+	"github.com/homebox/gateway/webui/auth"
+	"github.com/homebox/gateway/webui/confflow"
 )
 
 // consoleEnv is the app served as the LAN console (httptest connections
@@ -67,13 +67,13 @@ func newConsole(t *testing.T, conf string) *consoleEnv {
 		sup.Shutdown(ctx)
 	})
 	env.sup = sup
-	auth, err := consoleauth.New(consoleauth.Options{Path: filepath.Join(root, consoleauth.RelPath), BcryptCost: bcrypt.MinCost,
+	auth, err := auth.New(auth.Options{Path: paths.Root(root).Join(paths.ConsoleLogin), BcryptCost: bcrypt.MinCost,
 		SlowBase: 300 * time.Millisecond, SlowMax: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	env.events = NewEvents()
-	env.flow = confflow.New(confflow.Options{Apps: sup, ConfPath: env.conf, History: confstore.NewHistory(filepath.Join(root, "data/gateway/config-history"), 0),
+	env.flow = confflow.New(confflow.Options{Apps: sup, ConfPath: env.conf, History: confflow.NewHistory(filepath.Join(root, "data/gateway/config-history"), 0),
 		ReadyTimeout: 5 * time.Second, Settle: 50 * time.Millisecond, OnStep: func(s confflow.Step) { env.events.Publish("flow", s) }})
 	done := make(chan struct{})
 	t.Cleanup(func() { close(done) })
@@ -335,7 +335,7 @@ func TestConfigFlowRefusesBadTextAndKeepsHistory(t *testing.T) {
 	}
 
 	a = b.req("GET", "/api/broker/config/history", nil)
-	var list []confstore.Entry
+	var list []confflow.Entry
 	json.Unmarshal(a.raw, &list)
 	if len(list) != 1 {
 		t.Fatalf("history: %s", a.raw)

@@ -7,7 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/homebox/gateway/brokerstats"
+	"github.com/homebox/gateway/gateway/sysstats"
 	"github.com/homebox/gateway/supervisor"
 )
 
@@ -31,11 +31,11 @@ type AppCount struct {
 
 // StatsView is GET /api/broker/stats's answer.
 type StatsView struct {
-	Broker  brokerstats.Snapshot `json:"broker"`
-	History []brokerstats.Point  `json:"history"`
-	Bridges BridgeCount          `json:"bridges"`
-	Apps    *AppCount            `json:"apps"`
-	Devices *int                 `json:"devices"`
+	Broker  sysstats.Snapshot `json:"broker"`
+	History []sysstats.Point  `json:"history"`
+	Bridges BridgeCount       `json:"bridges"`
+	Apps    *AppCount         `json:"apps"`
+	Devices *int              `json:"devices"`
 }
 
 func (h *handlers) statsView() (StatsView, error) {
@@ -46,7 +46,7 @@ func (h *handlers) statsView() (StatsView, error) {
 	snap := con.Stats.Snapshot()
 	out := StatsView{Broker: snap, History: snap.History}
 	if out.History == nil {
-		out.History = []brokerstats.Point{}
+		out.History = []sysstats.Point{}
 	}
 	if con.Flow != nil {
 		for _, name := range h.confBridges(con.Flow) {

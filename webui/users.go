@@ -11,9 +11,9 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/homebox/gateway/confflow"
 	"github.com/homebox/gateway/gateway/auth"
 	"github.com/homebox/gateway/gateway/mosquittoconf"
+	"github.com/homebox/gateway/webui/confflow"
 )
 
 // Users is GET /api/broker/users's answer: names only, never hashes.

@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/homebox/gateway/bench/tail"
-	"github.com/homebox/gateway/bench/wire"
+	"github.com/homebox/gateway/internal/mqttwire"
 )
 
 // Kind is a broker implementation.
@@ -197,22 +197,22 @@ func (b *Broker) probe(cred Credentials) error {
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-	pkt := wire.AppendConnect(nil, wire.Connect{ClientID: "gwbench-probe", Username: cred.Username, Password: cred.Password, KeepAlive: 10, CleanSession: true})
+	pkt := mqttwire.AppendConnect(nil, mqttwire.Connect{ClientID: "gwbench-probe", Username: cred.Username, Password: cred.Password, KeepAlive: 10, CleanSession: true})
 	if _, err := c.Write(pkt); err != nil {
 		return err
 	}
-	pk, err := wire.NewReader(c, 64, 1024).Next()
+	pk, err := mqttwire.NewReader(c, 64, 1024).Next()
 	if err != nil {
 		return err
 	}
-	code, err := wire.ConnackCode(pk)
+	code, err := mqttwire.ConnackCode(pk)
 	if err != nil {
 		return err
 	}
 	if code != 0 {
 		return fmt.Errorf("probe login refused with CONNACK code %d", code)
 	}
-	_, _ = c.Write(wire.AppendDisconnect(nil))
+	_, _ = c.Write(mqttwire.AppendDisconnect(nil))
 	return nil
 }
 

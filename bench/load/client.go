@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/homebox/gateway/bench/wire"
+	"github.com/homebox/gateway/internal/mqttwire"
 )
 
 // keepAlive is what the generator's clients ask for. Roles that hold a
@@ -22,7 +22,7 @@ const keepAlive = 60
 type client struct {
 	id   string
 	conn *net.TCPConn
-	r    *wire.Reader
+	r    *mqttwire.Reader
 
 	wmu sync.Mutex // writes come from the role's loop and the pinger
 }
@@ -35,11 +35,11 @@ func dial(ctx context.Context, s *Spec, index int) (*client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client %s: %w", id, err)
 	}
-	c := &client{id: id, conn: nc.(*net.TCPConn), r: wire.NewReader(nc, 64<<10, 1<<20)}
+	c := &client{id: id, conn: nc.(*net.TCPConn), r: mqttwire.NewReader(nc, 64<<10, 1<<20)}
 	if deadline, ok := ctx.Deadline(); ok {
 		_ = c.conn.SetDeadline(deadline)
 	}
-	pkt := wire.AppendConnect(nil, wire.Connect{ClientID: id, Username: s.Username, Password: s.Password, KeepAlive: keepAlive, CleanSession: true})
+	pkt := mqttwire.AppendConnect(nil, mqttwire.Connect{ClientID: id, Username: s.Username, Password: s.Password, KeepAlive: keepAlive, CleanSession: true})
 	if _, err := c.conn.Write(pkt); err != nil {
 		c.conn.Close()
 		return nil, fmt.Errorf("client %s: send CONNECT: %w", id, err)
@@ -49,7 +49,7 @@ func dial(ctx context.Context, s *Spec, index int) (*client, error) {
 		c.conn.Close()
 		return nil, fmt.Errorf("client %s: wait for CONNACK: %w", id, err)
 	}
-	code, err := wire.ConnackCode(pk)
+	code, err := mqttwire.ConnackCode(pk)
 	if err != nil {
 		c.conn.Close()
 		return nil, fmt.Errorf("client %s: %w", id, err)
@@ -68,14 +68,14 @@ func (c *client) subscribe(ctx context.Context, filter string, qos byte) error {
 		_ = c.conn.SetDeadline(deadline)
 		defer c.conn.SetDeadline(time.Time{})
 	}
-	if err := c.write(wire.AppendSubscribe(nil, 1, filter, qos)); err != nil {
+	if err := c.write(mqttwire.AppendSubscribe(nil, 1, filter, qos)); err != nil {
 		return fmt.Errorf("client %s: send SUBSCRIBE %s: %w", c.id, filter, err)
 	}
 	pk, err := c.r.Next()
 	if err != nil {
 		return fmt.Errorf("client %s: wait for SUBACK: %w", c.id, err)
 	}
-	if pk.Type != wire.SUBACK || len(pk.Body) != 3 {
+	if pk.Type != mqttwire.SUBACK || len(pk.Body) != 3 {
 		return fmt.Errorf("client %s: expected a SUBACK for %s, got packet type %d", c.id, filter, pk.Type)
 	}
 	if pk.Body[2] == 0x80 {
@@ -100,7 +100,7 @@ func (c *client) pinger(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if c.write(wire.AppendPingreq(nil)) != nil {
+			if c.write(mqttwire.AppendPingreq(nil)) != nil {
 				return
 			}
 		}
@@ -110,7 +110,7 @@ func (c *client) pinger(ctx context.Context) {
 // closeGracefully sends DISCONNECT, half-closes and waits (briefly) for the
 // broker to close its side, so nothing sent before is cut off by a reset.
 func (c *client) closeGracefully(wait time.Duration) {
-	_ = c.write(wire.AppendDisconnect(nil))
+	_ = c.write(mqttwire.AppendDisconnect(nil))
 	_ = c.conn.CloseWrite()
 	_ = c.conn.SetReadDeadline(time.Now().Add(wait))
 	_, _ = io.Copy(io.Discard, c.conn)

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/homebox/gateway/bench/wire"
+	"github.com/homebox/gateway/internal/mqttwire"
 )
 
 // tcpPair is a real loopback connection: the test plays the broker on one
@@ -31,13 +31,13 @@ func tcpPair(t *testing.T) (broker net.Conn, c *client) {
 	}
 	broker = <-accepted
 	t.Cleanup(func() { nc.Close(); broker.Close() })
-	return broker, &client{id: "test", conn: nc.(*net.TCPConn), r: wire.NewReader(nc, 256, 1<<16)}
+	return broker, &client{id: "test", conn: nc.(*net.TCPConn), r: mqttwire.NewReader(nc, 256, 1<<16)}
 }
 
 func publishFrame(b []byte, index int, seq uint64, qos byte, id uint16) []byte {
 	p := newPayload(index)
 	stampPayload(p, seq, time.Now().UnixNano())
-	return wire.AppendPublish(b, "t/x", qos, id, p)
+	return mqttwire.AppendPublish(b, "t/x", qos, id, p)
 }
 
 func TestSubscriberCountsGapsDuplicatesAndStrangers(t *testing.T) {
@@ -55,7 +55,7 @@ func TestSubscriberCountsGapsDuplicatesAndStrangers(t *testing.T) {
 		frames = publishFrame(frames, 1, seq, 0, 0)
 	}
 	frames = publishFrame(frames, 7, 0, 0, 0)
-	frames = wire.AppendPingreq(frames) // not a PUBLISH: ignored
+	frames = mqttwire.AppendPingreq(frames) // not a PUBLISH: ignored
 	if _, err := broker.Write(frames); err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestSubscriberCountsGapsDuplicatesAndStrangers(t *testing.T) {
 	}
 	// Every QoS 1 message is acknowledged.
 	got := <-acks
-	want := wire.AppendPuback(wire.AppendPuback(wire.AppendPuback(wire.AppendPuback(nil, 1), 2), 4), 3)
+	want := mqttwire.AppendPuback(mqttwire.AppendPuback(mqttwire.AppendPuback(mqttwire.AppendPuback(nil, 1), 2), 4), 3)
 	if string(got) != string(want) {
 		t.Fatalf("PUBACKs %x, want %x", got, want)
 	}

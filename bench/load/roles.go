@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/homebox/gateway/bench/wire"
+	"github.com/homebox/gateway/internal/mqttwire"
 )
 
 // role is one worker's job: setup opens what must be open before "ready",
@@ -119,7 +119,7 @@ func (p *pubRole) publish(ctx context.Context, c *client, index int, start time.
 	s := p.s
 	topic := s.Topic + "/" + strconv.Itoa(index)
 	payload := newPayload(index)
-	size := wire.PublishSize(topic, s.QoS, PayloadSize)
+	size := mqttwire.PublishSize(topic, s.QoS, PayloadSize)
 	batch := s.Batch
 	if batch <= 0 {
 		batch = 64
@@ -159,7 +159,7 @@ func (p *pubRole) publish(ctx context.Context, c *client, index int, start time.
 		now := time.Now().UnixNano()
 		for range n {
 			stampPayload(payload, seq, now)
-			buf = wire.AppendPublish(buf, topic, s.QoS, uint16(seq%65535)+1, payload)
+			buf = mqttwire.AppendPublish(buf, topic, s.QoS, uint16(seq%65535)+1, payload)
 			seq++
 		}
 		if err := c.write(buf); err != nil {
@@ -180,7 +180,7 @@ func (p *pubRole) publish(ctx context.Context, c *client, index int, start time.
 		for acked.Load() < t.sent && time.Now().Before(deadline) && ctx.Err() == nil {
 			time.Sleep(time.Millisecond)
 		}
-		_ = c.write(wire.AppendDisconnect(nil))
+		_ = c.write(mqttwire.AppendDisconnect(nil))
 		_ = c.conn.CloseWrite()
 		_ = c.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
 		<-readerDone
@@ -199,7 +199,7 @@ func readAcks(c *client, acked *atomic.Uint64) error {
 		if err != nil {
 			return err
 		}
-		if pk.Type == wire.PUBACK {
+		if pk.Type == mqttwire.PUBACK {
 			acked.Add(1)
 		}
 	}
@@ -361,16 +361,16 @@ func (sc *subConn) read(s *Spec) {
 			}
 			fresh = false
 		}
-		if pk.Type != wire.PUBLISH {
+		if pk.Type != mqttwire.PUBLISH {
 			continue
 		}
-		pub, err := wire.ParsePublish(pk)
+		pub, err := mqttwire.ParsePublish(pk)
 		if err != nil {
 			sc.err = fmt.Errorf("subscriber %s: %w", sc.c.id, err)
 			return
 		}
 		if pub.QoS == 1 {
-			acks = wire.AppendPuback(acks, pub.ID)
+			acks = mqttwire.AppendPuback(acks, pub.ID)
 		}
 		index, seq, sent, err := readPayload(pub.Payload)
 		if err != nil || index >= len(sc.next) {
@@ -433,7 +433,7 @@ func (r *connsRole) run(ctx context.Context, stop <-chan struct{}) (Result, erro
 		res.End = time.Now().UnixNano()
 		res.Conns = len(clients)
 		for _, c := range clients {
-			_ = c.write(wire.AppendDisconnect(nil))
+			_ = c.write(mqttwire.AppendDisconnect(nil))
 			_ = c.conn.Close()
 		}
 		return res, err
@@ -452,7 +452,7 @@ func (r *connsRole) run(ctx context.Context, stop <-chan struct{}) (Result, erro
 	cancel()
 	wg.Wait()
 	for _, c := range r.clients {
-		_ = c.write(wire.AppendDisconnect(nil))
+		_ = c.write(mqttwire.AppendDisconnect(nil))
 		_ = c.conn.Close()
 	}
 	r.clients = nil

@@ -14,27 +14,22 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/homebox/gateway/box"
-	"github.com/homebox/gateway/box/discoveryplugin"
-	"github.com/homebox/gateway/boxconfig"
-	"github.com/homebox/gateway/brokerstats"
-	"github.com/homebox/gateway/confflow"
-	"github.com/homebox/gateway/confstore"
-	"github.com/homebox/gateway/consoleauth"
 	"github.com/homebox/gateway/gateway/languard"
 	"github.com/homebox/gateway/gateway/mosquittoconf"
+	"github.com/homebox/gateway/gateway/sysstats"
+	"github.com/homebox/gateway/internal/paths"
+	"github.com/homebox/gateway/supervisor/config"
 	"github.com/homebox/gateway/webui"
+	"github.com/homebox/gateway/webui/auth"
+	"github.com/homebox/gateway/webui/confflow"
 )
 
-// Paths under the root.
 const (
-	HistoryRel = "data/gateway/config-history"
-	CertsRel   = "etc/mosquitto/certs"
 	// BrokerApp is the supervisor's name of the broker.
 	BrokerApp = "mqtt"
 )
@@ -55,7 +50,7 @@ type Plugin struct {
 	mu     sync.Mutex
 	host   *box.Host
 	log    *slog.Logger
-	stats  *brokerstats.Collector
+	stats  *sysstats.Collector
 	done   chan struct{}
 	srv    *http.Server
 	served chan struct{}
@@ -73,7 +68,7 @@ func (p *Plugin) Name() string { return box.ConsolePlugin }
 // Start attaches the console to the box's API and serves it on the LAN.
 func (p *Plugin) Start(ctx context.Context, h *box.Host) error {
 	log := h.Logger.With("part", "console")
-	auth, err := consoleauth.New(consoleauth.Options{Path: filepath.Join(h.Root, consoleauth.RelPath)})
+	auth, err := auth.New(auth.Options{Path: paths.Root(h.Root).Join(paths.ConsoleLogin)})
 	if err != nil {
 		return err
 	}
@@ -85,15 +80,15 @@ func (p *Plugin) Start(ctx context.Context, h *box.Host) error {
 	flow := confflow.New(confflow.Options{
 		Apps:         apps,
 		App:          BrokerApp,
-		ConfPath:     filepath.Join(h.Root, discoveryplugin.ConfRel),
-		History:      confstore.NewHistory(filepath.Join(h.Root, HistoryRel), confstore.DefaultKeep),
+		ConfPath:     paths.Root(h.Root).Join(paths.MosquittoConf),
+		History:      confflow.NewHistory(paths.Root(h.Root).Join(paths.ConfigHistory), confflow.DefaultKeep),
 		ReadyTimeout: p.o.ReadyTimeout,
 		Logger:       log,
 		OnStep:       func(s confflow.Step) { events.Publish("flow", s) },
 	})
-	stats := brokerstats.Start(brokerstats.Options{BrokerURL: "mqtt://" + brokerAddr(flow), Logger: log})
+	stats := sysstats.Start(sysstats.Options{BrokerURL: "mqtt://" + brokerAddr(flow), Logger: log})
 	done := make(chan struct{})
-	con := &webui.Console{Auth: auth, Flow: flow, Stats: stats, CertsDir: filepath.Join(h.Root, CertsRel), Events: events, Done: done}
+	con := &webui.Console{Auth: auth, Flow: flow, Stats: stats, CertsDir: paths.Root(h.Root).Join(paths.Certs), Events: events, Done: done}
 	if err := webui.Attach(h.API, con, p.o.Pages); err != nil {
 		stats.Close()
 		return err
@@ -112,7 +107,7 @@ func (p *Plugin) Start(ctx context.Context, h *box.Host) error {
 }
 
 // serve opens console.listen behind the guard of lan.allow.
-func (p *Plugin) serve(cfg *boxconfig.Config) error {
+func (p *Plugin) serve(cfg *config.Config) error {
 	guard, err := languard.ParseNetworks(cfg.LAN.Allow)
 	if err != nil {
 		return fmt.Errorf("lan.allow: %w", err)
@@ -184,7 +179,7 @@ func (p *Plugin) closeServer(ctx context.Context) {
 
 // Reload opens the listener again when console.listen or lan.allow
 // changed.
-func (p *Plugin) Reload(cfg *boxconfig.Config) error {
+func (p *Plugin) Reload(cfg *config.Config) error {
 	p.mu.Lock()
 	same := p.listen == cfg.Console.Listen && slices.Equal(p.allow, cfg.LAN.Allow)
 	running := p.host != nil

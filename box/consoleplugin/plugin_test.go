@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/homebox/gateway/box"
-	"github.com/homebox/gateway/boxconfig"
+	"github.com/homebox/gateway/supervisor/config"
 	"github.com/homebox/gateway/webui"
 )
 
@@ -18,7 +18,7 @@ import (
 // A reload that lets loopback in opens the door.
 func TestGuardRefusesOutsiders(t *testing.T) {
 	root := t.TempDir()
-	cfg := &boxconfig.Config{Console: boxconfig.Console{Listen: "127.0.0.1:0"}, LAN: boxconfig.LAN{Allow: []string{"192.0.2.0/24"}}}
+	cfg := &config.Config{Console: config.Console{Listen: "127.0.0.1:0"}, LAN: config.LAN{Allow: []string{"192.0.2.0/24"}}}
 	api := webui.New(webui.Deps{})
 	p := New(Options{})
 	h := &box.Host{Root: root, Config: cfg, API: api, Logger: slog.New(slog.DiscardHandler)}
@@ -59,7 +59,7 @@ func TestGuardRefusesOutsiders(t *testing.T) {
 	if resp.StatusCode != 401 {
 		t.Errorf("apps without login: %s", resp.Status)
 	}
-	if err := p.Reload(&boxconfig.Config{Console: cfg2.Console, LAN: boxconfig.LAN{Allow: []string{"nonsense!"}}}); err == nil {
+	if err := p.Reload(&config.Config{Console: cfg2.Console, LAN: config.LAN{Allow: []string{"nonsense!"}}}); err == nil {
 		t.Error("bad lan.allow accepted on reload")
 	}
 }

@@ -14,13 +14,11 @@ import (
 	"sync"
 
 	"github.com/homebox/gateway/box"
-	"github.com/homebox/gateway/boxconfig"
 	"github.com/homebox/gateway/discovery"
 	"github.com/homebox/gateway/gateway/mosquittoconf"
+	"github.com/homebox/gateway/internal/paths"
+	"github.com/homebox/gateway/supervisor/config"
 )
-
-// ConfRel is the broker's conf under the root.
-const ConfRel = "etc/mosquitto/mosquitto.conf"
 
 // Plugin is discovery as a box plugin. It also answers the API's device
 // routes (empty until started).
@@ -86,7 +84,7 @@ func (p *Plugin) Stop(context.Context) error {
 }
 
 // Reload re-reads the ports after a config change (SIGHUP).
-func (p *Plugin) Reload(cfg *boxconfig.Config) error {
+func (p *Plugin) Reload(cfg *config.Config) error {
 	p.mu.Lock()
 	svc, h := p.svc, p.host
 	p.mu.Unlock()
@@ -125,7 +123,7 @@ func (p *Plugin) Device(id string) (discovery.Device, bool) {
 // relative paths from its working folder, <root>/data, as gateway.yaml
 // starts it.
 func BrokerAddr(root string) (addr string, port int) {
-	path := filepath.Join(root, ConfRel)
+	path := paths.Root(root).Join(paths.MosquittoConf)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return mosquittoconf.DefaultClientAddr, 1883
@@ -138,7 +136,7 @@ func BrokerAddr(root string) (addr string, port int) {
 }
 
 // consolePort is the port of console.listen (0 when it cannot be read).
-func consolePort(cfg *boxconfig.Config) int {
+func consolePort(cfg *config.Config) int {
 	_, port, err := net.SplitHostPort(cfg.Console.Listen)
 	if err != nil {
 		return 0

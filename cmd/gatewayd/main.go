@@ -9,7 +9,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/homebox/gateway/box/footprint"
+	"github.com/homebox/gateway/internal/footprint"
 	"github.com/homebox/gateway/internal/version"
 )
 

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/homebox/gateway/confstore"
+	"github.com/homebox/gateway/internal/atomicfile"
 )
 
 // MemStatsEnv names a folder; when set, SIGUSR1 makes gatewayd (either
@@ -80,5 +80,5 @@ func writeMemStats(path string) error {
 	if err != nil {
 		return err
 	}
-	return confstore.WriteFile(path, data, 0o600) // a reader never sees half a file
+	return atomicfile.Write(path, data, 0o600) // a reader never sees half a file
 }

@@ -11,17 +11,13 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"syscall"
 	"time"
 
+	"github.com/homebox/gateway/internal/paths"
 	"github.com/homebox/gateway/supervisor"
 	"github.com/homebox/gateway/webui"
 )
-
-// socketRel mirrors box.SocketRel; gwctl does not import box so it stays a
-// small binary with no server code in it.
-const socketRel = "run/gateway/gatewayd.sock"
 
 type client struct {
 	sock string
@@ -29,7 +25,7 @@ type client struct {
 }
 
 func newClient(root string) *client {
-	sock := filepath.Join(root, socketRel)
+	sock := paths.Root(root).Join(paths.Socket)
 	return &client{
 		sock: sock,
 		http: &http.Client{

@@ -18,7 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/homebox/gateway/fwimage"
+	"github.com/homebox/gateway/rootfs/image"
 )
 
 func main() {
@@ -40,10 +40,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mkimage: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	var arches []fwimage.Arch
+	var arches []image.Arch
 	if *archList != "" {
 		for _, n := range strings.Split(*archList, ",") {
-			a, err := fwimage.LookupArch(strings.TrimSpace(n))
+			a, err := image.LookupArch(strings.TrimSpace(n))
 			if err != nil {
 				fmt.Fprintf(stderr, "mkimage: -arch: %v\n", err)
 				return 2
@@ -73,7 +73,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	res, err := fwimage.Build(ctx, fwimage.Options{
+	res, err := image.Build(ctx, image.Options{
 		ModuleDir: *module, OutDir: *out, Version: *version, Commit: *commit,
 		Epoch: epoch, Arches: arches, Logger: log,
 	})
@@ -120,7 +120,7 @@ func git(dir string, args ...string) (string, error) {
 
 func archNames() string {
 	var n []string
-	for _, a := range fwimage.Arches {
+	for _, a := range image.Arches {
 		n = append(n, a.Name)
 	}
 	return strings.Join(n, ", ")

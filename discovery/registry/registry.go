@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/homebox/gateway/internal/atomicfile"
 )
 
 // Registry holds the devices. It is safe for concurrent use.
@@ -706,7 +708,10 @@ func (r *Registry) write(f fileFormat) error {
 	if err != nil {
 		return fmt.Errorf("encode device registry: %w", err)
 	}
-	return WriteFileAtomic(r.path, append(data, '\n'), 0o644)
+	if err := os.MkdirAll(filepath.Dir(r.path), 0o755); err != nil {
+		return fmt.Errorf("write %s: %w", r.path, err)
+	}
+	return atomicfile.Write(r.path, append(data, '\n'), 0o644)
 }
 
 func (r *Registry) load() error {
@@ -754,52 +759,6 @@ func (r *Registry) load() error {
 	}
 	for t, s := range f.Availability {
 		r.avail[t] = s
-	}
-	return nil
-}
-
-// WriteFileAtomic replaces path with data so that a reader or a power cut sees
-// either the old file or the new one: temp file in the same folder, fsync,
-// rename, fsync the folder.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	name := tmp.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(name)
-		}
-	}()
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(name, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	ok = true
-	if d, err := os.Open(dir); err == nil {
-		err = d.Sync()
-		d.Close()
-		if err != nil {
-			return fmt.Errorf("write %s: sync folder: %w", path, err)
-		}
 	}
 	return nil
 }

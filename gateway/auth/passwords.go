@@ -20,7 +20,7 @@ import (
 
 	"golang.org/x/crypto/argon2"
 
-	"github.com/homebox/gateway/confstore"
+	"github.com/homebox/gateway/internal/atomicfile"
 )
 
 // Limits that keep a hostile or mistyped password file from stalling every
@@ -411,7 +411,7 @@ func WritePasswordFile(path string, users map[string]string) error {
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return confstore.WriteFile(path, text, 0o600)
+	return atomicfile.Write(path, text, 0o600)
 }
 
 // PasswordFileText is users (name -> encoded hash) as the text of a

@@ -16,8 +16,8 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 
-	"github.com/homebox/gateway/bench/wire"
 	"github.com/homebox/gateway/gateway/listeners"
+	"github.com/homebox/gateway/internal/mqttwire"
 	"github.com/homebox/gateway/internal/testkit"
 )
 
@@ -52,7 +52,7 @@ func startBroker(t *testing.T, pending int32) (string, *mqtt.Server, *Hook) {
 
 // dial connects and logs in as id; rcvbuf > 0 shrinks the socket's receive
 // buffer first (a subscriber that will not read).
-func dial(t *testing.T, addr, id string, rcvbuf int) (net.Conn, *wire.Reader) {
+func dial(t *testing.T, addr, id string, rcvbuf int) (net.Conn, *mqttwire.Reader) {
 	t.Helper()
 	d := net.Dialer{Timeout: 5 * time.Second}
 	if rcvbuf > 0 {
@@ -70,26 +70,26 @@ func dial(t *testing.T, addr, id string, rcvbuf int) (net.Conn, *wire.Reader) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	if _, err := c.Write(wire.AppendConnect(nil, wire.Connect{ClientID: id, KeepAlive: 60, CleanSession: true})); err != nil {
+	if _, err := c.Write(mqttwire.AppendConnect(nil, mqttwire.Connect{ClientID: id, KeepAlive: 60, CleanSession: true})); err != nil {
 		t.Fatal(err)
 	}
-	r := wire.NewReader(c, 64<<10, 1<<20)
+	r := mqttwire.NewReader(c, 64<<10, 1<<20)
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	p, err := r.Next()
-	if err != nil || p.Type != wire.CONNACK {
+	if err != nil || p.Type != mqttwire.CONNACK {
 		t.Fatalf("%s: no CONNACK: %v %v", id, p.Type, err)
 	}
 	_ = c.SetReadDeadline(time.Time{})
 	return c, r
 }
 
-func subscribe(t *testing.T, c net.Conn, r *wire.Reader, filter string) {
+func subscribe(t *testing.T, c net.Conn, r *mqttwire.Reader, filter string) {
 	t.Helper()
-	if _, err := c.Write(wire.AppendSubscribe(nil, 1, filter, 0)); err != nil {
+	if _, err := c.Write(mqttwire.AppendSubscribe(nil, 1, filter, 0)); err != nil {
 		t.Fatal(err)
 	}
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if p, err := r.Next(); err != nil || p.Type != wire.SUBACK {
+	if p, err := r.Next(); err != nil || p.Type != mqttwire.SUBACK {
 		t.Fatalf("no SUBACK: %v %v", p.Type, err)
 	}
 	_ = c.SetReadDeadline(time.Time{})
@@ -102,7 +102,7 @@ func publish(c net.Conn, topic string, n, size int) error {
 	var buf []byte
 	for i := 0; i < n; i++ {
 		binary.BigEndian.PutUint32(payload, uint32(i))
-		buf = wire.AppendPublish(buf, topic, 0, 0, payload)
+		buf = mqttwire.AppendPublish(buf, topic, 0, 0, payload)
 		if (i+1)%100 == 0 || i == n-1 {
 			if _, err := c.Write(buf); err != nil {
 				return err
@@ -115,7 +115,7 @@ func publish(c net.Conn, topic string, n, size int) error {
 
 // receive reads want messages, checking that each publisher's arrive in
 // order, until done or the deadline.
-func receive(c net.Conn, r *wire.Reader, want int, deadline time.Time) (int, error) {
+func receive(c net.Conn, r *mqttwire.Reader, want int, deadline time.Time) (int, error) {
 	_ = c.SetReadDeadline(deadline)
 	next := map[string]uint32{}
 	got := 0
@@ -124,7 +124,7 @@ func receive(c net.Conn, r *wire.Reader, want int, deadline time.Time) (int, err
 		if err != nil {
 			return got, err
 		}
-		pub, err := wire.ParsePublish(p)
+		pub, err := mqttwire.ParsePublish(p)
 		if err != nil {
 			return got, err
 		}
@@ -256,7 +256,7 @@ func TestRetainedBurstOnSubscribeLosesNothing(t *testing.T) {
 		if err != nil {
 			t.Fatalf("after %d of %d retained messages: %v (dropped: %d)", len(seen), n, err, srv.Info.MessagesDropped)
 		}
-		pub, err := wire.ParsePublish(p)
+		pub, err := mqttwire.ParsePublish(p)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/homebox/gateway/bench/wire"
+	"github.com/homebox/gateway/internal/mqttwire"
 )
 
 func TestFanInArrivesCompleteAndInOrder(t *testing.T) {
@@ -106,7 +106,7 @@ func TestMixedWithMochiDeliveries(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for i := range qos1 {
-			qosPub.write(wire.AppendPublish(nil, "mix/qos1", 1, uint16(i+1), seqPayload(1, i, 8)))
+			qosPub.write(mqttwire.AppendPublish(nil, "mix/qos1", 1, uint16(i+1), seqPayload(1, i, 8)))
 		}
 	}()
 	go func() {
@@ -142,7 +142,7 @@ func TestMixedWithMochiDeliveries(t *testing.T) {
 
 // retainedPublish is a retained QoS 0 PUBLISH (MQTT 3.1.1).
 func retainedPublish(topic string, payload []byte) []byte {
-	p := wire.AppendPublish(nil, topic, 0, 0, payload)
+	p := mqttwire.AppendPublish(nil, topic, 0, 0, payload)
 	p[0] |= 1
 	return p
 }
@@ -159,7 +159,7 @@ func TestRetainedAndPlainOnOneTopicStayInOrder(t *testing.T) {
 	go func() {
 		var buf []byte
 		for i := range n {
-			p := wire.AppendPublish(nil, "order/x", 0, 0, seqPayload(0, i, 8))
+			p := mqttwire.AppendPublish(nil, "order/x", 0, 0, seqPayload(0, i, 8))
 			if i%3 == 0 {
 				p[0] |= 1 // retained: mochi's way
 			}

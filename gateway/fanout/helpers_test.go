@@ -18,12 +18,12 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	mochilisteners "github.com/mochi-mqtt/server/v2/listeners"
 
-	"github.com/homebox/gateway/bench/wire"
 	"github.com/homebox/gateway/gateway/auth"
 	"github.com/homebox/gateway/gateway/backpressure"
 	"github.com/homebox/gateway/gateway/bridge"
 	"github.com/homebox/gateway/gateway/fanout"
 	"github.com/homebox/gateway/gateway/listeners"
+	"github.com/homebox/gateway/internal/mqttwire"
 	"github.com/homebox/gateway/internal/testkit"
 )
 
@@ -140,7 +140,7 @@ func must(t *testing.T, err error) {
 type client struct {
 	t    *testing.T
 	c    net.Conn
-	r    *wire.Reader
+	r    *mqttwire.Reader
 	v5   bool
 	mu   sync.Mutex // writes
 	next uint16
@@ -179,14 +179,14 @@ func dialTCP(addr string, o dialOpts) (net.Conn, error) {
 func login(t *testing.T, c net.Conn, id string, o dialOpts) *client {
 	t.Helper()
 	t.Cleanup(func() { _ = c.Close() })
-	cl := &client{t: t, c: c, r: wire.NewReader(c, 64<<10, 1<<20), v5: o.v5}
+	cl := &client{t: t, c: c, r: mqttwire.NewReader(c, 64<<10, 1<<20), v5: o.v5}
 	if o.v5 {
 		cl.write(connect5(id, o.user))
 	} else {
-		cl.write(wire.AppendConnect(nil, wire.Connect{ClientID: id, Username: o.user, KeepAlive: 60, CleanSession: true}))
+		cl.write(mqttwire.AppendConnect(nil, mqttwire.Connect{ClientID: id, Username: o.user, KeepAlive: 60, CleanSession: true}))
 	}
 	p := cl.next1(5 * time.Second)
-	if p.Type != wire.CONNACK {
+	if p.Type != mqttwire.CONNACK {
 		t.Fatalf("%s: got packet type %d, want CONNACK", id, p.Type)
 	}
 	return cl
@@ -201,7 +201,7 @@ func (c *client) write(b []byte) {
 }
 
 // next1 reads one packet within d.
-func (c *client) next1(d time.Duration) wire.Packet {
+func (c *client) next1(d time.Duration) mqttwire.Packet {
 	c.t.Helper()
 	_ = c.c.SetReadDeadline(time.Now().Add(d))
 	p, err := c.r.Next()
@@ -219,9 +219,9 @@ func (c *client) subscribe(filter string, qos byte, noLocal bool, id int) {
 	if c.v5 {
 		c.write(subscribe5(c.next, filter, qos, noLocal, id))
 	} else {
-		c.write(wire.AppendSubscribe(nil, c.next, filter, qos))
+		c.write(mqttwire.AppendSubscribe(nil, c.next, filter, qos))
 	}
-	if p := c.next1(5 * time.Second); p.Type != wire.SUBACK {
+	if p := c.next1(5 * time.Second); p.Type != mqttwire.SUBACK {
 		c.t.Fatalf("got packet type %d, want SUBACK", p.Type)
 	}
 }
@@ -243,14 +243,14 @@ func (c *client) recv(d time.Duration) (msg, error) {
 		if err != nil {
 			return msg{}, err
 		}
-		if p.Type != wire.PUBLISH {
+		if p.Type != mqttwire.PUBLISH {
 			continue
 		}
 		return c.parse(p)
 	}
 }
 
-func (c *client) parse(p wire.Packet) (msg, error) {
+func (c *client) parse(p mqttwire.Packet) (msg, error) {
 	m := msg{qos: (p.Flags >> 1) & 3, retain: p.Flags&1 == 1}
 	b := p.Body
 	if len(b) < 2 {
@@ -264,7 +264,7 @@ func (c *client) parse(p wire.Packet) (msg, error) {
 	if m.qos > 0 {
 		id := binary.BigEndian.Uint16(b)
 		b = b[2:]
-		c.write(wire.AppendPuback(nil, id))
+		c.write(mqttwire.AppendPuback(nil, id))
 	}
 	if c.v5 {
 		l, k := uvarint(b)
@@ -371,7 +371,7 @@ func (c *client) publishSeq(pub int, topic string, n int) { c.publishSized(pub, 
 func (c *client) publishSized(pub int, topic string, n, size int) {
 	var buf []byte
 	for i := 0; i < n; i++ {
-		buf = wire.AppendPublish(buf, topic, 0, 0, seqPayload(pub, i, size))
+		buf = mqttwire.AppendPublish(buf, topic, 0, 0, seqPayload(pub, i, size))
 		if len(buf) > 8<<10 || i == n-1 {
 			c.write(buf)
 			buf = buf[:0]

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/homebox/gateway/bench/wire"
+	"github.com/homebox/gateway/internal/mqttwire"
 )
 
 // slowReader reads 4 KiB a millisecond at most: about 4 MB/s, slower than
@@ -54,7 +54,7 @@ func TestSlowSubscriberLosesNothing(t *testing.T) {
 	b := startBroker(t, allowAll)
 	slow := dial(t, b.addr, "slow", dialOpts{rcvbuf: 4096})
 	slow.subscribe("big/#", 0, false, 0)
-	slow.r = wire.NewReader(slowReader{slow.c}, 64<<10, 1<<20)
+	slow.r = mqttwire.NewReader(slowReader{slow.c}, 64<<10, 1<<20)
 	const pubs, n, size = 2, 4000, 1024 // 8 MB
 	for i := range pubs {
 		p := dial(t, b.addr, fmt.Sprintf("pub%d", i), dialOpts{})
@@ -87,8 +87,8 @@ func TestKeepAliveStillHolds(t *testing.T) {
 	done := time.Now().Add(4 * time.Second)
 	for time.Now().Before(done) {
 		time.Sleep(time.Second) // the client's keep-alive pace, not a wait
-		pinger.write(wire.AppendPingreq(nil))
-		if p := pinger.next1(5 * time.Second); p.Type != wire.PINGRESP {
+		pinger.write(mqttwire.AppendPingreq(nil))
+		if p := pinger.next1(5 * time.Second); p.Type != mqttwire.PINGRESP {
 			t.Fatalf("got packet type %d, want PINGRESP", p.Type)
 		}
 	}
@@ -108,9 +108,9 @@ func dialKeepAlive(t *testing.T, addr, id string, seconds uint16) *client {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	cl := &client{t: t, c: c, r: wire.NewReader(c, 64<<10, 1<<20)}
-	cl.write(wire.AppendConnect(nil, wire.Connect{ClientID: id, KeepAlive: seconds, CleanSession: true}))
-	if p := cl.next1(5 * time.Second); p.Type != wire.CONNACK {
+	cl := &client{t: t, c: c, r: mqttwire.NewReader(c, 64<<10, 1<<20)}
+	cl.write(mqttwire.AppendConnect(nil, mqttwire.Connect{ClientID: id, KeepAlive: seconds, CleanSession: true}))
+	if p := cl.next1(5 * time.Second); p.Type != mqttwire.CONNACK {
 		t.Fatalf("%s: got packet type %d, want CONNACK", id, p.Type)
 	}
 	return cl

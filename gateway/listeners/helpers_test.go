@@ -3,7 +3,6 @@ package listeners
 import (
 	"bytes"
 	"context"
-	"github.com/homebox/gateway/internal/testkit"
 	"io"
 	"log/slog"
 	"net"
@@ -12,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/homebox/gateway/internal/testkit"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"

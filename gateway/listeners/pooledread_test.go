@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/homebox/gateway/bench/wire"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/homebox/gateway/internal/mqttwire"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
@@ -66,12 +67,12 @@ func (r *received) wait(t *testing.T, n int) map[string][]byte {
 
 // connectAnon is an MQTT 3.1.1 CONNECT, clean session, keepalive 60 s.
 func connectAnon(id string) []byte {
-	return wire.AppendConnect(nil, wire.Connect{ClientID: id, KeepAlive: 60, CleanSession: true})
+	return mqttwire.AppendConnect(nil, mqttwire.Connect{ClientID: id, KeepAlive: 60, CleanSession: true})
 }
 
 // publishQoS0 is a QoS 0 PUBLISH.
 func publishQoS0(topic string, payload []byte) []byte {
-	return wire.AppendPublish(nil, topic, 0, 0, payload)
+	return mqttwire.AppendPublish(nil, topic, 0, 0, payload)
 }
 
 // payloadFor is a payload of size bytes that differs per message.
@@ -284,7 +285,7 @@ func TestPooledReadKeepaliveExpires(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if _, err := c.Write(wire.AppendConnect(nil, wire.Connect{ClientID: "silent", KeepAlive: 1, CleanSession: true})); err != nil {
+	if _, err := c.Write(mqttwire.AppendConnect(nil, mqttwire.Connect{ClientID: "silent", KeepAlive: 1, CleanSession: true})); err != nil {
 		t.Fatal(err)
 	}
 	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))

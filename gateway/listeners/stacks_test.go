@@ -2,7 +2,6 @@ package listeners
 
 import (
 	"fmt"
-	"github.com/homebox/gateway/bench/wire"
 	"io"
 	"net"
 	"path/filepath"
@@ -10,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/homebox/gateway/internal/mqttwire"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 
@@ -98,5 +99,5 @@ func stackPerIdleClient(t *testing.T, srv *mqtt.Server, addr string, connect fun
 
 // connectWithPassword is an MQTT 3.1.1 CONNECT with user name and password.
 func connectWithPassword(id, user, pass string) []byte {
-	return wire.AppendConnect(nil, wire.Connect{ClientID: id, Username: user, Password: pass, KeepAlive: 60, CleanSession: true})
+	return mqttwire.AppendConnect(nil, mqttwire.Connect{ClientID: id, Username: user, Password: pass, KeepAlive: 60, CleanSession: true})
 }

@@ -1,4 +1,4 @@
-package brokerstats
+package sysstats
 
 import (
 	"fmt"

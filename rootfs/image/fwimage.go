@@ -9,7 +9,7 @@
 // folder (-trimpath), the environment's GOFLAGS, nor the order a folder
 // happens to be read in. The tree is assembled once in memory (Tree) and
 // every format is written from the same sorted list.
-package fwimage
+package image
 
 import (
 	"bytes"
@@ -31,7 +31,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/homebox/gateway/rootfs"
+	"github.com/homebox/gateway/internal/paths"
 )
 
 // Arch is a target the image is built for.
@@ -298,7 +298,7 @@ func BoxTree(overlayDir string, bins map[string][]byte) (*Tree, error) {
 			return nil, err
 		}
 	}
-	for _, d := range rootfs.Dirs {
+	for _, d := range paths.Folders {
 		if err := t.AddDir(d, 0o755); err != nil {
 			return nil, err
 		}

@@ -1,4 +1,4 @@
-package boxconfig
+package config
 
 import (
 	"os"
@@ -164,7 +164,7 @@ func TestSpecsExpandRoot(t *testing.T) {
 func TestLoadNamesMissingFile(t *testing.T) {
 	dir := t.TempDir()
 	_, err := Load(dir)
-	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, RelPath)) {
+	if err == nil || !strings.Contains(err.Error(), Path(dir)) {
 		t.Fatalf("err = %v", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(Path(dir)), 0o755); err != nil {

@@ -4,7 +4,7 @@
 // address, so guessing the password from the home network takes forever.
 // It knows nothing of HTTP: the web layer maps its answers to cookies and
 // statuses.
-package consoleauth
+package auth
 
 import (
 	"crypto/rand"
@@ -21,11 +21,8 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/homebox/gateway/confstore"
+	"github.com/homebox/gateway/internal/atomicfile"
 )
-
-// RelPath is where the admin password's hash lives under the box's root.
-const RelPath = "data/gateway/console.json"
 
 // MinPasswordLen is the shortest admin password accepted.
 const MinPasswordLen = 8
@@ -213,7 +210,7 @@ func (a *Auth) store(h []byte) error {
 	if err := os.MkdirAll(filepath.Dir(a.o.Path), 0o700); err != nil {
 		return fmt.Errorf("console password: %w", err)
 	}
-	if err := confstore.WriteFile(a.o.Path, append(b, '\n'), 0o600); err != nil {
+	if err := atomicfile.Write(a.o.Path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("console password: %w", err)
 	}
 	a.hash = h

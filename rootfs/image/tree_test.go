@@ -1,4 +1,4 @@
-package fwimage
+package image
 
 import (
 	"archive/tar"

@@ -1,11 +1,10 @@
-package fwimage
+package image
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/homebox/gateway/internal/testkit"
 	"net"
 	"net/http"
 	"os"
@@ -17,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/homebox/gateway/internal/testkit"
 )
 
 // TestSmokeUnderQemu is a flashed box's first boot, for each ARM image:

@@ -3,23 +3,21 @@
 // the LAN guard accepts and whether discovery runs. It exists apart from the
 // supervisor so that a person's mistake in the file is caught here, with the
 // file, line and field named, before anything running is touched.
-package boxconfig
+package config
 
 import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/homebox/gateway/internal/paths"
 )
 
-// RelPath is where gateway.yaml lives under the box's root.
-const RelPath = "etc/gateway/gateway.yaml"
-
 // Path is gateway.yaml's location for a root folder.
-func Path(root string) string { return filepath.Join(root, RelPath) }
+func Path(root string) string { return paths.Root(root).Join(paths.GatewayYAML) }
 
 // Defaults of an app entry, applied field by field.
 const (

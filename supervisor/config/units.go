@@ -1,4 +1,4 @@
-package boxconfig
+package config
 
 import (
 	"fmt"

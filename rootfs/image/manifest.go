@@ -1,4 +1,4 @@
-package fwimage
+package image
 
 import (
 	"crypto/sha256"

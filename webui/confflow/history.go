@@ -1,8 +1,4 @@
-// Package confstore keeps the broker's files safe while the console changes
-// them: a file is replaced atomically (a reader, or a power cut, sees the
-// old bytes or the new ones, never a mix), and the version it replaces is
-// kept in a bounded history so an owner can look back and restore it.
-package confstore
+package confflow
 
 import (
 	"encoding/json"
@@ -16,68 +12,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/homebox/gateway/internal/atomicfile"
 )
-
-// WriteFile replaces path with data: a temporary file in the same folder,
-// fsync, rename over path, fsync of the folder. A mode of 0 keeps the mode
-// of the file it replaces (0644 for a new one).
-func WriteFile(path string, data []byte, mode os.FileMode) error {
-	if mode == 0 {
-		mode = 0o644
-		if st, err := os.Stat(path); err == nil {
-			mode = st.Mode().Perm()
-		}
-	}
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Chmod(mode); err != nil {
-		return fail(err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return syncDir(dir)
-}
-
-// Remove deletes path (gone already is fine) and makes the removal durable.
-func Remove(path string) error {
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove %s: %w", path, err)
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync folder %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync folder %s: %w", dir, err)
-	}
-	return nil
-}
 
 // DefaultKeep is how many versions of each file a History keeps.
 const DefaultKeep = 20
@@ -159,10 +96,10 @@ func (h *History) Save(kind string, data []byte, reason string) (Entry, error) {
 	}
 	// The data goes first: an entry is listed by its meta file, so a crash
 	// between the two leaves nothing half-listed.
-	if err := WriteFile(filepath.Join(dir, id+".data"), data, 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, id+".data"), data, 0o600); err != nil {
 		return Entry{}, fmt.Errorf("history: %w", err)
 	}
-	if err := WriteFile(filepath.Join(dir, id+".json"), meta, 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, id+".json"), meta, 0o600); err != nil {
 		return Entry{}, fmt.Errorf("history: %w", err)
 	}
 	list, err := h.list(dir)

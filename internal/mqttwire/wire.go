@@ -6,7 +6,7 @@
 // PUBLISH packets in one write) and parses frames in place from one read
 // buffer, allocating nothing per message. It knows only the packets the
 // generator sends and receives.
-package wire
+package mqttwire
 
 import (
 	"encoding/binary"

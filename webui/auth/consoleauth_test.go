@@ -1,4 +1,4 @@
-package consoleauth
+package auth
 
 import (
 	"errors"

@@ -3,7 +3,7 @@
 // learns its figures (clients, retained messages, traffic, each bridge's
 // state) the way any Mosquitto tool would. It keeps the last ten minutes
 // of messages per second for the console's graph.
-package brokerstats
+package sysstats
 
 import (
 	"crypto/rand"

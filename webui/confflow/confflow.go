@@ -24,8 +24,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/homebox/gateway/confstore"
 	"github.com/homebox/gateway/gateway/mosquittoconf"
+	"github.com/homebox/gateway/internal/atomicfile"
 	"github.com/homebox/gateway/supervisor"
 )
 
@@ -53,7 +53,7 @@ type Options struct {
 	// the conf are taken from. "" asks the supervisor for the app's cwd,
 	// else the conf's own folder.
 	BrokerDir    string
-	History      *confstore.History
+	History      *History
 	ReadyTimeout time.Duration // [15s]
 	// Settle is how long a ready broker must stay up to count: a broker
 	// binds its listeners one by one, so the ready port can answer for a
@@ -161,7 +161,7 @@ func New(o Options) *Flow {
 func (f *Flow) ConfPath() string { return f.o.ConfPath }
 
 // History is where earlier versions are kept.
-func (f *Flow) History() *confstore.History { return f.o.History }
+func (f *Flow) History() *History { return f.o.History }
 
 // BrokerDir is the folder relative paths of the conf are taken from: the
 // broker's working folder, as the broker itself resolves them.
@@ -272,7 +272,7 @@ func (f *Flow) Run(ctx context.Context, kind string, prepare func() ([]File, err
 	}
 	written := 0
 	for _, nf := range files {
-		if err := confstore.WriteFile(nf.Path, nf.Data, nf.Mode); err != nil {
+		if err := atomicfile.Write(nf.Path, nf.Data, nf.Mode); err != nil {
 			step("write", "failed", "%v", err)
 			restoreErr := f.putBack(files[:written], olds)
 			return res, errors.Join(err, restoreErr)
@@ -321,9 +321,9 @@ func (f *Flow) putBack(files []File, olds []old) error {
 	for i, nf := range files {
 		var err error
 		if olds[i].exists {
-			err = confstore.WriteFile(nf.Path, olds[i].data, olds[i].mode)
+			err = atomicfile.Write(nf.Path, olds[i].data, olds[i].mode)
 		} else {
-			err = confstore.Remove(nf.Path)
+			err = atomicfile.Remove(nf.Path)
 		}
 		errs = append(errs, err)
 	}

@@ -1,0 +1,36 @@
+// Package paths names every file and folder the box keeps under its root
+// (`--root`, default `/`), in one place, so that moving one (to the data
+// partition of the image, say) is one change. Each is relative to the root;
+// Root.Join makes it absolute.
+package paths
+
+import "path/filepath"
+
+// Relative to the root.
+const (
+	GatewayYAML   = "etc/gateway/gateway.yaml"
+	MosquittoConf = "etc/mosquitto/mosquitto.conf"
+	Certs         = "etc/mosquitto/certs"
+
+	Data          = "data"
+	ConsoleLogin  = "data/gateway/console.json"
+	ConfigHistory = "data/gateway/config-history"
+	Devices       = "data/gateway/devices.json"
+	GatewayID     = "data/gateway/id"
+
+	Logs       = "var/log/gateway"
+	OwnLogName = "gatewayd.log"
+
+	Run    = "run/gateway" // the supervisor's state, the socket and the lock
+	Socket = "run/gateway/gatewayd.sock"
+	Lock   = "run/gateway/gatewayd.lock"
+)
+
+// Folders is what the box creates under its root before anything runs.
+var Folders = []string{Data, Logs, Run}
+
+// Root is a box's root folder.
+type Root string
+
+// Join makes rel absolute under the root.
+func (r Root) Join(rel string) string { return filepath.Join(string(r), filepath.FromSlash(rel)) }
