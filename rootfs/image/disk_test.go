@@ -390,3 +390,27 @@ func copyDisk(t *testing.T, src, dst string) {
 		t.Fatal(err)
 	}
 }
+
+// TestDiskReproducible builds the arm64 disk image a second time, into
+// another folder, with the same SOURCE_DATE_EPOCH: SHA256SUMS, which
+// covers the disk image, the tarball, the squashfs and the manifest, must
+// be the same bytes.
+func TestDiskReproducible(t *testing.T) {
+	first := armDisk(t)
+	second := filepath.Join(t.TempDir(), "dist")
+	if err := mkimageDisks(t, second, "arm64", "arm64"); err != nil {
+		t.Fatal(err)
+	}
+	a, errA := os.ReadFile(filepath.Join(first, "SHA256SUMS"))
+	b, errB := os.ReadFile(filepath.Join(second, "SHA256SUMS"))
+	if errA != nil || errB != nil {
+		t.Fatal(errA, errB)
+	}
+	if !strings.Contains(string(a), BaseName(testVersion, "arm64")+".img\n") {
+		t.Errorf("SHA256SUMS does not cover the disk image:\n%s", a)
+	}
+	if !bytes.Equal(a, b) {
+		t.Errorf("two builds differ:\n%s\n%s", a, b)
+	}
+	t.Logf("SHA256SUMS of both builds:\n%s", a)
+}
