@@ -285,6 +285,11 @@ func TestDiskBootPowerCut(t *testing.T) {
 	src := filepath.Join(dist, BaseName(testVersion, "arm64")+".img")
 	disk := filepath.Join(t.TempDir(), "box.img")
 	copyDisk(t, src, disk)
+	// Flashed to a bigger disk: the data partition grows on first boot.
+	const diskSize = 1 << 30
+	if err := os.Truncate(disk, diskSize); err != nil {
+		t.Fatal(err)
+	}
 	logs := t.TempDir()
 	mqtt, httpPort := testkit.FreePort(t), testkit.FreePort(t)
 	const password = "power-cut-test"
@@ -296,6 +301,9 @@ func TestDiskBootPowerCut(t *testing.T) {
 		return v.pub(topic, payload)
 	})
 	t.Logf("first boot: qemu start to broker accepting: %v", time.Since(v.start).Round(100*time.Millisecond))
+	if log, _ := os.ReadFile(v.serial); !bytes.Contains(log, []byte("msg=\"file system grown\"")) {
+		t.Errorf("first boot: no \"file system grown\" from gatewayd grow-data on the console")
+	}
 
 	// The console answers on the LAN port: qemu's user network makes the
 	// peer 10.0.2.2, inside lan.allow's private ranges.
@@ -368,6 +376,22 @@ func TestDiskBootPowerCut(t *testing.T) {
 	})
 	if conf := c.brokerConfig(); !strings.Contains(conf, newLine) {
 		t.Errorf("after the power cut the broker config lost the edit %q:\n%s", newLine, conf)
+	}
+
+	// The growth was done once and kept: nothing to grow on the second
+	// boot, and the GPT checks with the data partition up to the last MiB
+	// before the backup GPT.
+	if log, _ := os.ReadFile(v.serial); bytes.Contains(log, []byte(" grown")) {
+		t.Errorf("second boot grew the data partition again")
+	}
+	v.powerCut()
+	out, err := exec.Command("sgdisk", "-v", disk).CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("No problems found")) {
+		t.Errorf("sgdisk -v after growing: %v\n%s", err, out)
+	}
+	out, _ = exec.Command("sgdisk", "-i", "4", disk).CombinedOutput()
+	if want := fmt.Sprintf("Last sector: %d ", (diskSize/512-34+1)/2048*2048-1); !bytes.Contains(out, []byte(want)) {
+		t.Errorf("data partition after growing: want %q in\n%s", want, out)
 	}
 }
 
