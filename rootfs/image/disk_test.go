@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,7 +29,7 @@ const qemuEFI = "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"
 var diskTools = map[string]string{
 	"qemu-system-aarch64": "qemu-system-arm", "mosquitto_pub": "mosquitto-clients", "mosquitto_sub": "mosquitto-clients",
 	"sgdisk": "gdisk", "mkfs.vfat": "dosfstools", "mcopy": "mtools", "mmd": "mtools", "mkfs.ext4": "e2fsprogs",
-	"dpkg-deb": "dpkg", "mksquashfs": "squashfs-tools",
+	"dpkg-deb": "dpkg", "mksquashfs": "squashfs-tools", "debugfs": "e2fsprogs", "ssh": "openssh-client", "ssh-keygen": "openssh-client",
 }
 
 // needDiskTools fails the test when a tool is missing, naming its package;
@@ -98,7 +99,7 @@ type vm struct {
 // boot starts qemu on disk. The serial console goes to serial, printed
 // when the test fails. -no-reboot: a box that panics or reboots stops
 // the test at once rather than looping.
-func boot(t *testing.T, disk, serial string, mqtt, httpPort int) *vm {
+func boot(t *testing.T, disk, serial string, mqtt, httpPort, sshPort int) *vm {
 	t.Helper()
 	v := &vm{t: t, done: make(chan struct{}), serial: serial, mqtt: mqtt, http: httpPort}
 	args := []string{
@@ -109,7 +110,7 @@ func boot(t *testing.T, disk, serial string, mqtt, httpPort int) *vm {
 		"-display", "none", "-monitor", "none", "-serial", "file:" + serial, "-no-reboot",
 		"-drive", "if=none,file=" + disk + ",format=raw,id=disk", "-device", "virtio-blk-pci,drive=disk",
 		// restrict=on: the guest reaches nothing but the forwarded ports.
-		"-netdev", fmt.Sprintf("user,id=net,restrict=on,hostfwd=tcp:127.0.0.1:%d-:1883,hostfwd=tcp:127.0.0.1:%d-:80", mqtt, httpPort),
+		"-netdev", fmt.Sprintf("user,id=net,restrict=on,hostfwd=tcp:127.0.0.1:%d-:1883,hostfwd=tcp:127.0.0.1:%d-:80,hostfwd=tcp:127.0.0.1:%d-:22", mqtt, httpPort, sshPort),
 		// romfile=: Debian's qemu has no option ROM for this NIC.
 		"-device", "virtio-net-pci,netdev=net,romfile=",
 	}
@@ -291,18 +292,27 @@ func TestDiskBootPowerCut(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := t.TempDir()
-	mqtt, httpPort := testkit.FreePort(t), testkit.FreePort(t)
+	sshKey := addSSHKey(t, disk)
+	mqtt, httpPort, sshPort := testkit.FreePort(t), testkit.FreePort(t), testkit.FreePort(t)
 	const password = "power-cut-test"
 	topic, payload := "house/hall/lamp", "on since the first boot"
 
 	// First boot.
-	v := boot(t, disk, filepath.Join(logs, "serial-1.log"), mqtt, httpPort)
+	v := boot(t, disk, filepath.Join(logs, "serial-1.log"), mqtt, httpPort, sshPort)
 	v.waitFor(2*time.Minute, "broker accepting a retained publish", func() error {
 		return v.pub(topic, payload)
 	})
 	t.Logf("first boot: qemu start to broker accepting: %v", time.Since(v.start).Round(100*time.Millisecond))
 	if log, _ := os.ReadFile(v.serial); !bytes.Contains(log, []byte("msg=\"file system grown\"")) {
 		t.Errorf("first boot: no \"file system grown\" from gatewayd grow-data on the console")
+	}
+
+	// SSH as the owner would: dropbear, key login, gwctl on the box.
+	out, err := exec.Command("ssh", "-i", sshKey, "-p", strconv.Itoa(sshPort), "-o", "BatchMode=yes",
+		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=60",
+		"root@127.0.0.1", "gwctl", "status", "mqtt").CombinedOutput()
+	if err != nil || !regexp.MustCompile(`(?m)^status\s+online$`).Match(out) {
+		t.Errorf("ssh root@box gwctl status mqtt: %v\n%s", err, out)
 	}
 
 	// The console answers on the LAN port: qemu's user network makes the
@@ -349,7 +359,7 @@ func TestDiskBootPowerCut(t *testing.T) {
 
 	// Power cut, then the second boot.
 	v.powerCut()
-	v = boot(t, disk, filepath.Join(logs, "serial-2.log"), mqtt, httpPort)
+	v = boot(t, disk, filepath.Join(logs, "serial-2.log"), mqtt, httpPort, sshPort)
 	var got string
 	v.waitFor(2*time.Minute, "the retained messages after the power cut", func() error {
 		out, err := v.mosquitto(20*time.Second, "mosquitto_sub", "-q", "1", "-t", "house/hall/#", "-v", "-C", "2", "-W", "10")
@@ -385,7 +395,7 @@ func TestDiskBootPowerCut(t *testing.T) {
 		t.Errorf("second boot grew the data partition again")
 	}
 	v.powerCut()
-	out, err := exec.Command("sgdisk", "-v", disk).CombinedOutput()
+	out, err = exec.Command("sgdisk", "-v", disk).CombinedOutput()
 	if err != nil || !bytes.Contains(out, []byte("No problems found")) {
 		t.Errorf("sgdisk -v after growing: %v\n%s", err, out)
 	}
@@ -393,6 +403,49 @@ func TestDiskBootPowerCut(t *testing.T) {
 	if want := fmt.Sprintf("Last sector: %d ", (diskSize/512-34+1)/2048*2048-1); !bytes.Contains(out, []byte(want)) {
 		t.Errorf("data partition after growing: want %q in\n%s", want, out)
 	}
+}
+
+// addSSHKey makes a key pair and puts its public key in the data
+// partition's root/.ssh/authorized_keys (debugfs, on a copy of the
+// partition), as the owner would add it from the console. It returns the
+// private key's path.
+func addSSHKey(t *testing.T, disk string) string {
+	t.Helper()
+	dir := t.TempDir()
+	key := filepath.Join(dir, "id_ed25519")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v\n%s", err, out)
+	}
+	if err := os.Chmod(key+".pub", 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(disk, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	off := int64(align + ESPSize + 2*RootSize)
+	part := make([]byte, DataSize)
+	if _, err := f.ReadAt(part, off); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "data.ext4")
+	if err := os.WriteFile(img, part, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmds := "mkdir root\nmkdir root/.ssh\nwrite " + key + ".pub root/.ssh/authorized_keys\n"
+	cmd := exec.Command("debugfs", "-w", "-f", "-", img)
+	cmd.Stdin = strings.NewReader(cmds)
+	if out, err := cmd.CombinedOutput(); err != nil || bytes.Contains(out, []byte("rror")) {
+		t.Fatalf("debugfs: %v\n%s", err, out)
+	}
+	if part, err = os.ReadFile(img); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(part, off); err != nil {
+		t.Fatal(err)
+	}
+	return key
 }
 
 // copyDisk copies the image (qemu writes to it), keeping it sparse.
