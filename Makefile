@@ -36,8 +36,10 @@ bench: build test-deps
 soak: build test-deps
 	$(GO) run ./cmd/gwbench -gatewayd bin/gatewayd -soak
 
-# Flashable images (arm64, armv7, amd64) in dist/; reproducible:
-# SOURCE_DATE_EPOCH defaults to the last commit's time.
+# Bootable disk images (arm64, amd64) and rootfs tarballs/squashfs (arm64,
+# armv7, amd64) in dist/; the Debian packages the disks are made of are
+# fetched once into ~/.cache/gateway-image (scripts/image-deps.sh).
+# Reproducible: SOURCE_DATE_EPOCH defaults to the last commit's time.
 image:
 	$(GO) run ./cmd/mkimage -out dist -version $(VERSION) -commit $(COMMIT)
 

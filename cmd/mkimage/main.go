@@ -34,7 +34,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	version := fs.String("version", "", "version in file names and binaries (default: git describe --tags --always --dirty)")
 	commit := fs.String("commit", "", "commit stamped into the binaries (default: git rev-parse --short HEAD)")
 	archList := fs.String("arch", "", "comma-separated architectures (default: all of "+archNames()+")")
-	disks := fs.String("disk", "arm64", "comma-separated architectures that also get a bootable disk image (of "+strings.Join(image.DiskArches(), ", ")+`; "" for none)`)
+	disks := fs.String("disk", "arm64,amd64", "comma-separated architectures that also get a bootable disk image (of "+strings.Join(image.DiskArches(), ", ")+`; "" for none)`)
 	debs := fs.String("debs", "", "folder with a folder of Debian packages per architecture (default: "+image.DepsScript+" fetches them into its cache)")
 	if err := fs.Parse(args); err != nil {
 		return 2
