@@ -126,50 +126,58 @@ type diskInput struct {
 }
 
 // buildDisk writes a GPT disk image: ESP (systemd-boot, slot A's kernel
-// and initramfs), rootA (squashfs), rootB (empty), data (ext4).
-func buildDisk(ctx context.Context, in diskInput) error {
+// and initramfs), rootA (squashfs), rootB (empty), data (ext4). It returns
+// the file names of the Debian packages it used.
+func buildDisk(ctx context.Context, in diskInput) ([]string, error) {
 	da, ok := diskArches[in.arch.Name]
 	if !ok {
-		return fmt.Errorf("no disk image for %s (only %s)", in.arch.Name, strings.Join(DiskArches(), ", "))
+		return nil, fmt.Errorf("no disk image for %s (only %s)", in.arch.Name, strings.Join(DiskArches(), ", "))
+	}
+	debs, err := filepath.Glob(filepath.Join(in.debDir, "*.deb"))
+	if err != nil {
+		return nil, err
+	}
+	for i, d := range debs {
+		debs[i] = filepath.Base(d)
 	}
 	sys, err := extractDebs(ctx, in.debDir, filepath.Join(in.work, "debs"))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	kver, vmlinuz, err := sys.kernel()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	applets, err := sys.applets(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 
 	// The initramfs.
 	initrd, err := initramfs(sys, da, kver, applets, in.epoch)
 	if err != nil {
-		return err
+		return nil, err
 	}
 
 	// The root slot.
 	root, err := rootTree(sys, da, in, applets, kver)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rootImg := filepath.Join(in.work, "root.squashfs")
 	if err := WriteSquashfs(ctx, "", root.Entries(), rootImg, in.epoch); err != nil {
-		return err
+		return nil, err
 	}
 	if st, err := os.Stat(rootImg); err != nil {
-		return err
+		return nil, err
 	} else if st.Size() > RootSize {
-		return fmt.Errorf("root filesystem is %d bytes, the slot %d", st.Size(), RootSize)
+		return nil, fmt.Errorf("root filesystem is %d bytes, the slot %d", st.Size(), RootSize)
 	}
 
 	// The ESP.
 	sdboot, err := sys.readFile(da.sdboot)
 	if err != nil {
-		return fmt.Errorf("systemd-boot: %w", err)
+		return nil, fmt.Errorf("systemd-boot: %w", err)
 	}
 	espImg := filepath.Join(in.work, "esp.vfat")
 	espFiles := []struct {
@@ -183,16 +191,16 @@ func buildDisk(ctx context.Context, in diskInput) error {
 		{"a/initrd.img", initrd},
 	}
 	if err := makeFAT(ctx, espImg, ESPSize, in.epoch, in.work, espFiles); err != nil {
-		return err
+		return nil, err
 	}
 
 	// The data partition, empty: gatewayd seeds it on first start.
 	dataImg := filepath.Join(in.work, "data.ext4")
 	if err := makeExt4(ctx, dataImg, DataSize, in.epoch); err != nil {
-		return err
+		return nil, err
 	}
 
-	return assemble(ctx, in.out, da, []part{
+	return debs, assemble(ctx, in.out, da, []part{
 		{ESPLabel, "ef00", ESPSize, espImg},
 		{RootALabel, da.rootType, RootSize, rootImg},
 		{RootBLabel, da.rootType, RootSize, ""},

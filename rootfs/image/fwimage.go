@@ -277,20 +277,8 @@ func buildArch(ctx context.Context, o Options, arch Arch, stage, goVersion strin
 		return Image{}, nil, err
 	}
 	m := NewManifest(o.Version, o.Commit, o.Epoch, arch, goVersion, entries)
-	if m.Tarball, err = artifactOf(stage, img.Tarball); err != nil {
-		return Image{}, nil, err
-	}
-	if m.Squashfs, err = artifactOf(stage, img.Squashfs); err != nil {
-		return Image{}, nil, err
-	}
-	data, err := m.Marshal()
-	if err != nil {
-		return Image{}, nil, err
-	}
-	if err := os.WriteFile(filepath.Join(stage, img.Manifest), data, 0o644); err != nil {
-		return Image{}, nil, err
-	}
 	names := []string{img.Tarball, img.Squashfs, img.Manifest}
+	var debs []string
 	if slices.Contains(o.Disks, arch.Name) {
 		start := time.Now()
 		debDir := filepath.Join(o.DebsDir, arch.Name)
@@ -305,15 +293,36 @@ func buildArch(ctx context.Context, o Options, arch Arch, stage, goVersion strin
 		}
 		defer os.RemoveAll(work)
 		img.Disk = base + ".img"
-		if err := buildDisk(ctx, diskInput{
+		if debs, err = buildDisk(ctx, diskInput{
 			arch: arch, version: o.Version, commit: o.Commit, epoch: o.Epoch, bins: bins,
 			overlay: filepath.Join(o.ModuleDir, "rootfs"), debDir: debDir, work: work,
 			out: filepath.Join(stage, img.Disk),
 		}); err != nil {
 			return Image{}, nil, fmt.Errorf("disk image: %w", err)
 		}
+		disk, err := artifactOf(stage, img.Disk)
+		if err != nil {
+			return Image{}, nil, err
+		}
+		m.Disk = &disk
 		o.Logger.Info("disk image built", "arch", arch.Name, "took", time.Since(start).Round(time.Millisecond))
+	}
+	if img.Disk != "" {
 		names = append(names, img.Disk)
+		m.DebianPackages = debs
+	}
+	if m.Tarball, err = artifactOf(stage, img.Tarball); err != nil {
+		return Image{}, nil, err
+	}
+	if m.Squashfs, err = artifactOf(stage, img.Squashfs); err != nil {
+		return Image{}, nil, err
+	}
+	data, err := m.Marshal()
+	if err != nil {
+		return Image{}, nil, err
+	}
+	if err := os.WriteFile(filepath.Join(stage, img.Manifest), data, 0o644); err != nil {
+		return Image{}, nil, err
 	}
 	return img, names, nil
 }

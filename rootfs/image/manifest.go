@@ -12,17 +12,22 @@ import (
 // Manifest says what an image is and holds: written next to it as
 // gateway-<version>-<arch>.manifest.json.
 type Manifest struct {
-	Name            string     `json:"name"`
-	Version         string     `json:"version"`
-	Commit          string     `json:"commit"`
-	Arch            string     `json:"arch"`
-	Target          string     `json:"target"`     // Go platform, e.g. linux/arm/v7
-	BuildTime       string     `json:"build_time"` // SOURCE_DATE_EPOCH, RFC 3339 UTC
-	SourceDateEpoch int64      `json:"source_date_epoch"`
-	Go              string     `json:"go"` // toolchain: the same one gives the same bytes
-	Tarball         Artifact   `json:"tarball"`
-	Squashfs        Artifact   `json:"squashfs"`
-	Files           []FileInfo `json:"files"`
+	Name            string   `json:"name"`
+	Version         string   `json:"version"`
+	Commit          string   `json:"commit"`
+	Arch            string   `json:"arch"`
+	Target          string   `json:"target"`     // Go platform, e.g. linux/arm/v7
+	BuildTime       string   `json:"build_time"` // SOURCE_DATE_EPOCH, RFC 3339 UTC
+	SourceDateEpoch int64    `json:"source_date_epoch"`
+	Go              string   `json:"go"` // toolchain: the same one gives the same bytes
+	Tarball         Artifact `json:"tarball"`
+	Squashfs        Artifact `json:"squashfs"`
+	// The bootable disk image, when built, and the Debian packages it was
+	// made of (file names: name, version, arch): a rebuild of the same
+	// bytes needs the same ones.
+	Disk           *Artifact  `json:"disk,omitempty"`
+	DebianPackages []string   `json:"debian_packages,omitempty"`
+	Files          []FileInfo `json:"files"`
 }
 
 // Artifact is one output file.
