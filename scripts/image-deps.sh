@@ -75,8 +75,8 @@ fi
 # the target's busybox cannot run here (no binfmt_misc).
 pkgs_for() {
   case "$1" in
-  arm64) echo "linux-image-arm64 busybox-static systemd-boot-efi dropbear-bin libc6 libcrypt1 libtomcrypt1 libtommath1 zlib1g" ;;
-  amd64) echo "linux-image-amd64 busybox-static systemd-boot-efi dropbear-bin libc6 libcrypt1 libtomcrypt1 libtommath1 zlib1g" ;;
+  arm64) echo "linux-image-arm64 busybox-static systemd-boot-efi dropbear-bin libc6 libcrypt1 libtomcrypt1 libtommath1 zlib1g libgmp10" ;;
+  amd64) echo "linux-image-amd64 busybox-static systemd-boot-efi dropbear-bin libc6 libcrypt1 libtomcrypt1 libtommath1 zlib1g libgmp10" ;;
   *) die "unknown architecture $1 (known: arm64, amd64)" ;;
   esac
 }

@@ -35,10 +35,9 @@ const (
 	RootSize = 128 << 20 // each slot; the root is a few MiB of squashfs today
 	DataSize = 64 << 20  // grows to the end of the disk on first boot
 
-	align    = 1 << 20 // every partition starts on a MiB
-	gptTail  = 1 << 20 // room for the backup GPT at the end
-	sector   = 512
-	espFATID = "47415445" // "GATE": the FAT volume serial
+	align   = 1 << 20 // every partition starts on a MiB
+	gptTail = 1 << 20 // room for the backup GPT at the end
+	sector  = 512
 )
 
 // DiskSize is the disk image's total size in bytes.
@@ -52,6 +51,7 @@ type diskArch struct {
 	console  string // the serial console of the reference machine
 	rootType string // sgdisk type code: Discoverable Partitions root for the arch
 	modules  []string
+	optional []string // loaded when the kernel has them
 }
 
 // Modules loaded by the initramfs: disks, filesystems and the network of
@@ -63,16 +63,26 @@ var commonModules = []string{
 	"squashfs", "ext4", "crc32c_generic", "vfat", "nls_cp437", "nls_ascii", "nls_utf8", "efivarfs",
 }
 
+// Drivers of real machines' disks and wired NICs, loaded when this kernel
+// has them (nothing probes hardware for modules at boot: no udev): NVMe,
+// USB disks and USB Ethernet adapters, SD/eMMC, and the common NICs.
+var boardModules = map[string][]string{
+	"arm64": {"nvme", "xhci_pci", "xhci_plat_hcd", "usb_storage", "uas", "mmc_block", "sdhci_of_dwcmshc",
+		"dw_mmc_rockchip", "dwmac_rk", "bcmgenet", "r8169", "r8152", "ax88179_178a", "cdc_ether"},
+	"amd64": {"nvme", "ahci", "xhci_pci", "usb_storage", "uas", "sdhci_pci", "mmc_block",
+		"e1000", "e1000e", "igb", "igc", "r8169", "r8152", "ax88179_178a", "cdc_ether"},
+}
+
 var diskArches = map[string]diskArch{
 	"arm64": {
 		triplet: "aarch64-linux-gnu", efiBoot: "EFI/BOOT/BOOTAA64.EFI",
 		sdboot: "usr/lib/systemd/boot/efi/systemd-bootaa64.efi", console: "ttyAMA0", rootType: "8305",
-		modules: commonModules,
+		modules: commonModules, optional: boardModules["arm64"],
 	},
 	"amd64": {
 		triplet: "x86_64-linux-gnu", efiBoot: "EFI/BOOT/BOOTX64.EFI",
 		sdboot: "usr/lib/systemd/boot/efi/systemd-bootx64.efi", console: "ttyS0", rootType: "8304",
-		modules: commonModules,
+		modules: commonModules, optional: boardModules["amd64"],
 	},
 }
 
@@ -250,7 +260,7 @@ func addBusybox(t *Tree, sys *sysroot, applets []string) error {
 // initramfs is the gzipped cpio the boot loader hands the kernel.
 func initramfs(sys *sysroot, da diskArch, kver string, applets []string, epoch time.Time) ([]byte, error) {
 	modDir := filepath.Join(sys.dir, "lib/modules", kver)
-	order, err := moduleOrder(modDir, da.modules)
+	order, err := moduleOrder(modDir, da.modules, da.optional)
 	if err != nil {
 		return nil, err
 	}
@@ -374,8 +384,8 @@ func run(ctx context.Context, env []string, name string, args ...string) error {
 }
 
 // makeFAT makes a FAT32 file system image holding files, without mounting:
-// mkfs.vfat with a fixed serial and --invariant, mtools for the files
-// (their times are SOURCE_DATE_EPOCH).
+// mkfs.vfat --invariant, mtools for the files (their times are
+// SOURCE_DATE_EPOCH).
 func makeFAT(ctx context.Context, img string, size int64, epoch time.Time, work string, files []struct {
 	path string
 	data []byte
@@ -386,7 +396,8 @@ func makeFAT(ctx context.Context, img string, size int64, epoch time.Time, work 
 	if err := os.Truncate(img, size); err != nil {
 		return err
 	}
-	if err := run(ctx, nil, "mkfs.vfat", "-F", "32", "-n", ESPLabel, "-i", espFATID, "--invariant", img); err != nil {
+	// --invariant: a fixed volume serial (1234-ABCD) and no time of today.
+	if err := run(ctx, nil, "mkfs.vfat", "-F", "32", "-n", ESPLabel, "--invariant", img); err != nil {
 		return err
 	}
 	env := []string{"SOURCE_DATE_EPOCH=" + strconv.FormatInt(epoch.Unix(), 10), "MTOOLS_SKIP_CHECK=1", "MTOOLSRC=/dev/null"}

@@ -19,8 +19,9 @@ func modName(s string) string {
 // wanted ones: each as a path relative to modDir (lib/modules/<version>).
 // Debian's package holds no modules.dep (depmod runs at install), so the
 // dependencies are read from each module's own .modinfo. A wanted module
-// that is built into the kernel (modules.builtin) is left out.
-func moduleOrder(modDir string, want []string) ([]string, error) {
+// that is built into the kernel (modules.builtin) is left out; so is an
+// optional one this kernel does not have.
+func moduleOrder(modDir string, want, optional []string) ([]string, error) {
 	byName := map[string]string{}
 	err := filepath.WalkDir(filepath.Join(modDir, "kernel"), func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -79,6 +80,13 @@ func moduleOrder(modDir string, want []string) ([]string, error) {
 	for _, w := range want {
 		if err := visit(modName(w), "the image"); err != nil {
 			return nil, err
+		}
+	}
+	for _, w := range optional {
+		if _, ok := byName[modName(w)]; ok {
+			if err := visit(modName(w), "the image"); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return order, nil
