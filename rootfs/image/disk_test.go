@@ -276,10 +276,12 @@ func (c *console) brokerConfig() string {
 }
 
 // TestDiskBootPowerCut boots the arm64 disk image as an owner would get
-// it: the broker accepts a real mosquitto_pub through the forwarded port,
-// the console answers and takes a config edit; then the power is cut
-// (qemu killed) and the box, booted again, still has the retained
-// messages and the edit: everything the owner changes is on /data.
+// it, flashed to a bigger disk: the data partition grows; the broker
+// accepts a real mosquitto_pub through the forwarded port; SSH with a key
+// runs gwctl; the console answers and takes a config edit. Then the power
+// is cut (qemu killed) and the box, booted again, still has the retained
+// messages and the edit (everything the owner changes is on /data), and
+// a `reboot` stops gatewayd cleanly.
 func TestDiskBootPowerCut(t *testing.T) {
 	dist := armDisk(t)
 	t.Logf("disk image built in %v", diskBuilt.Round(100*time.Millisecond))
@@ -308,9 +310,12 @@ func TestDiskBootPowerCut(t *testing.T) {
 	}
 
 	// SSH as the owner would: dropbear, key login, gwctl on the box.
-	out, err := exec.Command("ssh", "-i", sshKey, "-p", strconv.Itoa(sshPort), "-o", "BatchMode=yes",
-		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=60",
-		"root@127.0.0.1", "gwctl", "status", "mqtt").CombinedOutput()
+	ssh := func(args ...string) ([]byte, error) {
+		return exec.Command("ssh", append([]string{"-i", sshKey, "-p", strconv.Itoa(sshPort), "-o", "BatchMode=yes",
+			"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=60",
+			"root@127.0.0.1"}, args...)...).CombinedOutput()
+	}
+	out, err := ssh("gwctl", "status", "mqtt")
 	if err != nil || !regexp.MustCompile(`(?m)^status\s+online$`).Match(out) {
 		t.Errorf("ssh root@box gwctl status mqtt: %v\n%s", err, out)
 	}
@@ -388,10 +393,26 @@ func TestDiskBootPowerCut(t *testing.T) {
 		t.Errorf("after the power cut the broker config lost the edit %q:\n%s", newLine, conf)
 	}
 
+	// A clean reboot (qemu ends on it: -no-reboot): rcK stops gatewayd,
+	// which stops the broker itself, then /data goes read-only.
+	if out, err := ssh("reboot"); err != nil {
+		t.Errorf("ssh reboot: %v\n%s", err, out)
+	}
+	select {
+	case <-v.done:
+	case <-time.After(2 * time.Minute):
+		t.Errorf("the box did not reboot within 2 minutes of `reboot`")
+	}
+	log, _ := os.ReadFile(v.serial)
+	if !bytes.Contains(log, []byte(`msg="shutting down: sending SIGTERM to the process group" part=supervisor app=mqtt`)) ||
+		bytes.Contains(log, []byte("restarting in")) || !bytes.Contains(log, []byte("reboot: Restarting system")) {
+		t.Errorf("reboot: want gatewayd to stop the broker (not restart it) and the kernel to restart")
+	}
+
 	// The growth was done once and kept: nothing to grow on the second
 	// boot, and the GPT checks with the data partition up to the last MiB
 	// before the backup GPT.
-	if log, _ := os.ReadFile(v.serial); bytes.Contains(log, []byte(" grown")) {
+	if bytes.Contains(log, []byte(" grown")) {
 		t.Errorf("second boot grew the data partition again")
 	}
 	v.powerCut()
