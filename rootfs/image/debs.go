@@ -70,6 +70,18 @@ func extractDebs(ctx context.Context, debDir, dst string) (*sysroot, error) {
 			return nil, fmt.Errorf("dpkg-deb -x %s: %w: %s", deb, err, out)
 		}
 	}
+	// The applet list is the build machine's busybox's: it must be the
+	// same Debian version as the target's.
+	var bbVersions []string
+	for _, deb := range debs {
+		if n := strings.TrimPrefix(filepath.Base(deb), "host-"); strings.HasPrefix(n, "busybox-static_") {
+			bbVersions = append(bbVersions, strings.Split(n, "_")[1])
+		}
+	}
+	if len(bbVersions) == 2 && bbVersions[0] != bbVersions[1] {
+		return nil, fmt.Errorf("busybox-static versions differ between the target (%s) and the build machine's copy (%s) in %s: remove both and run %s again",
+			bbVersions[0], bbVersions[1], debDir, DepsScript)
+	}
 	s.hostBox = filepath.Join(hostDir, "bin/busybox")
 	if _, err := os.Stat(s.hostBox); err != nil {
 		// The build machine is the target's arch: its busybox runs here.
@@ -114,7 +126,7 @@ func (s *sysroot) kernel() (version string, vmlinuz []byte, err error) {
 // applets are busybox's applets with their install paths ("usr/bin/awk"),
 // asked of a busybox that runs on the build machine: the target's cannot
 // run here (no binfmt_misc). The same Debian version has the same applets
-// on every arch; the caller checks the versions match.
+// on every arch; extractDebs checks the versions match.
 func (s *sysroot) applets(ctx context.Context) ([]string, error) {
 	if runtime.GOOS != "linux" {
 		return nil, errors.New("busybox applet list: needs a Linux build machine")
