@@ -1,4 +1,4 @@
-package consoleplugin_test
+package main
 
 import (
 	"bufio"
@@ -36,7 +36,7 @@ func write(t *testing.T, path, text string, mode os.FileMode) {
 	}
 }
 
-type api struct {
+type apiClient struct {
 	t    *testing.T
 	c    *http.Client
 	base string
@@ -49,7 +49,7 @@ type reply struct {
 	m    map[string]any
 }
 
-func (a *api) do(method, path string, body any) reply {
+func (a *apiClient) do(method, path string, body any) reply {
 	a.t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -77,13 +77,13 @@ func (a *api) do(method, path string, body any) reply {
 	return r
 }
 
-func socketAPI(t *testing.T, root string) *api {
+func socketAPI(t *testing.T, root string) *apiClient {
 	sock := filepath.Join(root, "run/gateway/gatewayd.sock")
 	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 	}}
 	t.Cleanup(tr.CloseIdleConnections)
-	return &api{t: t, c: &http.Client{Transport: tr, Timeout: 60 * time.Second}, base: "http://gatewayd"}
+	return &apiClient{t: t, c: &http.Client{Transport: tr, Timeout: 60 * time.Second}, base: "http://gatewayd"}
 }
 
 // pub publishes one message with mosquitto_pub and returns its output
@@ -148,7 +148,7 @@ apps:
 
 	t.Run("LAN login and gwctl console-password", func(t *testing.T) {
 		jar, _ := cookiejar.New(nil)
-		lan := &api{t: t, c: &http.Client{Jar: jar, Timeout: 30 * time.Second}, base: lanURL}
+		lan := &apiClient{t: t, c: &http.Client{Jar: jar, Timeout: 30 * time.Second}, base: lanURL}
 		if r := lan.do("GET", "/api/apps", nil); r.code != 401 {
 			t.Fatalf("apps without login: %d %s", r.code, r.raw)
 		}

@@ -1,12 +1,10 @@
-package box_test
+package main
 
 import (
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/homebox/gateway/internal/testkit"
@@ -41,17 +39,6 @@ func buildAndRun(m *testing.M) int {
 		}
 	}
 	return m.Run()
-}
-
-// procAlive is true while pid exists and is not a zombie.
-func procAlive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
 // writeConfig writes gateway.yaml under root.

@@ -1,4 +1,4 @@
-package box_test
+package main
 
 import (
 	"encoding/json"
@@ -32,9 +32,9 @@ apps:
     max_memory: 64MiB
 `
 
-// startBox runs `gatewayd run --root root` and waits until gwctl gets an
+// runBox runs `gatewayd run --root root` and waits until gwctl gets an
 // answer from it.
-func startBox(t *testing.T, root string, extra ...string) *testkit.Proc {
+func runBox(t *testing.T, root string, extra ...string) *testkit.Proc {
 	t.Helper()
 	p := testkit.Start(t, gatewaydBin, append([]string{"run", "--root", root}, extra...)...)
 	testkit.WaitFor(t, 15*time.Second, "gatewayd's control socket", func() bool {
@@ -93,7 +93,7 @@ func waitOnline(t *testing.T, root string, names ...string) map[string]superviso
 func TestRunAndGwctl(t *testing.T) {
 	root := t.TempDir()
 	writeConfig(t, root, twoApps)
-	box := startBox(t, root)
+	box := runBox(t, root)
 	m := waitOnline(t, root, "ticker", "worker")
 
 	sock := filepath.Join(root, "run/gateway/gatewayd.sock")
@@ -153,7 +153,7 @@ func TestRunAndGwctl(t *testing.T) {
 	if out := gwctl(t, root, "stop", "worker"); !strings.Contains(out, "stopped") {
 		t.Errorf("stop printed:\n%s", out)
 	}
-	if procAlive(workerPID) {
+	if testkit.Alive(workerPID) {
 		t.Errorf("worker pid %d alive after gwctl stop", workerPID)
 	}
 	if s := states(t, root)["worker"]; s.Status != supervisor.StatusStopped || s.PID != 0 {
@@ -161,12 +161,12 @@ func TestRunAndGwctl(t *testing.T) {
 	}
 	gwctl(t, root, "start", "worker")
 	m2 := waitOnline(t, root, "worker")
-	if m2["worker"].PID == workerPID || !procAlive(m2["worker"].PID) {
+	if m2["worker"].PID == workerPID || !testkit.Alive(m2["worker"].PID) {
 		t.Errorf("start: pid %d", m2["worker"].PID)
 	}
 	gwctl(t, root, "restart", "ticker")
 	m3 := waitOnline(t, root, "ticker")
-	if m3["ticker"].PID == m["ticker"].PID || procAlive(m["ticker"].PID) {
+	if m3["ticker"].PID == m["ticker"].PID || testkit.Alive(m["ticker"].PID) {
 		t.Errorf("restart: old pid %d, new %d", m["ticker"].PID, m3["ticker"].PID)
 	}
 
@@ -209,7 +209,7 @@ func TestRunAndGwctl(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "another gatewayd") {
 		t.Errorf("second gatewayd: exit %d\n%s", code, out)
 	}
-	if s := states(t, root); !procAlive(s["worker"].PID) || s["worker"].PID != m2["worker"].PID {
+	if s := states(t, root); !testkit.Alive(s["worker"].PID) || s["worker"].PID != m2["worker"].PID {
 		t.Errorf("the second gatewayd disturbed the first's apps: %+v", s["worker"])
 	}
 
@@ -222,7 +222,7 @@ func TestRunAndGwctl(t *testing.T) {
 		t.Fatalf("gatewayd exit %d after SIGTERM\n%s", code, box.Output())
 	}
 	for _, a := range final {
-		if procAlive(a.PID) {
+		if testkit.Alive(a.PID) {
 			t.Errorf("%s (pid %d) outlived gatewayd", a.Name, a.PID)
 		}
 	}
@@ -238,7 +238,7 @@ func TestRunAndGwctl(t *testing.T) {
 func TestReloadOnSIGHUP(t *testing.T) {
 	root := t.TempDir()
 	writeConfig(t, root, twoApps)
-	box := startBox(t, root)
+	box := runBox(t, root)
 	before := waitOnline(t, root, "ticker", "worker")
 
 	writeConfig(t, root, strings.Replace(twoApps, `args: ["600"]`, `args: ["601"]`, 1))
@@ -254,7 +254,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	if after["ticker"].PID != before["ticker"].PID {
 		t.Errorf("unchanged ticker restarted: pid %d -> %d", before["ticker"].PID, after["ticker"].PID)
 	}
-	if procAlive(before["worker"].PID) {
+	if testkit.Alive(before["worker"].PID) {
 		t.Errorf("old worker %d still runs", before["worker"].PID)
 	}
 
@@ -292,14 +292,14 @@ func TestReloadOnSIGHUP(t *testing.T) {
 func TestKill9LeavesNoAppBehind(t *testing.T) {
 	root := t.TempDir()
 	writeConfig(t, root, twoApps)
-	box := startBox(t, root)
+	box := runBox(t, root)
 	m := waitOnline(t, root, "ticker", "worker")
 	if err := box.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	box.Wait(t, 10*time.Second)
 	testkit.WaitFor(t, 10*time.Second, "the apps to die with gatewayd", func() bool {
-		return !procAlive(m["ticker"].PID) && !procAlive(m["worker"].PID)
+		return !testkit.Alive(m["ticker"].PID) && !testkit.Alive(m["worker"].PID)
 	})
 
 	// The socket left behind is stale: a new gatewayd takes over.
@@ -309,7 +309,7 @@ func TestKill9LeavesNoAppBehind(t *testing.T) {
 	if out, code := gwctlRun(t, root, "status"); code != 1 || !strings.Contains(out, "gatewayd is not running") {
 		t.Errorf("gwctl on a stale socket: %d %s", code, out)
 	}
-	box2 := startBox(t, root)
+	box2 := runBox(t, root)
 	waitOnline(t, root, "ticker", "worker")
 	box2.WaitLine(t, 5*time.Second, regexp.MustCompile(`removed a stale control socket`))
 	_ = box2.Signal(syscall.SIGTERM)
@@ -344,7 +344,7 @@ func TestDevBannerAndInit(t *testing.T) {
 	// The shipped apps need a broker binary and hass; a dev run here
 	// declares its own so that only the banner is under test.
 	writeConfig(t, root, twoApps)
-	box := startBox(t, root, "--dev")
+	box := runBox(t, root, "--dev")
 	for _, re := range []string{`root: +` + regexp.QuoteMeta(root), `socket: +` + regexp.QuoteMeta(filepath.Join(root, "run/gateway/gatewayd.sock")),
 		`logs: +` + regexp.QuoteMeta(filepath.Join(root, "var/log/gateway")), `console: +http://127\.0\.0\.1:8080/`, `mDNS is off on a development machine`, `broker: `} {
 		box.WaitLine(t, 5*time.Second, regexp.MustCompile(re))
