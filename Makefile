@@ -18,9 +18,12 @@ run: build
 test-deps:
 	bash scripts/test-deps.sh
 
-# Every test. Installs what the tests need first (as root), fails clearly otherwise.
+# Every test. Installs what the tests need first (as root), fails clearly
+# otherwise. go.mod must be tidy and staticcheck clean before a test runs.
 test: test-deps
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
+	"$$(bash scripts/go-tools.sh)/staticcheck" ./...
 	$(GO) test -race -timeout 18m ./...
 
 # The broker against Debian's mosquitto side by side (ratios), then the

@@ -103,8 +103,6 @@ var publicRoutes = map[string]bool{
 	"GET /*": true, "HEAD /*": true,
 }
 
-type sessionKey struct{}
-
 // guard is the LAN's door: on the socket everything passes; on the LAN a
 // write from another site's page is refused, and every route but the
 // public ones needs a session and, to change anything, its CSRF token.
