@@ -538,7 +538,7 @@ func TestMissingPartsAreUnavailable(t *testing.T) {
 	}
 	// On the LAN, no login part means a closed door, not an open one.
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", "/api/apps", nil))
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "http://localhost/api/apps", nil))
 	if rec.Code != 503 {
 		t.Errorf("LAN without login: %d %s", rec.Code, rec.Body)
 	}

@@ -57,6 +57,9 @@ type Deps struct {
 	Console *Console
 	// Pages, when set, serves every non-/api GET path (the browser pages).
 	Pages http.Handler
+	// Hosts are the names the LAN side answers to; nil means the box's
+	// own (addresses, hostname, localhost) and no more.
+	Hosts *OwnHosts
 }
 
 // New builds the echo app.
@@ -67,6 +70,10 @@ func New(d Deps) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(d.Logger)
+	if d.Hosts == nil {
+		d.Hosts = &OwnHosts{}
+	}
+	e.Pre(misdirected(d.Hosts))
 	e.Use(d.Middleware...)
 	h := &handlers{d: d, started: time.Now()}
 	e.Use(h.guard)

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -157,4 +158,83 @@ func TestSessionsExpireAndEndOnPasswordChange(t *testing.T) {
 		t.Error("password not changed")
 	}
 	a.Logout("nothing") // harmless
+}
+
+// Forty wrong passwords sent side by side from one address: one is
+// evaluated, the others are refused as slowed. Rotating IPv6 addresses in
+// one /64 counts as one client; another /64 is not held up.
+func TestLoginLimiterHoldsUnderConcurrencyAndIPv6Rotation(t *testing.T) {
+	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	a := newAuth(t, filepath.Join(t.TempDir(), "console.json"), c)
+	if _, err := a.Setup("correct horse"); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wrong, slowed := 0, 0
+	for range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := a.Login("192.0.2.7", "guess-guess")
+			var s *SlowedError
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, ErrWrongPassword):
+				wrong++
+			case errors.As(err, &s):
+				slowed++
+			default:
+				t.Errorf("unexpected answer: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if wrong != 1 || slowed != 39 {
+		t.Errorf("40 concurrent wrong passwords: %d evaluated, %d slowed; want 1 and 39", wrong, slowed)
+	}
+
+	if _, err := a.Login("2001:db8:1:2::1", "guess-guess"); !errors.Is(err, ErrWrongPassword) {
+		t.Fatalf("first IPv6 attempt: %v", err)
+	}
+	var s *SlowedError
+	for i := 2; i < 20; i++ {
+		addr := fmt.Sprintf("2001:db8:1:2:%x::%x", i, i)
+		if _, err := a.Login(addr, "guess-guess"); !errors.As(err, &s) {
+			t.Fatalf("rotated address %s in the same /64: %v", addr, err)
+		}
+	}
+	if _, err := a.Login("2001:db8:1:3::1", "correct horse"); err != nil {
+		t.Errorf("another /64 is held up: %v", err)
+	}
+	if _, err := a.Login("::ffff:192.0.2.7", "correct horse"); !errors.As(err, &s) {
+		t.Errorf("a v4-mapped spelling of a slowed address: %v", err)
+	}
+}
+
+// The hashing itself is bounded box-wide: with every turn taken, a check
+// waits HashWait and is refused as slowed.
+func TestHashingIsBoundedBoxWide(t *testing.T) {
+	c := &clock{t: time.Unix(1_800_000_000, 0)}
+	a, err := New(Options{Path: filepath.Join(t.TempDir(), "console.json"), BcryptCost: bcrypt.MinCost, Now: c.now, HashWait: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Setup("correct horse"); err != nil {
+		t.Fatal(err)
+	}
+	for range cap(a.hashing) {
+		a.hashing <- struct{}{}
+	}
+	var s *SlowedError
+	if _, err := a.Login("192.0.2.8", "correct horse"); !errors.As(err, &s) {
+		t.Errorf("login with every hashing turn taken: %v", err)
+	}
+	for range cap(a.hashing) {
+		<-a.hashing
+	}
+	if _, err := a.Login("192.0.2.8", "correct horse"); err != nil {
+		t.Errorf("login once turns are free: %v", err)
+	}
 }
