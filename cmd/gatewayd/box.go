@@ -114,6 +114,11 @@ func startBox(ctx context.Context, opts boxOptions) (*box, error) {
 	}
 	for _, f := range wrote {
 		b.log.Info("wrote shipped default", "file", f)
+		if opts.Dev && f == at.Join(paths.MosquittoConf) {
+			if err := loopbackListeners(f); err != nil {
+				return nil, fmt.Errorf("development conf: %w", err)
+			}
+		}
 	}
 	// One gatewayd per root: the lock is taken before anything else, and
 	// above all before the supervisor ends "strays", which would be the
@@ -324,11 +329,7 @@ func (b *box) banner() {
 	fmt.Fprintf(w, "  root:     %s\n", b.root)
 	fmt.Fprintf(w, "  socket:   %s   (gwctl --root %s status)\n", at.Join(paths.Socket), b.root)
 	fmt.Fprintf(w, "  logs:     %s\n", at.Join(paths.Logs))
-	if a, ok := b.cfg.App(brokerApp); ok && a.ReadyTCP != "" {
-		fmt.Fprintf(w, "  broker:   %s\n", a.ReadyTCP)
-	} else {
-		fmt.Fprintf(w, "  broker:   no app named %s with a ready tcp address in gateway.yaml\n", brokerApp)
-	}
+	printListeners(w, b.root)
 	fmt.Fprintf(w, "  console:  http://%s/\n", b.cfg.Console.Listen)
 	fmt.Fprintf(w, "  mDNS is off on a development machine\n\n")
 }

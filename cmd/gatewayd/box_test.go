@@ -43,8 +43,18 @@ func TestBoxInProcess(t *testing.T) {
 	if err := b.sup.WaitReady(context.Background(), "worker"); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(stderr.String(), "console:  http://"+dev+"/\n") {
-		t.Errorf("banner:\n%s", stderr.String())
+	for _, want := range []string{"console:  http://" + dev + "/\n", "broker:   mqtt       127.0.0.1:1883\n", "websockets 127.0.0.1:9001\n"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("banner lacks %q:\n%s", want, stderr.String())
+		}
+	}
+	// The shipped conf, seeded by a development run, binds loopback only.
+	conf, err := os.ReadFile(paths.Root(root).Join(paths.MosquittoConf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(conf), "\nlistener 1883 127.0.0.1\n") || !strings.Contains(string(conf), "\nlistener 9001 127.0.0.1\n") {
+		t.Errorf("development conf binds beyond loopback:\n%s", conf)
 	}
 
 	writeConfig(t, root, strings.Replace(twoApps, "allow: [loopback]", "allow: [loopback, 10.0.0.0/8]", 1))
