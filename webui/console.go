@@ -177,8 +177,12 @@ func (h *handlers) sessionOf(c echo.Context) *auth.Session {
 	return s
 }
 
-func setSessionCookie(c echo.Context, s *auth.Session) {
-	c.SetCookie(&http.Cookie{Name: SessionCookie, Value: s.Token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+// setSessionCookie gives the browser the session for as long as the
+// session lasts unused (12 hours; a week when kept logged in), so closing
+// the browser does not end it sooner than the docs say.
+func setSessionCookie(c echo.Context, a *auth.Auth, s *auth.Session) {
+	c.SetCookie(&http.Cookie{Name: SessionCookie, Value: s.Token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode,
+		MaxAge: int(a.Lifetime(s.Keep) / time.Second)})
 }
 
 func clearSessionCookie(c echo.Context) {
@@ -250,7 +254,7 @@ func (h *handlers) setup(c echo.Context) error {
 		return err
 	}
 	h.d.Logger.Info("console: admin password set", "from", peerIP(c.Request()))
-	setSessionCookie(c, s)
+	setSessionCookie(c, a, s)
 	return c.JSON(http.StatusOK, api.LoggedIn{OK: true, CSRFToken: s.CSRF})
 }
 
@@ -264,7 +268,7 @@ func (h *handlers) login(c echo.Context) error {
 		return err
 	}
 	ip := peerIP(c.Request())
-	s, err := a.Login(ip, b.Password)
+	s, err := a.Login(ip, b.Password, b.Keep)
 	var slowed *auth.SlowedError
 	switch {
 	case errors.As(err, &slowed):
@@ -279,7 +283,7 @@ func (h *handlers) login(c echo.Context) error {
 	case err != nil:
 		return err
 	}
-	setSessionCookie(c, s)
+	setSessionCookie(c, a, s)
 	return c.JSON(http.StatusOK, api.LoggedIn{OK: true, CSRFToken: s.CSRF})
 }
 
@@ -321,7 +325,7 @@ func (h *handlers) password(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		setSessionCookie(c, s)
+		setSessionCookie(c, a, s)
 		out.CSRFToken = s.CSRF
 	}
 	return c.JSON(http.StatusOK, out)

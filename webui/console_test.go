@@ -604,3 +604,26 @@ func TestEventStreamCarriesAppsAndFlowSteps(t *testing.T) {
 		t.Errorf("PUT: %d %s", a.code, a.raw)
 	}
 }
+
+// The session cookie lasts what the docs say: 12 hours unused, a week when
+// kept logged in; it does not end when the browser closes.
+func TestSessionCookieLastsWhatTheDocsSay(t *testing.T) {
+	env := newConsole(t, baseConf)
+	b := env.browser(t)
+	b.setup("correct horse")
+	for keep, want := range map[bool]int{false: 12 * 3600, true: 7 * 24 * 3600} {
+		a := b.req("POST", "/api/login", map[string]any{"password": "correct horse", "keep": keep})
+		if a.code != 200 {
+			t.Fatalf("login: %d %s", a.code, a.raw)
+		}
+		var ck *http.Cookie
+		for _, c := range (&http.Response{Header: a.hdr}).Cookies() {
+			if c.Name == SessionCookie {
+				ck = c
+			}
+		}
+		if ck == nil || ck.MaxAge != want || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode {
+			t.Errorf("keep=%v: cookie %+v, want Max-Age %d", keep, ck, want)
+		}
+	}
+}

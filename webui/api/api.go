@@ -54,6 +54,9 @@ type LoggedIn struct {
 type Password struct {
 	Password string `json:"password" form:"password"`
 	Current  string `json:"current" form:"current"`
+	// Keep, on login, is "keep me logged in": the session lasts a week
+	// instead of 12 hours unused.
+	Keep bool `json:"keep" form:"keep"`
 }
 
 // Status is an app's state as PM2 would name it.

@@ -68,7 +68,10 @@ type Session struct {
 	Token   string
 	CSRF    string
 	Created time.Time
-	seen    time.Time
+	// Keep is "keep me logged in": the session is not ended for being
+	// unused, only at SessionMax.
+	Keep bool
+	seen time.Time
 }
 
 // CheckCSRF reports whether token is the session's CSRF token.
@@ -224,7 +227,7 @@ func (a *Auth) Setup(pw string) (*Session, error) {
 	if err := a.store(h); err != nil {
 		return nil, err
 	}
-	return a.newSessionLocked()
+	return a.newSessionLocked(false)
 }
 
 // SetPassword replaces the password (gwctl console-password, or the
@@ -280,7 +283,7 @@ func (a *Auth) Verify(pw string) bool {
 // SlowMax; a good login clears it. One client (an IPv4 address, an IPv6
 // /64) has one check under way at a time: attempts sent side by side are
 // refused as slowed, not all evaluated before the first failure counts.
-func (a *Auth) Login(addr, pw string) (*Session, error) {
+func (a *Auth) Login(addr, pw string, keep bool) (*Session, error) {
 	now := a.o.Now()
 	key := clientKey(addr)
 	a.mu.Lock()
@@ -313,7 +316,7 @@ func (a *Auth) Login(addr, pw string) (*Session, error) {
 		return nil, ErrWrongPassword
 	}
 	delete(a.fails, key)
-	return a.newSessionLocked()
+	return a.newSessionLocked(keep)
 }
 
 func (a *Auth) failedLocked(addr string, now time.Time) {
@@ -347,7 +350,7 @@ func (a *Auth) pruneFailsLocked(now time.Time) {
 	}
 }
 
-func (a *Auth) newSessionLocked() (*Session, error) {
+func (a *Auth) newSessionLocked(keep bool) (*Session, error) {
 	tok, err := randomToken()
 	if err != nil {
 		return nil, err
@@ -366,7 +369,7 @@ func (a *Auth) newSessionLocked() (*Session, error) {
 		}
 		delete(a.sessions, oldest.Token)
 	}
-	s := &Session{Token: tok, CSRF: csrf, Created: now, seen: now}
+	s := &Session{Token: tok, CSRF: csrf, Created: now, Keep: keep, seen: now}
 	a.sessions[tok] = s
 	cp := *s
 	return &cp, nil
@@ -384,13 +387,22 @@ func (a *Auth) Session(token string) (*Session, bool) {
 	if !ok {
 		return nil, false
 	}
-	if now.Sub(s.seen) > a.o.SessionIdle || now.Sub(s.Created) > a.o.SessionMax {
+	if now.Sub(s.seen) > a.Lifetime(s.Keep) || now.Sub(s.Created) > a.o.SessionMax {
 		delete(a.sessions, token)
 		return nil, false
 	}
 	s.seen = now
 	cp := *s
 	return &cp, true
+}
+
+// Lifetime is how long a session lasts unused: SessionIdle, or SessionMax
+// for one kept logged in. The console's cookie lasts as long.
+func (a *Auth) Lifetime(keep bool) time.Duration {
+	if keep {
+		return a.o.SessionMax
+	}
+	return a.o.SessionIdle
 }
 
 // Logout ends the session named by token, if any.
@@ -405,7 +417,7 @@ func (a *Auth) Logout(token string) {
 func (a *Auth) NewSession() (*Session, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.newSessionLocked()
+	return a.newSessionLocked(false)
 }
 
 func randomToken() (string, error) {

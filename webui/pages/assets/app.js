@@ -337,7 +337,7 @@
       e.preventDefault();
       errP.textContent = '';
       try {
-        const res = await busy($('button[type=submit]', form), 'Logging in…', () => api('POST', '/api/login', { password: pw.value }));
+        const res = await busy($('button[type=submit]', form), 'Logging in…', () => api('POST', '/api/login', { password: pw.value, keep: $('#login-keep').checked }));
         csrf = res.csrf_token || '';
         location.assign(nextPath());
       } catch (err) {
