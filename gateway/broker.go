@@ -33,7 +33,8 @@ import (
 // retainForever is the broker-wide cap on message expiry. mochi drops
 // retained and queued messages older than its cap (24 h by default), which
 // would make Home Assistant's discovery configs vanish; a century keeps
-// them, while an expiry the publisher set still applies.
+// them, while an expiry the publisher set still applies. Upstream: by
+// design (mochi-mqtt/server #444); TestMochiStillExpiresRetainedAfter24h.
 const retainForever = 100 * 365 * 24 * 3600
 
 // Options are what the broker is made from.
@@ -110,6 +111,8 @@ func New(o Options) (*Broker, error) {
 func capabilities(cfg *mosquittoconf.Config) *mqtt.Capabilities {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumMessageExpiryInterval = retainForever
+	// mochi copies a PUBLISH's user properties into its ack by default
+	// (no upstream issue found; TestMochiStillInheritsPropertiesOnAck).
 	caps.Compatibilities.NoInheritedPropertiesOnAck = true
 	// mochi allocates each client's outbound queue up front (8,192 pointers,
 	// 64 KiB, by default). Its pages stay untouched while idle, but the GC
@@ -410,8 +413,10 @@ func (b *Broker) Reload() error {
 // The clients are disconnected here rather than by mochi's Close: mochi
 // v2.7.9 gathers a listener's clients with a read lock taken twice
 // (Clients.GetByListener calls Len), which deadlocks if a client is removed
-// at that moment, and a stop that hangs would miss SIGTERM's 2 s. Our
-// listeners, once closed here, do nothing when mochi closes them again.
+// at that moment, and a stop that hangs would miss SIGTERM's 2 s
+// (mochi-mqtt/server #488, fix in PR #489, open;
+// TestMochiStillDeadlocksInGetByListener). Our listeners, once closed here,
+// do nothing when mochi closes them again.
 func (b *Broker) Close() error {
 	b.mu.Lock()
 	if b.closed {
