@@ -273,14 +273,6 @@ func (c *client) parse(p mqttwire.Packet) (msg, error) {
 	return m, nil
 }
 
-// none checks that nothing is delivered within d.
-func (c *client) none(d time.Duration) {
-	c.t.Helper()
-	if m, err := c.recv(d); err == nil {
-		c.t.Fatalf("got %q on %s, want nothing", m.payload, m.topic)
-	}
-}
-
 func uvarint(b []byte) (v, n int) {
 	shift := 0
 	for i, x := range b {
@@ -396,16 +388,4 @@ func (s *seqChecker) add(payload []byte) error {
 	s.next[pub] = seq + 1
 	s.got++
 	return nil
-}
-
-// eventually polls cond until it holds or d passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
