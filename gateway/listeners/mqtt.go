@@ -113,7 +113,7 @@ func (l *MQTT) handle(raw net.Conn, establish mochilisteners.EstablishFn) {
 	}
 	err := establish(l.cfg.ID, conn)
 	// Closing conn closes raw under it once the bytes it accepted for the
-	// peer are written (fanout.Conn drains them, for up to a second): a
+	// peer are written (fastpath.Conn drains them, for up to a second): a
 	// refusal CONNACK or the last messages before a DISCONNECT. Closing raw
 	// here as well would cut them off.
 	_ = conn.Close()

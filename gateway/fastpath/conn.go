@@ -1,4 +1,4 @@
-package fanout
+package fastpath
 
 import (
 	"errors"
@@ -7,8 +7,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/homebox/gateway/gateway/backpressure"
 )
 
 // Watermarks of a subscriber's pending bytes. HighWater bounds what the
@@ -60,22 +58,10 @@ type Conn struct {
 	flushGen uint64  // counts flushes of dirty
 	scratch  []byte  // frame encoding buffer (the reader's only)
 
-	// The decision taken for the message being published, when the
-	// back-pressure hook asked (Hook.takes), for OnPublish (the reader's
-	// only).
-	decided decision
-
 	// The reader's last deadline and the keep-alive window it was set
 	// with (see SetDeadline); the reader's only.
 	deadline       time.Time
 	deadlineWindow time.Duration
-}
-
-// decision is the fast path's answer for one publish.
-type decision struct {
-	topic string
-	route *backpressure.Route
-	fast  bool
 }
 
 // Wrap returns the fast-path connection around c. Wrappers between c and

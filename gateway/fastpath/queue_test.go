@@ -1,4 +1,4 @@
-package backpressure
+package fastpath
 
 import (
 	"context"
@@ -22,7 +22,8 @@ import (
 )
 
 // startBroker runs a real mochi broker on a free loopback port with outbound
-// queues of `pending` packets and the back-pressure hook.
+// queues of `pending` packets and the hook, with mochi delivering everything
+// (its listener's connections are not Conns): back-pressure alone.
 func startBroker(t *testing.T, pending int32) (string, *mqtt.Server, *Hook) {
 	t.Helper()
 	caps := mqtt.NewDefaultServerCapabilities()
@@ -35,8 +36,8 @@ func startBroker(t *testing.T, pending int32) (string, *mqtt.Server, *Hook) {
 	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
 		t.Fatal(err)
 	}
-	h := New(srv)
-	if err := srv.AddHook(h, &Config{StallAfter: 200 * time.Millisecond}); err != nil {
+	h := New(srv, Config{StallAfter: 200 * time.Millisecond})
+	if err := srv.AddHook(h, nil); err != nil {
 		t.Fatal(err)
 	}
 	l := listeners.NewMQTT(listeners.Config{ID: "t", Address: "127.0.0.1:0"})
@@ -211,20 +212,20 @@ func TestStuckSubscriberDoesNotStallTheOthers(t *testing.T) {
 
 func TestRoutesFollowSubscriptions(t *testing.T) {
 	addr, _, h := startBroker(t, 32)
-	if n := len(h.Route("room/temp").Targets); n != 0 {
+	if n := len(h.route("room/temp").targets); n != 0 {
 		t.Fatalf("%d targets before any subscriber", n)
 	}
 	c, r := dial(t, addr, "ha", 0)
 	subscribe(t, c, r, "room/#")
-	if n := len(h.Route("room/temp").Targets); n != 1 {
+	if n := len(h.route("room/temp").targets); n != 1 {
 		t.Fatalf("%d targets after a subscribe, want 1 (cache not voided)", n)
 	}
-	if n := len(h.Route("hall/temp").Targets); n != 0 {
+	if n := len(h.route("hall/temp").targets); n != 0 {
 		t.Fatalf("%d targets for a topic nobody subscribed to", n)
 	}
 	_ = c.Close()
 	testkit.WaitFor(t, 10*time.Second, "the disconnected subscriber to stop being a target", func() bool {
-		return len(h.Route("room/temp").Targets) == 0
+		return len(h.route("room/temp").targets) == 0
 	})
 	n := 0
 	h.queues.Range(func(any, any) bool { n++; return true })

@@ -1,4 +1,4 @@
-package fanout_test
+package fastpath_test
 
 import (
 	"encoding/binary"
@@ -19,27 +19,25 @@ import (
 	mochilisteners "github.com/mochi-mqtt/server/v2/listeners"
 
 	"github.com/homebox/gateway/gateway/auth"
-	"github.com/homebox/gateway/gateway/backpressure"
 	"github.com/homebox/gateway/gateway/bridge"
-	"github.com/homebox/gateway/gateway/fanout"
+	"github.com/homebox/gateway/gateway/fastpath"
 	"github.com/homebox/gateway/gateway/listeners"
 	"github.com/homebox/gateway/internal/mqttwire"
 	"github.com/homebox/gateway/internal/testkit"
 )
 
 // testBroker is a real mochi broker wired as gateway.Broker wires it: the
-// gateway's auth hook (with an ACL file), back-pressure, the fast path last,
-// and listeners that hand mochi fanout.Wrap(bridge.PrivateConn(conn)).
+// gateway's auth hook (with an ACL file), the fast path last, and listeners
+// that hand mochi fastpath.Wrap(bridge.PrivateConn(conn)).
 type testBroker struct {
-	srv    *mqtt.Server
-	auth   *auth.Hook
-	routes *backpressure.Hook
-	fast   *fanout.Hook
-	addr   string
-	acl    string
-	tls    string // with startBrokerTLS: a TLS listener's address
-	ws     string // and a websockets listener's
-	pki    *testkit.PKI
+	srv  *mqtt.Server
+	auth *auth.Hook
+	fast *fastpath.Hook
+	addr string
+	acl  string
+	tls  string // with startBrokerTLS: a TLS listener's address
+	ws   string // and a websockets listener's
+	pki  *testkit.PKI
 }
 
 // allowAll is the ACL of tests that do not test ACLs.
@@ -75,15 +73,13 @@ func startBrokerWith(t *testing.T, acl string, more bool) *testBroker {
 		t.Fatal(err)
 	}
 	must(t, b.srv.AddHook(b.auth, b.srv))
-	b.routes = backpressure.New(b.srv)
-	must(t, b.srv.AddHook(b.routes, nil))
 	must(t, b.srv.AddHook(bridge.InboundHook(b.srv, log), nil))
-	b.fast = fanout.New(b.srv, b.routes, fanout.Config{
+	b.fast = fastpath.New(b.srv, fastpath.Config{
 		ReadAllowed: func(cl *mqtt.Client, topic string) bool { return b.auth.OnACLCheck(cl, topic, false) },
 		StallAfter:  200 * time.Millisecond,
 	})
 	must(t, b.srv.AddHook(b.fast, nil))
-	wrap := func(c net.Conn) net.Conn { return fanout.Wrap(bridge.PrivateConn(c)) }
+	wrap := func(c net.Conn) net.Conn { return fastpath.Wrap(bridge.PrivateConn(c)) }
 	l := listeners.NewMQTT(listeners.Config{ID: "t", Address: "127.0.0.1:0", Wrap: wrap})
 	must(t, b.srv.AddListener(l))
 	var extra []mochilisteners.Listener
@@ -126,7 +122,7 @@ func (b *testBroker) reloadACL(t *testing.T, acl string) {
 	t.Helper()
 	must(t, os.WriteFile(b.acl, []byte(acl), 0o644))
 	must(t, b.auth.Reload())
-	b.routes.Changed()
+	b.fast.Changed()
 }
 
 func must(t *testing.T, err error) {
@@ -277,14 +273,6 @@ func (c *client) parse(p mqttwire.Packet) (msg, error) {
 	return m, nil
 }
 
-// none checks that nothing is delivered within d.
-func (c *client) none(d time.Duration) {
-	c.t.Helper()
-	if m, err := c.recv(d); err == nil {
-		c.t.Fatalf("got %q on %s, want nothing", m.payload, m.topic)
-	}
-}
-
 func uvarint(b []byte) (v, n int) {
 	shift := 0
 	for i, x := range b {
@@ -400,16 +388,4 @@ func (s *seqChecker) add(payload []byte) error {
 	s.next[pub] = seq + 1
 	s.got++
 	return nil
-}
-
-// eventually polls cond until it holds or d passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

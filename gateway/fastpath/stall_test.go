@@ -1,4 +1,4 @@
-package fanout_test
+package fastpath_test
 
 import (
 	"fmt"
