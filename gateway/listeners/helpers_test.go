@@ -44,6 +44,14 @@ func requireTool(t *testing.T, name string) string {
 	return p
 }
 
+// len is how many connections the listener has handed to the broker and
+// not yet seen closed.
+func (s *connSet) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // startBroker runs a mochi broker that allows everyone on the given

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sync/atomic"
@@ -39,7 +40,11 @@ func TestIdleClientStacks(t *testing.T) {
 		t.Fatal(err)
 	}
 	pw := filepath.Join(dir, "passwd")
-	if err := gwauth.WritePasswordFile(pw, map[string]string{"u": hash}); err != nil {
+	text, err := gwauth.PasswordFileText(map[string]string{"u": hash})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pw, text, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	hook, err := gwauth.NewHook(gwauth.Security{PasswordFile: pw}, nil, quietLogger())
