@@ -99,13 +99,6 @@ func (m *mosq) start() *mosq {
 	return m
 }
 
-func (m *mosq) stop() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	_ = m.cmd.Process.Kill()
-	_ = m.cmd.Wait()
-}
-
 // term stops mosquitto gracefully (it saves its store).
 func (m *mosq) term() {
 	m.mu.Lock()
