@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/homebox/gateway/internal/testkit"
 )
 
 func TestPasswordFileFromMosquittoPasswd(t *testing.T) {
@@ -224,7 +226,7 @@ func TestHashPBKDF2AcceptedByMosquitto(t *testing.T) {
 	l.Close()
 	conf := writeFile(t, dir, "mosquitto.conf", "user root\nlistener "+port+" 127.0.0.1\nallow_anonymous false\npassword_file "+pw+"\n")
 	cmd := execCommand(t, nil, "mosquitto", "-c", conf)
-	waitFor(t, 10*time.Second, "mosquitto to listen on "+port, func() bool {
+	testkit.WaitFor(t, 10*time.Second, "mosquitto to listen on "+port, func() bool {
 		c, err := net.Dial("tcp", "127.0.0.1:"+port)
 		if err == nil {
 			c.Close()

@@ -16,6 +16,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 
 	gwauth "github.com/homebox/gateway/gateway/auth"
+	"github.com/homebox/gateway/internal/testkit"
 )
 
 // TestIdleClientStacks measures the goroutine stacks an idle client costs,
@@ -80,7 +81,7 @@ func stackPerIdleClient(t *testing.T, srv *mqtt.Server, addr string, connect fun
 		for _, c := range conns {
 			_ = c.Close()
 		}
-		waitFor(t, 10*time.Second, "clients gone", func() bool { return atomic.LoadInt64(&srv.Info.ClientsConnected) == 0 })
+		testkit.WaitFor(t, 10*time.Second, "clients gone", func() bool { return atomic.LoadInt64(&srv.Info.ClientsConnected) == 0 })
 	}()
 	for i := range n {
 		c, err := net.Dial("tcp", addr)
