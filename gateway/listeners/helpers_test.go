@@ -119,7 +119,8 @@ func mosqRoundTrip(t *testing.T, srv *mqtt.Server, extra []string) {
 	topic := "test/" + id
 	payload := "hello from " + t.Name()
 
-	var out, errb bytes.Buffer
+	var out bytes.Buffer
+	var errb testkit.Buffer // read at a timeout while mosquitto_sub still writes
 	subCmd := exec.CommandContext(ctx, sub, append([]string{"-i", id, "-t", topic, "-q", "1", "-C", "1", "-W", "15"}, extra...)...)
 	subCmd.Stdout, subCmd.Stderr = &out, &errb
 	if err := subCmd.Start(); err != nil {
@@ -127,18 +128,14 @@ func mosqRoundTrip(t *testing.T, srv *mqtt.Server, extra []string) {
 	}
 	subDone := make(chan error, 1)
 	go func() { subDone <- subCmd.Wait() }()
-	deadline := time.Now().Add(10 * time.Second)
-	for !subscribed(srv, topic, id)() {
+	testkit.WaitForReport(t, 10*time.Second, "mosquitto_sub to subscribe", func() bool {
 		select {
 		case err := <-subDone:
 			t.Fatalf("mosquitto_sub ended before subscribing: %v\n%s", err, errb.String())
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mosquitto_sub never subscribed: %s", errb.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return subscribed(srv, topic, id)()
+	}, errb.String)
 	pubOut, err := exec.CommandContext(ctx, pub, append([]string{"-t", topic, "-q", "1", "-m", payload}, extra...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("mosquitto_pub: %v\n%s", err, pubOut)
