@@ -96,18 +96,6 @@ func sub1(t testing.TB, addr, topic string) string {
 	return strings.TrimSuffix(string(out), "\n")
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func startService(t testing.TB, root, addr string, logs *testkit.Buffer) *Service {
 	t.Helper()
 	var h slog.Handler = slog.NewTextHandler(ioDiscard{}, nil)

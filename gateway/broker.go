@@ -152,9 +152,6 @@ func sysInterval(seconds int) int64 {
 	return int64(seconds)
 }
 
-// Server is the underlying mochi server (the bridges use its inline client).
-func (b *Broker) Server() *mqtt.Server { return b.server }
-
 // Start opens the store and the listeners and starts serving. Errors name
 // the conf option and line they come from.
 func (b *Broker) Start() error {
@@ -373,24 +370,6 @@ func (b *Broker) wrapConn(c net.Conn) net.Conn {
 		c = b.opts.WrapConn(c)
 	}
 	return fastpath.Wrap(c)
-}
-
-// Addrs are the listeners' real addresses by protocol, in conf order.
-func (b *Broker) Addrs() []ListenerAddr {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	out := make([]ListenerAddr, 0, len(b.listeners))
-	for _, l := range b.listeners {
-		out = append(out, ListenerAddr{Protocol: l.conf.Protocol, Address: l.impl.Address(), TLS: l.conf.TLS()})
-	}
-	return out
-}
-
-// ListenerAddr is an open listener.
-type ListenerAddr struct {
-	Protocol string
-	Address  string
-	TLS      bool
 }
 
 // Reload re-reads the password and ACL files (SIGHUP). On error the old

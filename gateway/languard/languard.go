@@ -254,13 +254,6 @@ func (g *Guard) counter(name string) *atomic.Uint64 {
 	return c
 }
 
-// refuse counts a refusal and logs it unless this address was logged less
-// than LogInterval ago.
-func (g *Guard) refuse(peer net.Addr, name string, perListener *atomic.Uint64) {
-	perListener.Add(1)
-	g.logRefusal(peer, name, g.refused.Add(1))
-}
-
 func (g *Guard) logRefusal(peer net.Addr, name string, total uint64) {
 	ip, _ := addrIP(peer)
 	ip = ip.Unmap().WithZone("")

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -235,6 +236,13 @@ func newLoggedGuard(t *testing.T, list string) (*Guard, *logSink) {
 	return g, sink
 }
 
+// refuse counts and logs a refusal as the guarded listener's Accept does,
+// without a connection.
+func refuse(g *Guard, peer net.Addr, name string, perListener *atomic.Uint64) {
+	perListener.Add(1)
+	g.logRefusal(peer, name, g.refused.Add(1))
+}
+
 func TestRefusalLogRateLimit(t *testing.T) {
 	g, sink := newLoggedGuard(t, "lan")
 	clock := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -245,21 +253,21 @@ func TestRefusalLogRateLimit(t *testing.T) {
 	aMapped := &net.TCPAddr{IP: net.ParseIP("::ffff:203.0.113.5"), Port: 40002}
 	b := &net.TCPAddr{IP: net.ParseIP("2001:db8::5"), Port: 40000}
 
-	g.refuse(a, "test", c)
-	g.refuse(aOtherPort, "test", c) // same address, other port: not logged again
-	g.refuse(aMapped, "test", c)    // same address written mapped: not logged again
-	g.refuse(b, "test", c)          // another address: logged
+	refuse(g, a, "test", c)
+	refuse(g, aOtherPort, "test", c) // same address, other port: not logged again
+	refuse(g, aMapped, "test", c)    // same address written mapped: not logged again
+	refuse(g, b, "test", c)          // another address: logged
 	if n := len(sink.lines()); n != 2 {
 		t.Fatalf("after 4 refusals from 2 addresses: %d log lines, want 2:\n%s", n, strings.Join(sink.lines(), "\n"))
 	}
 	clock = clock.Add(LogInterval - time.Second)
-	g.refuse(a, "test", c)
+	refuse(g, a, "test", c)
 	if n := len(sink.lines()); n != 2 {
 		t.Fatalf("59 s later: %d log lines, want still 2", n)
 	}
 	clock = clock.Add(time.Second)
-	g.refuse(a, "test", c)
-	g.refuse(a, "test", c)
+	refuse(g, a, "test", c)
+	refuse(g, a, "test", c)
 	if n := len(sink.lines()); n != 3 {
 		t.Fatalf("a minute later: %d log lines, want 3", n)
 	}
@@ -281,7 +289,7 @@ func TestRefusalLogMemoryBounded(t *testing.T) {
 	c := g.counter("flood")
 	for i := range maxLogged + 100 {
 		ip := netip.AddrFrom4([4]byte{203, 0, byte(i >> 8), byte(i)})
-		g.refuse(&net.TCPAddr{IP: ip.AsSlice(), Port: 1}, "flood", c)
+		refuse(g, &net.TCPAddr{IP: ip.AsSlice(), Port: 1}, "flood", c)
 	}
 	if len(g.lastLog) > maxLogged {
 		t.Fatalf("remembered %d addresses, bound is %d", len(g.lastLog), maxLogged)
@@ -294,7 +302,7 @@ func TestRefusalLogMemoryBounded(t *testing.T) {
 	}
 	// Once the old entries age out, new addresses are logged again.
 	clock = clock.Add(LogInterval)
-	g.refuse(&net.TCPAddr{IP: net.ParseIP("198.51.100.1"), Port: 1}, "flood", c)
+	refuse(g, &net.TCPAddr{IP: net.ParseIP("198.51.100.1"), Port: 1}, "flood", c)
 	if n := len(sink.lines()); n != maxLogged+1 {
 		t.Fatalf("after aging: %d log lines, want %d", n, maxLogged+1)
 	}

@@ -127,12 +127,6 @@ func (s *connSet) wait(d time.Duration) bool {
 	}
 }
 
-func (s *connSet) len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns)
-}
-
 func loggerOr(l *slog.Logger) *slog.Logger {
 	if l == nil {
 		return slog.Default()

@@ -28,9 +28,6 @@ const (
 	DISCONNECT byte = 14
 )
 
-// maxRemaining is the largest remaining length MQTT can encode.
-const maxRemaining = 268435455
-
 // appendLength appends n as an MQTT variable byte integer.
 func appendLength(b []byte, n int) []byte {
 	for {
@@ -285,14 +282,6 @@ func ParsePublish(p Packet) (Publish, error) {
 	}
 	pub.Payload = b[need:]
 	return pub, nil
-}
-
-// PacketID reads the packet id of a PUBACK or SUBACK body.
-func PacketID(p Packet) (uint16, error) {
-	if len(p.Body) < 2 {
-		return 0, fmt.Errorf("%w: packet type %d has no packet id", ErrMalformed, p.Type)
-	}
-	return binary.BigEndian.Uint16(p.Body), nil
 }
 
 // ConnackCode reads a CONNACK's return code (0 = accepted).
