@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/homebox/gateway/internal/paths"
 )
 
 // Keys are PEM files, the ones openssl writes, so a release key can be
@@ -25,7 +27,7 @@ import (
 
 // TrustedKeysDir holds the public keys an image trusts, relative to the
 // box's root.
-const TrustedKeysDir = "usr/share/gateway/update-keys"
+const TrustedKeysDir = paths.UpdateKeys
 
 // LoadPrivateKey reads an ed25519 private key from a PEM file
 // ("PRIVATE KEY", PKCS #8).

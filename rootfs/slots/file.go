@@ -9,13 +9,14 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/homebox/gateway/internal/paths"
 	"github.com/homebox/gateway/rootfs/bundle"
 )
 
 // SpoolDir is where InstallReader keeps an uploaded bundle while it is
 // checked and installed, relative to the root: on the data partition,
 // which has room for it (RAM may not).
-const SpoolDir = "data/gateway"
+const SpoolDir = paths.UpdateSpool
 
 // TrustedKeys are the update keys baked into the booted root
 // (<root>/usr/share/gateway/update-keys/*.pub).

@@ -31,24 +31,26 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/homebox/gateway/internal/atomicfile"
+	"github.com/homebox/gateway/internal/paths"
 	"github.com/homebox/gateway/rootfs/bundle"
 )
 
 // Relative to the box's root (Box.Root).
 const (
 	// ResultFile keeps the last update's result on the data partition.
-	ResultFile = "data/gateway/update.json"
+	ResultFile = paths.UpdateResult
 	// ESPMount is where OnBox mounts the ESP when it needs it.
-	ESPMount = "run/gateway/esp"
+	ESPMount = paths.ESPMount
 	// DataDir is the data partition's mount point.
-	DataDir = "data"
+	DataDir = paths.Data
 	// FactoryResetFlag asks ApplyFactoryReset, at the next boot, to wipe
 	// the data partition.
-	FactoryResetFlag = "data/.factory-reset"
+	FactoryResetFlag = paths.FactoryResetFlag
 )
 
 // Box is one box's slots. Each field has a default from OnBox; tests point
@@ -68,7 +70,8 @@ type Box struct {
 	Now    func() time.Time
 	Log    *slog.Logger
 
-	mu sync.Mutex // one install or entry change at a time
+	mu         sync.Mutex  // one install or entry change at a time
+	installing atomic.Bool // an Install runs in this process
 }
 
 // OnBox is the real box under root (normally "/"): the ESP is mounted at
@@ -230,12 +233,21 @@ func (b *Box) writeResult(r Result) error {
 // settle turns an "installed" result into what came of it, now that the
 // box booted again: a slot marked good, still on trial, or one the boot
 // loader (or Guard) gave up on.
-func settle(r *Result, booted Slot, entries map[Slot]Entry) *Result {
-	if r == nil || r.State != StateInstalled {
+func settle(r *Result, booted Slot, entries map[Slot]Entry, installing bool) *Result {
+	if r == nil {
+		return nil
+	}
+	out := *r
+	if r.State == StateInstalling && !installing {
+		// Nothing runs it: a power cut or a restart stopped it.
+		out.State = StateFailed
+		out.Message = fmt.Sprintf("interrupted (power cut or restart) while installing %s into slot %s; slot %s runs on: install it again", r.Version, strings.ToUpper(string(r.Slot)), strings.ToUpper(string(booted)))
+		return &out
+	}
+	if r.State != StateInstalled {
 		return r
 	}
 	e, ok := entries[r.Slot]
-	out := *r
 	switch {
 	case booted == r.Slot && ok && !e.Counting:
 		out.State, out.Message = StateGood, ""
@@ -285,7 +297,7 @@ func (b *Box) Status() (Status, error) {
 		return Status{}, fmt.Errorf("status: no boot entry for the booted slot %s in %s", strings.ToUpper(string(booted)), filepath.Join(b.ESP, EntriesDir))
 	}
 	o, ook := entries[booted.Other()]
-	return Status{Booted: info(booted, e, true, true), Other: info(booted.Other(), o, ook, false), LastUpdate: settle(last, booted, entries)}, nil
+	return Status{Booted: info(booted, e, true, true), Other: info(booted.Other(), o, ook, false), LastUpdate: settle(last, booted, entries, b.installing.Load())}, nil
 }
 
 // LastUpdate is the last install's result as it stands now (nil before
@@ -423,6 +435,8 @@ func (b *Box) Install(ctx context.Context, bd *bundle.Bundle) (err error) {
 	}
 
 	// Checked: from here on bytes are written.
+	b.installing.Store(true)
+	defer b.installing.Store(false)
 	res := Result{Version: m.Version, Serial: m.Serial, Slot: target, State: StateInstalling}
 	if err := b.writeResult(res); err != nil {
 		return &InstallError{Refused: true, Msg: "recording the update", Err: err}
@@ -712,8 +726,9 @@ func (b *Box) Guard(ctx context.Context, o GuardOptions) error {
 	if err != nil {
 		return fmt.Errorf("guard: %w", err)
 	}
-	if last := st.LastUpdate; last != nil && last.State == StateRolledBack {
-		// The boot loader gave up on it: keep that in the record.
+	if last := st.LastUpdate; last != nil && (last.State == StateRolledBack || last.State == StateFailed) {
+		// The boot loader gave up on it, or a power cut stopped it: keep
+		// that in the record.
 		if err := b.writeResult(*last); err != nil {
 			return fmt.Errorf("guard: %w", err)
 		}

@@ -637,3 +637,20 @@ func writeTemp(t *testing.T, data []byte) string {
 	write(t, p, string(data))
 	return p
 }
+
+// A power cut during an install leaves "installing" on the data
+// partition; after the reboot it reads as failed, and Guard records that.
+func TestPowerCutRecord(t *testing.T) {
+	f := newFixture(t)
+	write(t, filepath.Join(f.Root, ResultFile), `{"version":"2.0.0","serial":200,"slot":"b","state":"installing","time":"2026-12-04T11:00:00Z"}`)
+	last := f.status(t).LastUpdate
+	if last.State != StateFailed || last.Message != "interrupted (power cut or restart) while installing 2.0.0 into slot B; slot A runs on: install it again" {
+		t.Fatalf("%+v", last)
+	}
+	if err := f.Guard(context.Background(), GuardOptions{Check: func(context.Context) error { return nil }, Timeout: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, filepath.Join(f.Root, ResultFile)); !strings.Contains(got, `"state": "failed"`) {
+		t.Fatalf("update.json %s", got)
+	}
+}
