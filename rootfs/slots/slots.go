@@ -28,6 +28,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -70,6 +71,7 @@ type Box struct {
 	Now    func() time.Time
 	Log    *slog.Logger
 
+	espMu      sync.Mutex  // one mount of the ESP
 	mu         sync.Mutex  // one install or entry change at a time
 	installing atomic.Bool // an Install runs in this process
 }
@@ -108,7 +110,18 @@ func (b *Box) esp() error {
 	if b.MountESP == nil {
 		return nil
 	}
+	b.espMu.Lock()
+	defer b.espMu.Unlock()
 	return b.MountESP(b)
+}
+
+// HostArch is the architecture this binary runs on, as bundles and images
+// name it (arm64, armv7, amd64): the Arch of OnBox.
+func HostArch() string {
+	if runtime.GOARCH == "arm" {
+		return "armv7"
+	}
+	return runtime.GOARCH
 }
 
 // Booted is the slot the kernel command line names (gateway.slot=).
