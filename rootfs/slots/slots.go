@@ -424,6 +424,11 @@ func (b *Box) Install(ctx context.Context, bd *bundle.Bundle) (err error) {
 	if m.Serial <= cur.Serial {
 		return refuse("bundle %s (serial %d) is not newer than the running %s (serial %d): the boot loader boots the newest slot, so an older one would never start; to go back to the other slot, roll back", m.Version, m.Serial, cur.Version, cur.Serial)
 	}
+	magic := make([]byte, 4)
+	if _, err := bd.Part(bundle.RootFS).ReadAt(magic, 0); err != nil || string(magic) != "hsqs" {
+		// Signed, but not what a slot can boot: a build's mistake.
+		return refuse("%s in bundle %s is not a squashfs (no \"hsqs\" at its start)", bundle.RootFS, m.Version)
+	}
 	dev, err := b.Device(target.PartLabel())
 	if err != nil {
 		return &InstallError{Refused: true, Msg: "slot " + strings.ToUpper(string(target)), Err: err}

@@ -503,6 +503,7 @@ func TestRefusedChangesNothing(t *testing.T) {
 		{"damaged", flipped, "update bundle refused: part rootfs.squashfs"},
 		{"not newer", makeBundle(t, "0.9.0", 90, "arm64", partsOf("0.9.0", 1000)), "install: bundle 0.9.0 (serial 90) is not newer than the running 1.0.0 (serial 100)"},
 		{"same", makeBundle(t, "1.0.0", 100, "arm64", partsOf("1.0.0", 1000)), "is not newer than the running 1.0.0"},
+		{"not a squashfs", makeBundle(t, "2.0.0", 200, "arm64", parts{[]byte("PK\x03\x04 a zip"), []byte("k"), []byte("i")}), `install: rootfs.squashfs in bundle 2.0.0 is not a squashfs (no "hsqs" at its start)`},
 		{"too big", makeBundle(t, "2.0.0", 200, "arm64", partsOf("2.0.0", partSize+1)), "install: the root filesystem is 4194305 bytes, slot B's partition"},
 	}
 	for _, tc := range tests {
