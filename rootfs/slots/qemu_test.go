@@ -2,19 +2,25 @@ package slots
 
 import (
 	"bytes"
+	"context"
+	"crypto/ed25519"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf16"
 
 	"github.com/homebox/gateway/internal/testkit"
+	"github.com/homebox/gateway/rootfs/bundle"
 )
 
 // TestBootCountingUnderQemu checks, with the real systemd-boot of the arm64
@@ -33,31 +39,7 @@ func TestBootCountingUnderQemu(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a disk image and boots it under qemu (TCG): about a minute")
 	}
-	src := os.Getenv("GATEWAY_DISK_IMAGE")
-	if src == "" {
-		// Build one, as `make image` does (about 30 s with the Debian
-		// packages cached).
-		root, err := testkit.ModuleRoot()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := t.TempDir()
-		cmd := exec.Command("go", "run", "./cmd/mkimage", "-out", out, "-arch", "arm64", "-disk", "arm64", "-version", "slotstest", "-commit", "test")
-		cmd.Dir = root
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("building the disk image: %v\n%s", err, b)
-		}
-		src = filepath.Join(out, "gateway-slotstest-arm64.img")
-	}
-	qemu := testkit.RequireTool(t, "qemu-system-aarch64")
-	for _, tool := range []string{"mcopy", "mdir", "mmd", "mdel", "mren", "cp"} {
-		testkit.RequireTool(t, tool)
-	}
-	const firmware = "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"
-	if _, err := os.Stat(firmware); err != nil {
-		t.Fatalf("UEFI firmware: %v (apt-get install qemu-efi-aarch64)", err)
-	}
-
+	qemu, firmware, src := qemuTools(t)
 	dir := t.TempDir()
 	disk := filepath.Join(dir, "disk.img")
 	run(t, "cp", "--sparse=always", src, disk)
@@ -125,6 +107,64 @@ func TestBootCountingUnderQemu(t *testing.T) {
 	if e, _ := ParseEntryName("gateway-a+0-3.conf"); e.State() != "bad" {
 		t.Fatalf("state %s", e.State())
 	}
+}
+
+var image struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+// qemuTools finds qemu and the UEFI firmware, and the arm64 disk image:
+// GATEWAY_DISK_IMAGE when set (make test can pass the one it built), else
+// one built here once for all tests, as `make image` does (about 30 s with
+// the Debian packages cached).
+func qemuTools(t *testing.T) (qemu, firmware, img string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds a disk image and boots it under qemu (TCG)")
+	}
+	qemu = testkit.RequireTool(t, "qemu-system-aarch64")
+	for _, tool := range []string{"mcopy", "mdir", "mmd", "mdel", "mren", "cp"} {
+		testkit.RequireTool(t, tool)
+	}
+	firmware = "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"
+	if _, err := os.Stat(firmware); err != nil {
+		t.Fatalf("UEFI firmware: %v (apt-get install qemu-efi-aarch64)", err)
+	}
+	if img = os.Getenv("GATEWAY_DISK_IMAGE"); img != "" {
+		return qemu, firmware, img
+	}
+	image.once.Do(func() {
+		root, err := testkit.ModuleRoot()
+		if err != nil {
+			image.err = err
+			return
+		}
+		if image.dir, err = os.MkdirTemp("", "slots-image-"); err != nil {
+			image.err = err
+			return
+		}
+		cmd := exec.Command("go", "run", "./cmd/mkimage", "-out", image.dir, "-arch", "arm64", "-disk", "arm64", "-version", "slotstest", "-commit", "test")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			image.err = fmt.Errorf("building the disk image: %v\n%s", err, out)
+		}
+		image.path = filepath.Join(image.dir, "gateway-slotstest-arm64.img")
+	})
+	if image.err != nil {
+		t.Fatal(image.err)
+	}
+	return qemu, firmware, image.path
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if image.dir != "" {
+		os.RemoveAll(image.dir)
+	}
+	os.Exit(code)
 }
 
 func run(t *testing.T, name string, args ...string) {
@@ -203,6 +243,13 @@ func copyRange(t *testing.T, disk string, from, to, n int64) {
 // command lines on the serial console; then stops qemu.
 func boot(t *testing.T, qemu, firmware, disk string, n int) []string {
 	t.Helper()
+	return bootUntil(t, qemu, firmware, disk, n, "")
+}
+
+// bootUntil is boot that also waits, after the nth kernel, for marker on
+// the console (the root's init running, say).
+func bootUntil(t *testing.T, qemu, firmware, disk string, n int, marker string) []string {
+	t.Helper()
 	log := filepath.Join(t.TempDir(), "console.log")
 	cmd := exec.Command(qemu, "-M", "virt", "-cpu", "cortex-a53", "-smp", "1", "-m", "1024",
 		"-bios", firmware, "-boot", "menu=on,splash-time=0",
@@ -220,14 +267,16 @@ func boot(t *testing.T, qemu, firmware, disk string, n int) []string {
 	}
 	lineRE := regexp.MustCompile(`Kernel command line: .*\bgateway\.slot=([ab])\b`)
 	var slots []string
-	deadline := time.Now().Add(time.Duration(n) * 100 * time.Second)
+	limit := time.Duration(n+1) * 100 * time.Second
+	deadline := time.Now().Add(limit)
 	for {
 		data, _ := os.ReadFile(log)
 		slots = slots[:0]
 		for _, m := range lineRE.FindAllStringSubmatch(string(data), -1) {
 			slots = append(slots, m[1])
 		}
-		if len(slots) >= n {
+		idx := lineRE.FindAllIndex(data, -1)
+		if len(slots) >= n && (marker == "" || bytes.Contains(data[idx[n-1][1]:], []byte(marker))) {
 			// The last kernel is up: the boot loader has renamed its
 			// entry before starting it.
 			stop()
@@ -241,7 +290,7 @@ func boot(t *testing.T, qemu, firmware, disk string, n int) []string {
 		}
 		if time.Now().After(deadline) {
 			stop()
-			t.Fatalf("%d of %d boots within %s (%v):\n%s", len(slots), n, time.Duration(n)*100*time.Second, slots, tail(data))
+			t.Fatalf("%d of %d boots (and %q) within %s (%v):\n%s", len(slots), n, marker, limit, slots, tail(data))
 		}
 	}
 }
@@ -251,4 +300,141 @@ func tail(b []byte) string {
 		b = b[len(b)-3000:]
 	}
 	return string(b)
+}
+
+// TestInstallBootsUnderQemu runs Install and MarkGood on the host against
+// the disk image's own ESP (copied out with mtools) and a file standing in
+// for slot B's partition, with a real signed bundle made from the image's
+// slot A; writes the result back into the disk; and boots it under qemu:
+// systemd-boot must start slot B, whose root (written by Install) must come
+// up to its init, count a try, and after MarkGood stay the default.
+func TestInstallBootsUnderQemu(t *testing.T) {
+	qemu, firmware, src := qemuTools(t)
+	dir := t.TempDir()
+	disk := filepath.Join(dir, "disk.img")
+	run(t, "cp", "--sparse=always", src, disk)
+	parts := gptPartitions(t, disk)
+	esp := fmt.Sprintf("%s@@%d", disk, parts["ESP"].start)
+
+	// The box, on the host: the ESP's loader/ and a/ copied out.
+	f := &fixture{dir: dir}
+	f.Box = &Box{
+		Root:     filepath.Join(dir, "root"),
+		ESP:      filepath.Join(dir, "esp"),
+		Cmdline:  filepath.Join(dir, "cmdline"),
+		SysBlock: filepath.Join(dir, "sys"),
+		DevDir:   filepath.Join(dir, "dev"),
+		Arch:     "arm64",
+	}
+	mkdir(t, f.ESP, f.DevDir, filepath.Join(f.Root, "data"))
+	run(t, "mcopy", "-s", "-n", "-i", esp, "::/loader", "::/a", f.ESP)
+	write(t, filepath.Join(f.SysBlock, "vda3/uevent"), "DEVNAME=vda3\nDEVTYPE=partition\nPARTNAME=rootB\n")
+	rootB := filepath.Join(f.DevDir, "vda3")
+	if err := os.WriteFile(rootB, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(rootB, parts["rootB"].size); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := bundle.MarshalPublicKey(key.Public().(ed25519.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(f.Root, bundle.TrustedKeysDir, "test.pub"), string(pub))
+	f.boot(t) // the kernel command line of slot A's entry
+
+	st := f.status(t)
+	if st.Booted.Slot != A || st.Other.State != "empty" {
+		t.Fatalf("the image as built: %+v", st)
+	}
+
+	// Version B: slot A's squashfs, kernel and initrd, signed.
+	sq := make([]byte, 48)
+	df, err := os.Open(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer df.Close()
+	if _, err := df.ReadAt(sq, parts["rootA"].start); err != nil || string(sq[:4]) != "hsqs" {
+		t.Fatalf("slot A is not a squashfs: %q %v", sq[:4], err)
+	}
+	used := int64(binary.LittleEndian.Uint64(sq[40:])) // bytes_used in the superblock
+	rootfs := io.NewSectionReader(df, parts["rootA"].start, (used+4095)/4096*4096)
+	kernel, kf, err := bundle.FilePart(bundle.Kernel, filepath.Join(f.ESP, "a/vmlinuz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kf.Close()
+	initrd, inf, err := bundle.FilePart(bundle.Initrd, filepath.Join(f.ESP, "a/initrd.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inf.Close()
+	upd := filepath.Join(dir, "gateway-2-arm64.update")
+	out, err := os.Create(upd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = bundle.Write(out, bundle.Manifest{Version: "2", Serial: st.Booted.Serial + 1, Arch: "arm64"},
+		[]bundle.Part{{Name: bundle.RootFS, Size: rootfs.Size(), R: rootfs}, kernel, initrd}, key)
+	if err := errors.Join(err, out.Close()); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := f.InstallFile(context.Background(), upd); err != nil {
+		t.Fatal(err)
+	}
+	f.wantEntries(t, "gateway-a.conf", "gateway-b+3.conf")
+
+	// Back into the disk: slot B's partition and the ESP's new files.
+	copyFile(t, rootB, rootfs.Size(), disk, parts["rootB"].start)
+	run(t, "mmd", "-D", "s", "-i", esp, "::/b")
+	run(t, "mcopy", "-D", "o", "-i", esp, filepath.Join(f.ESP, "b/vmlinuz"), filepath.Join(f.ESP, "b/initrd.img"), "::/b/")
+	run(t, "mcopy", "-D", "o", "-i", esp, filepath.Join(f.ESP, EntriesDir, "gateway-b+3.conf"), "::/loader/entries/")
+
+	syncEntries := func() {
+		os.RemoveAll(filepath.Join(f.ESP, EntriesDir))
+		run(t, "mcopy", "-s", "-n", "-i", esp, "::/loader/entries", filepath.Join(f.ESP, "loader"))
+	}
+	const up = "rcS: up"
+	if got := bootUntil(t, qemu, firmware, disk, 1, up); got[0] != "b" {
+		t.Fatalf("booted %s after the install, want b", got[0])
+	}
+	syncEntries()
+	f.wantEntries(t, "gateway-a.conf", "gateway-b+2-1.conf")
+	write(t, f.Cmdline, "console=ttyAMA0 root=PARTLABEL=rootB gateway.slot=b ro\n")
+	if st := f.status(t); st.Booted.Slot != B || st.Booted.State != "trial" || st.LastUpdate.State != StateTrial {
+		t.Fatalf("on trial: %+v %+v", st, st.LastUpdate)
+	}
+	if changed, err := f.MarkGood(); err != nil || !changed {
+		t.Fatalf("mark good: %v %v", changed, err)
+	}
+	run(t, "mdel", "-i", esp, "::/loader/entries/gateway-b+2-1.conf")
+	run(t, "mcopy", "-D", "o", "-i", esp, filepath.Join(f.ESP, EntriesDir, "gateway-b.conf"), "::/loader/entries/")
+	if got := bootUntil(t, qemu, firmware, disk, 1, up); got[0] != "b" {
+		t.Fatalf("booted %s after mark good, want b", got[0])
+	}
+	syncEntries()
+	f.wantEntries(t, "gateway-a.conf", "gateway-b.conf")
+	if st := f.status(t); st.Booted != (SlotInfo{Slot: B, Version: "2", Serial: st.Booted.Serial, State: "good"}) || st.LastUpdate.State != StateGood {
+		t.Fatalf("after mark good: %+v %+v", st, st.LastUpdate)
+	}
+}
+
+// copyFile writes the first n bytes of the file src into dst at offset off.
+func copyFile(t *testing.T, src string, n int64, dst string, off int64) {
+	t.Helper()
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	if _, err := io.CopyN(io.NewOffsetWriter(out, off), in, n); err != nil {
+		t.Fatal(err)
+	}
 }
