@@ -36,6 +36,7 @@ type fakeApps struct {
 	mu      sync.Mutex
 	apps    []*fakeApp
 	subs    map[chan supervisor.AppState]struct{}
+	nsubs   int
 	nextPID int
 	quit    chan struct{}
 	wg      sync.WaitGroup
@@ -249,6 +250,7 @@ func (f *fakeApps) Subscribe() (<-chan supervisor.AppState, func()) {
 	ch := make(chan supervisor.AppState, 64)
 	f.mu.Lock()
 	f.subs[ch] = struct{}{}
+	f.nsubs++
 	f.mu.Unlock()
 	return ch, func() {
 		f.mu.Lock()
@@ -257,11 +259,13 @@ func (f *fakeApps) Subscribe() (<-chan supervisor.AppState, func()) {
 	}
 }
 
-// subscribers counts the open change feeds (an event stream's, a flow's).
-func (f *fakeApps) subscribers() int {
+// subscribed counts the change feeds ever asked for (an event stream's, a
+// flow's): a page's stream hears every change made once this has grown
+// since the page was opened.
+func (f *fakeApps) subscribed() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return len(f.subs)
+	return f.nsubs
 }
 
 // publishLocked tells the subscribers; a full channel loses the change, as
@@ -314,9 +318,10 @@ func (d *fakeDevices) Device(id string) (discovery.Device, bool) {
 // fakeStats is the broker's figures as the $SYS collector would hold them;
 // set changes them and tells the event streams.
 type fakeStats struct {
-	mu   sync.Mutex
-	snap sysstats.Snapshot
-	subs map[chan struct{}]struct{}
+	mu    sync.Mutex
+	snap  sysstats.Snapshot
+	subs  map[chan struct{}]struct{}
+	nsubs int
 }
 
 func newFakeStats(s sysstats.Snapshot) *fakeStats {
@@ -335,6 +340,7 @@ func (s *fakeStats) Changed() (<-chan struct{}, func()) {
 	ch := make(chan struct{}, 1)
 	s.mu.Lock()
 	s.subs[ch] = struct{}{}
+	s.nsubs++
 	s.mu.Unlock()
 	return ch, func() {
 		s.mu.Lock()
@@ -343,11 +349,11 @@ func (s *fakeStats) Changed() (<-chan struct{}, func()) {
 	}
 }
 
-// subscribers counts the event streams following the figures.
-func (s *fakeStats) subscribers() int {
+// subscribed counts the event streams that ever followed the figures.
+func (s *fakeStats) subscribed() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.subs)
+	return s.nsubs
 }
 
 func (s *fakeStats) set(change func(*sysstats.Snapshot)) {
