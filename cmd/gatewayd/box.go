@@ -65,6 +65,7 @@ type box struct {
 	stats   *sysstats.Collector
 	stopSSE chan struct{} // closed at stop: the event streams end
 	api     http.Handler
+	system  *slotSystem
 	socket  *server
 	lan     *lanConsole
 
@@ -149,8 +150,9 @@ func startBox(ctx context.Context, opts boxOptions) (*box, error) {
 	if b.disc, err = b.startDiscovery(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("start discovery: %w", err)
 	}
+	b.system = newSlotSystem(root, opts.Version, b.log.With("part", "update"))
 	b.api = webui.New(webui.Deps{
-		Apps: b.sup, Devices: b.disc, Console: console, Version: opts.Version,
+		Apps: b.sup, Devices: b.disc, Console: console, Version: opts.Version, System: b.system,
 		Pages:  pages.Handler(pages.Options{Version: opts.Version}),
 		Logger: b.log.With("part", "api"),
 	})
@@ -165,6 +167,9 @@ func startBox(ctx context.Context, opts boxOptions) (*box, error) {
 	if b.lan, err = serveLAN(cfg, b.api, b.log.With("part", "console")); err != nil {
 		return nil, err
 	}
+	// A slot booted for the first time after an update proves itself, or
+	// the box falls back to the other one.
+	go b.system.guard(ctx, func() string { a, _ := brokerAddr(root); return a }, b.lan.addr)
 	if console.Auth.SetupNeeded() {
 		b.log.Warn("no console admin password is set: the first visitor of the console sets it (or run `gwctl console-password`)")
 	}

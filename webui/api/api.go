@@ -344,3 +344,49 @@ type UserInput struct {
 	Username string `json:"username" form:"username"`
 	Password string `json:"password" form:"password"`
 }
+
+// Slot is one root slot of the disk image.
+type Slot struct {
+	Slot    string `json:"slot"` // "a" or "b"
+	Version string `json:"version"`
+	Serial  int64  `json:"serial"`
+	// State is "good", "trial" (new, with boots left to prove itself),
+	// "bad" (it used its tries up or failed its check) or "empty".
+	State     string `json:"state"`
+	TriesLeft int    `json:"tries_left,omitempty"`
+}
+
+// UpdateResult is what became of the last update.
+type UpdateResult struct {
+	Version string `json:"version"`
+	Serial  int64  `json:"serial"`
+	Slot    string `json:"slot"`
+	// State: installing, installed (reboot to try it), trial, good,
+	// failed (not installed: Message says why) or rolled-back.
+	State   string    `json:"state"`
+	Message string    `json:"message,omitempty"`
+	Time    time.Time `json:"time"`
+}
+
+// System is GET /api/system's answer (and `gwctl system`).
+type System struct {
+	Version string `json:"version"` // gatewayd's
+	Arch    string `json:"arch"`
+	// Slots is false when the box did not start from the disk image (the
+	// overlay on an owner's own OS): no updates or factory reset here.
+	Slots      bool          `json:"slots"`
+	Booted     *Slot         `json:"booted,omitempty"`
+	Other      *Slot         `json:"other,omitempty"`
+	LastUpdate *UpdateResult `json:"last_update,omitempty"`
+	// Problem says why the slots could not be read, when they could not.
+	Problem string `json:"problem,omitempty"`
+}
+
+// Updated is POST /api/system/update's answer: the bundle is in the other
+// slot and the box reboots into it.
+type Updated struct {
+	OK        bool   `json:"ok"`
+	Version   string `json:"version"`
+	Slot      string `json:"slot"`
+	Rebooting bool   `json:"rebooting"`
+}

@@ -89,9 +89,11 @@ func newPagesEnv(t *testing.T) *pagesEnv {
 			t.Fatal(err)
 		}
 	}
-	if err := gwauth.WritePasswordFile(e.passwd, users); err != nil {
+	text, err := gwauth.PasswordFileText(users)
+	if err != nil {
 		t.Fatal(err)
 	}
+	testkit.WriteFile(t, e.passwd, string(text))
 
 	// The apps the console showed before: a broker that has run an hour,
 	// and Home Assistant in a crash loop.
