@@ -111,11 +111,6 @@ func (h *handlers) events(c echo.Context) error {
 		w.Flush()
 		return nil
 	}
-	if _, err := fmt.Fprint(w, ": gatewayd events\n\n"); err != nil {
-		return nil
-	}
-	w.Flush()
-
 	ctx := c.Request().Context()
 	con := h.console()
 	var (
@@ -144,6 +139,12 @@ func (h *handlers) events(c echo.Context) error {
 			flowC = ch
 		}
 	}
+	// The opening line goes out once every subscription above is in place,
+	// so a change made as soon as the page sees the stream open is heard.
+	if _, err := fmt.Fprint(w, ": gatewayd events\n\n"); err != nil {
+		return nil
+	}
+	w.Flush()
 	if v, err := h.statsView(); err == nil {
 		if send("stats", v) != nil {
 			return nil
