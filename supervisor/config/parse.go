@@ -284,19 +284,19 @@ func (p *parser) app(y *appYAML, i int, w *appLines) App {
 		name = ""
 	}
 	prefix := appField(name, i) + "."
-	// str and friends report under the file's field name and note which of
-	// the supervisor's fields is already reported.
+	// at notes where a field was written and gives its name for errors;
+	// check notes a field already reported, so the supervisor's finding
+	// about the same value is not reported twice.
 	at := func(field string, line int) string {
 		if line > 0 {
 			w.lines[field] = line
 		}
 		return prefix + field
 	}
-	failed := func(field string) { w.done[field] = true }
 	before := len(p.errs)
 	check := func(field string) {
 		if len(p.errs) > before {
-			failed(field)
+			w.done[field] = true
 			before = len(p.errs)
 		}
 	}
