@@ -66,6 +66,7 @@ type box struct {
 	stopSSE chan struct{} // closed at stop: the event streams end
 	api     http.Handler
 	system  *slotSystem
+	hosts   *webui.OwnHosts
 	socket  *server
 	lan     *lanConsole
 
@@ -151,8 +152,9 @@ func startBox(ctx context.Context, opts boxOptions) (*box, error) {
 		return nil, fmt.Errorf("start discovery: %w", err)
 	}
 	b.system = newSlotSystem(root, opts.Version, b.log.With("part", "update"))
+	b.hosts = &webui.OwnHosts{Names: cfg.Console.Hosts}
 	b.api = webui.New(webui.Deps{
-		Apps: b.sup, Devices: b.disc, Console: console, Version: opts.Version, System: b.system,
+		Apps: b.sup, Devices: b.disc, Console: console, Version: opts.Version, System: b.system, Hosts: b.hosts,
 		Pages:  pages.Handler(pages.Options{Version: opts.Version}),
 		Logger: b.log.With("part", "api"),
 	})
@@ -244,6 +246,7 @@ func (b *box) reload() error {
 		b.log.Error("reload: console", "error", err)
 		errs = append(errs, fmt.Errorf("console: %w", err))
 	}
+	b.hosts.SetNames(cfg.Console.Hosts)
 	_, mqttPort := brokerAddr(b.root)
 	b.disc.UpdatePorts(mqttPort, consolePort(cfg))
 	b.log.Info("gateway.yaml reloaded", "apps", len(cfg.Apps))

@@ -40,6 +40,10 @@ type Config struct {
 // Console is where the LAN web console listens.
 type Console struct {
 	Listen string // host:port; empty host means every address
+	// Hosts are more names the console answers to, besides the box's
+	// addresses, hostname, <hostname>.local and localhost (a name the
+	// owner's router gives it, say).
+	Hosts []string
 }
 
 // LAN holds the networks the broker and console accept, in the words of

@@ -226,3 +226,16 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+func TestConsoleHosts(t *testing.T) {
+	cfg, err := Parse("g.yaml", []byte("console:\n  listen: \":80\"\n  hosts: [gateway.home.arpa, hub]\napps: []\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(cfg.Console.Hosts, ",") != "gateway.home.arpa,hub" {
+		t.Errorf("hosts: %v", cfg.Console.Hosts)
+	}
+	_, err = Parse("g.yaml", []byte("console:\n  hosts: [\"evil.example:8080\"]\napps: []\n"))
+	if err == nil || !strings.Contains(err.Error(), "g.yaml:2: console.hosts") {
+		t.Errorf("a host:port in console.hosts: %v", err)
+	}
+}

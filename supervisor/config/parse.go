@@ -32,7 +32,8 @@ type fileYAML struct {
 }
 
 type consoleYAML struct {
-	Listen setting[string] `yaml:"listen"`
+	Listen setting[string]   `yaml:"listen"`
+	Hosts  setting[[]string] `yaml:"hosts"`
 }
 
 type lanYAML struct {
@@ -142,6 +143,14 @@ func (p *parser) config(f *fileYAML, top *yaml.Node) *Config {
 			p.errorf(f.Console.Listen.Line, "console.listen", "%v", err)
 		}
 		cfg.Console.Listen = s
+	}
+	if l, ok := p.list(f.Console.Hosts, "console.hosts"); ok {
+		for _, h := range l {
+			if !validHostName(h) {
+				p.errorf(f.Console.Hosts.Line, "console.hosts", "%q is not a host name (letters, digits, '-' and '.', like gateway.home.arpa)", h)
+			}
+		}
+		cfg.Console.Hosts = l
 	}
 	if allow := f.LAN.Allow; allow.Line > 0 {
 		if allow.Bad {
@@ -608,4 +617,22 @@ func checkListen(s string) error {
 		return fmt.Errorf("%q: port must be a number from 0 to 65535", s)
 	}
 	return nil
+}
+
+// validHostName accepts a DNS name as a browser would put it in Host.
+func validHostName(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(s, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
