@@ -31,8 +31,8 @@ var _ webui.System = (*fakeSlots)(nil)
 
 func (f *fakeSlots) Info() api.System {
 	return api.System{Version: "v2.0.0", Arch: "arm64", Slots: true,
-		Booted: &api.Slot{Slot: "a", Version: "v2.0.0", State: "good"},
-		Other:  &api.Slot{Slot: "b", Version: "v1.9.0", State: "good"},
+		Booted:     &api.Slot{Slot: "a", Version: "v2.0.0", State: "good"},
+		Other:      &api.Slot{Slot: "b", Version: "v1.9.0", State: "good"},
 		LastUpdate: &api.UpdateResult{Version: "v2.0.0", Slot: "a", State: "good", Time: time.Now()}}
 }
 func (f *fakeSlots) Install(_ context.Context, r io.Reader, max int64) (api.Updated, error) {
