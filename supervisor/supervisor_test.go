@@ -641,3 +641,19 @@ func TestShutdownLeavesNoGoroutines(t *testing.T) {
 		t.Errorf("zombies: %v", z)
 	}
 }
+
+// A max_memory restart is held back like a crash: counted as unstable when
+// the run was short, with the backoff, and shown as errored in a loop.
+func TestMaxMemoryRestartsFollowThePolicy(t *testing.T) {
+	s := newSup(t, nil)
+	sp := child("hog", "-grow-mb", "200", "-grow-every", "3ms")
+	sp.MaxMemory = 40 << 20
+	sp.Restart = RestartPolicy{Delay: 0, BackoffMax: 400 * time.Millisecond, MinUptime: time.Minute}
+	s.start(t, sp)
+	st := s.waitState(t, "hog", "a max_memory crash loop", 20*time.Second, func(st AppState) bool {
+		return st.Status == StatusErrored && st.UnstableRestarts >= 2
+	})
+	if st.RestartReason != "max_memory" || !strings.Contains(st.LastError, "crash loop") {
+		t.Errorf("restart reason %q, last error %q", st.RestartReason, st.LastError)
+	}
+}
