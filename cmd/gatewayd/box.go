@@ -43,6 +43,9 @@ type boxOptions struct {
 	Version string
 	// DevConsole is where --dev serves the console [devConsole].
 	DevConsole string
+	// TrialTimeout is how long a newly updated slot gets to prove itself
+	// [defaultTrialTimeout].
+	TrialTimeout time.Duration
 	// ShutdownTimeout bounds the whole stop; apps past their kill_timeout
 	// are SIGKILLed by the supervisor well before it. Default 2 minutes.
 	ShutdownTimeout time.Duration
@@ -83,6 +86,9 @@ func startBox(ctx context.Context, opts boxOptions) (*box, error) {
 	}
 	if opts.Stderr == nil {
 		opts.Stderr = os.Stderr
+	}
+	if opts.TrialTimeout <= 0 {
+		opts.TrialTimeout = defaultTrialTimeout
 	}
 	if opts.DevConsole == "" {
 		opts.DevConsole = devConsole
@@ -171,7 +177,7 @@ func startBox(ctx context.Context, opts boxOptions) (*box, error) {
 	}
 	// A slot booted for the first time after an update proves itself, or
 	// the box falls back to the other one.
-	go b.system.guard(ctx, func() string { a, _ := brokerAddr(root); return a }, b.lan.addr)
+	go b.system.guard(ctx, opts.TrialTimeout, func() string { a, _ := brokerAddr(root); return a }, b.lan.addr)
 	if console.Auth.SetupNeeded() {
 		b.log.Warn("no console admin password is set: the first visitor of the console sets it (or run `gwctl console-password`)")
 	}

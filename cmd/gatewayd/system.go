@@ -20,10 +20,10 @@ import (
 	"github.com/homebox/gateway/webui/api"
 )
 
-// trialTimeout is how long a newly installed slot gets, from gatewayd's
-// start, for its broker to accept and its console to answer before the
-// box falls back to the other slot.
-const trialTimeout = 3 * time.Minute
+// defaultTrialTimeout is how long a newly installed slot gets, from
+// gatewayd's start, for its broker to accept and its console to answer
+// before the box falls back to the other slot.
+const defaultTrialTimeout = 3 * time.Minute
 
 // slotSystem is rootfs/slots as the API's System: updates, rollback and
 // factory reset of a box started from the disk image.
@@ -132,12 +132,12 @@ func (s *slotSystem) Reboot() error { return reboot() }
 // guard proves a slot on trial: once the broker accepts and the console
 // answers it is marked good; if not within trialTimeout, the box falls
 // back to the other slot.
-func (s *slotSystem) guard(ctx context.Context, brokerAddr func() string, consoleAddr func() string) {
+func (s *slotSystem) guard(ctx context.Context, timeout time.Duration, brokerAddr func() string, consoleAddr func() string) {
 	if s.onImage() != nil {
 		return
 	}
 	err := s.box.Guard(ctx, slots.GuardOptions{
-		Timeout: trialTimeout,
+		Timeout: timeout,
 		Check: func(ctx context.Context) error {
 			var d net.Dialer
 			c, err := d.DialContext(ctx, "tcp", brokerAddr())
