@@ -237,14 +237,20 @@ func (f *Flow) Confinement() mosquittoconf.Confinement {
 func (f *Flow) Confined(p string) error {
 	c := f.Confinement()
 	if err := c.Check(p, f.BrokerDir(), false); err != nil {
-		return fmt.Errorf("%w: %w", ErrOutside, err)
+		return outsideError{err}
 	}
 	return nil
 }
 
-// ErrOutside wraps a file the console will not read or write because it is
-// outside the box's folders.
+// ErrOutside is what errors.Is finds in the error of a file the console
+// will not read or write because it is outside the box's folders.
 var ErrOutside = errors.New("outside the box's folders")
+
+// outsideError says which file and why; it is ErrOutside.
+type outsideError struct{ err error }
+
+func (e outsideError) Error() string        { return e.err.Error() }
+func (e outsideError) Is(target error) bool { return target == ErrOutside }
 
 // ownersLines reports the file options of the conf on the box, by option
 // and value: an edit through the console may keep them as they are.
