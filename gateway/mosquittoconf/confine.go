@@ -330,6 +330,12 @@ func (in *interp) redactIncluded() {
 				continue
 			}
 			keep := false
+			if in.outside[d.Pos.File] {
+				// Not even the option word of a file outside.
+				d.Option = ""
+				d.Message = what + " (the console does not quote files outside the box's folders: look at this line on the box)"
+				continue
+			}
 			for _, q := range quoteFree {
 				if strings.HasPrefix(d.Message, q) {
 					keep = true

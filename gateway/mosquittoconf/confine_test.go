@@ -215,6 +215,25 @@ func TestConfineKeepsTheOwnersLines(t *testing.T) {
 	}
 }
 
+func TestConfineKeptIncludeOutsideIsNotQuoted(t *testing.T) {
+	b := newBox(t)
+	dir := filepath.Join(b.outside, "conf.d")
+	b.confine.Kept = func(option, value string) bool { return option == "include_dir" && value == dir }
+	_, ds := b.check("include_dir " + dir + "\n")
+	want := []string{
+		`mosquitto.conf:1: include_dir: "` + filepath.Join(dir, "listed.conf") + `" is not a regular file`,
+		filepath.Join(dir, "secret.conf") + ":1: this line is wrong (the console does not quote files outside the box's folders: look at this line on the box)",
+	}
+	if got := messages(ds.Errors); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("errors\n got %q\nwant %q", got, want)
+	}
+	for _, d := range ds.Errors {
+		if strings.Contains(d.Error(), secret) {
+			t.Errorf("quotes a file outside: %s", d)
+		}
+	}
+}
+
 func TestConfineDoesNotQuoteIncludedFiles(t *testing.T) {
 	b := newBox(t)
 	inc := filepath.Join(b.data, "conf.d")

@@ -78,6 +78,9 @@ func (in *interp) includeDir(st *fileState, pos Pos, l *Line) {
 		return
 	}
 	full := in.resolve(dir)
+	// A folder outside is read only when it is the owner's own line
+	// (Confinement.Kept); what its files say is then not shown at all.
+	keptOutside := in.confine != nil && in.confine.check(dir, in.baseDir, false) != nil
 	entries, err := os.ReadDir(full)
 	if err != nil {
 		in.ds.errorf(pos, l.Option, fmt.Sprintf("cannot read folder %q: %s", dir, pathErrText(err)))
@@ -98,7 +101,9 @@ func (in *interp) includeDir(st *fileState, pos Pos, l *Line) {
 	})
 	for _, n := range names {
 		shown := filepath.Join(dir, n)
-		if in.confine != nil {
+		if keptOutside {
+			in.outside[shown] = true
+		} else if in.confine != nil {
 			// An entry may be a link to a file outside.
 			if err := in.confine.check(filepath.Join(full, n), "", false); err != nil {
 				in.ds.errorf(pos, l.Option, err.Error())
