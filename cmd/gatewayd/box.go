@@ -217,6 +217,7 @@ func (b *box) consoleParts() (*webui.Console, error) {
 		Apps:     b.sup,
 		App:      brokerApp,
 		ConfPath: at.Join(paths.MosquittoConf),
+		Root:     b.root, // files the console's edits name stay inside the box's folders
 		History:  confflow.NewHistory(at.Join(paths.ConfigHistory), confflow.DefaultKeep),
 		Logger:   b.log.With("part", "console"),
 		OnStep:   func(s confflow.Step) { events.Publish("flow", api.FlowStep(s)) },
