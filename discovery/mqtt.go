@@ -182,7 +182,7 @@ func (l *mqttLink) onMessage(_ mqtt.Client, m mqtt.Message) {
 		s.reg.SetAvailability(topic, string(payload), now)
 		return
 	}
-	if topics := s.reg.Apply(res.Group, res.Claims); len(topics) > 0 {
+	if topics, _ := s.reg.Apply(res.Group, res.Claims); len(topics) > 0 {
 		l.mu.Lock()
 		l.pending = append(l.pending, topics...)
 		l.mu.Unlock()
