@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -81,6 +82,20 @@ type Service struct {
 	closeErr  error
 }
 
+// ownAnnounce is the box's own announce (docs/ANNOUNCE.md) and its payload.
+func (s *Service) ownAnnounce() (announce.Announce, []byte, error) {
+	a := announce.Announce{
+		ID:                s.opts.GatewayID,
+		Name:              s.opts.Name,
+		Model:             s.opts.Model,
+		Firmware:          s.opts.Version,
+		Address:           s.opts.Address,
+		AvailabilityTopic: announce.AvailabilityTopic(s.opts.GatewayID),
+	}
+	payload, err := json.Marshal(a)
+	return a, payload, err
+}
+
 // RegistryPath is where the registry of a root lives.
 func RegistryPath(root string) string { return paths.Root(root).Join(paths.Devices) }
 
@@ -151,6 +166,14 @@ func Start(ctx context.Context, o Options) (*Service, error) {
 		MaxEntities:    o.Limits.Registry.MaxEntitiesPerDevice,
 	}
 	s := &Service{opts: o, log: log, reg: reg, parsers: parsers, drops: newDropLog(log), ctx: sctx, cancel: cancel, ifaces: ifaces}
+	// The box's own device first: a registry that a flood filled to its cap
+	// refuses new devices, and the box must never be one of them. Its
+	// retained announce, read once connected, replaces this claim.
+	if a, payload, err := s.ownAnnounce(); err == nil {
+		if res, ok, err := s.parsers.Parse(announce.AnnounceTopic(a.ID), payload, time.Now()); ok && err == nil {
+			reg.Apply(res.Group, res.Claims)
+		}
+	}
 	s.mq, err = startMQTT(s)
 	if err != nil {
 		cancel()

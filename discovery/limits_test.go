@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/homebox/gateway/discovery/registry"
 	"github.com/homebox/gateway/internal/testkit"
 )
 
@@ -167,5 +168,18 @@ func TestDropLogRateLimited(t *testing.T) {
 	d.warn("too large", "discovery: announce dropped", "n", 1000)
 	if !strings.Contains(buf.String(), "not_logged_in_last_interval=990") {
 		t.Errorf("suppressed count not logged:\n%s", buf)
+	}
+}
+
+// A box that first starts with a flood already retained still lists itself:
+// its own device goes in before any announce is read.
+func TestOwnDeviceNeverRefused(t *testing.T) {
+	_, addr := startBroker(t, nil)
+	pub(t, addr, "zigbee2mqtt/bridge/devices", floodDevices(2000), true)
+	s := startServiceWith(t, t.TempDir(), addr, nil, Limits{Registry: registry.Limits{MaxDevices: 50}})
+	ready(t, s)
+	testkit.WaitForReport(t, 10*time.Second, "the list read", func() bool { return s.Stats().Devices == 2000-49 }, statsReport(s))
+	if _, ok := s.Device("id-" + s.GatewayID()); !ok || s.reg.Len() != 50 {
+		t.Errorf("own device present: %v, %d devices", ok, s.reg.Len())
 	}
 }

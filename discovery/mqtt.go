@@ -3,7 +3,6 @@ package discovery
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -122,15 +121,7 @@ func (l *mqttLink) publishSelf() {
 	if !l.c.IsConnectionOpen() {
 		return
 	}
-	a := announce.Announce{
-		ID:                s.opts.GatewayID,
-		Name:              s.opts.Name,
-		Model:             s.opts.Model,
-		Firmware:          s.opts.Version,
-		Address:           s.opts.Address,
-		AvailabilityTopic: announce.AvailabilityTopic(s.opts.GatewayID),
-	}
-	payload, err := json.Marshal(a)
+	a, payload, err := s.ownAnnounce()
 	if err != nil {
 		s.log.Error("discovery: encode own announce", "error", err)
 		return
