@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/homebox/gateway/discovery"
 	"github.com/homebox/gateway/webui/api"
 
 	"github.com/labstack/echo/v4"
@@ -57,7 +58,16 @@ func (h *handlers) statsView() (api.Stats, error) {
 	if n, ok := h.deviceCount(); ok {
 		out.Devices = &n
 	}
+	if d, ok := h.d.Devices.(dropCounter); ok {
+		drops := api.DiscoveryDrops(d.Stats())
+		out.DevicesDropped = &drops
+	}
 	return out, nil
+}
+
+// dropCounter is discovery's count of what its limits refused.
+type dropCounter interface {
+	Stats() discovery.DropStats
 }
 
 func (h *handlers) deviceCount() (int, bool) {

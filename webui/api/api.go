@@ -330,6 +330,17 @@ type Stats struct {
 	Bridges BridgeCount `json:"bridges"`
 	Apps    *AppCount   `json:"apps"`
 	Devices *int        `json:"devices"`
+	// DevicesDropped counts what discovery's limits refused since
+	// gatewayd started (an announce flood shows here, not in memory).
+	DevicesDropped *DiscoveryDrops `json:"devices_dropped,omitempty"`
+}
+
+// DiscoveryDrops is what discovery refused over its limits.
+type DiscoveryDrops struct {
+	Messages uint64 `json:"messages"` // announces and availability payloads too large
+	Devices  uint64 `json:"devices"`  // new devices past the registry's cap
+	Entities uint64 `json:"entities"` // entities past a device's or the registry's cap
+	Fields   uint64 `json:"fields"`   // text fields cut, ids and topics refused for their length
 }
 
 // Users is GET /api/broker/users's answer: names only, never hashes.
