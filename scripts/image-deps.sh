@@ -30,6 +30,8 @@ declare -A host=(
   [cpio]=cpio
   [dpkg-deb]=dpkg
   [xz]=xz-utils
+  [ssh]=openssh-client
+  [ssh-keygen]=openssh-client
 )
 firmware=/usr/share/qemu-efi-aarch64/QEMU_EFI.fd
 

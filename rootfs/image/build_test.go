@@ -69,10 +69,17 @@ func needTools(t *testing.T, tools ...string) {
 // process (TestBadOptionsWriteNothing).
 func mkimage(t *testing.T, out string, arches ...string) error {
 	t.Helper()
+	return mkimageDisks(t, out, "", arches...)
+}
+
+// mkimageDisks is mkimage that also builds the disk images of disks
+// (comma-separated arch names).
+func mkimageDisks(t *testing.T, out, disks string, arches ...string) error {
+	t.Helper()
 	needTools(t, "mksquashfs")
 	toolOnce.Do(func() {
 		toolPath = filepath.Join(distDir, "mkimage")
-		b, err := exec.Command("go", "build", "-o", toolPath, "../cmd/mkimage").CombinedOutput()
+		b, err := exec.Command("go", "build", "-o", toolPath, "../../cmd/mkimage").CombinedOutput()
 		if err != nil {
 			toolErr = fmt.Errorf("go build ./cmd/mkimage: %w\n%s", err, b)
 		}
@@ -82,8 +89,8 @@ func mkimage(t *testing.T, out string, arches ...string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, toolPath, "-module", "..", "-out", out,
-		"-version", testVersion, "-commit", testCommit, "-arch", strings.Join(arches, ","))
+	cmd := exec.CommandContext(ctx, toolPath, "-module", "../..", "-out", out,
+		"-version", testVersion, "-commit", testCommit, "-arch", strings.Join(arches, ","), "-disk", disks)
 	cmd.Env = append(os.Environ(), fmt.Sprintf("SOURCE_DATE_EPOCH=%d", testEpoch.Unix()))
 	b, err := cmd.CombinedOutput()
 	if err != nil {
