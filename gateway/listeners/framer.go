@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // mochi v2.7.9 reads a packet by decoding its fixed header and then
@@ -18,8 +20,8 @@ import (
 // then the packet is kept in chunks that grow with what arrives (never more
 // than arrived plus one chunk), counted in the box-wide budget of
 // Limits.PendingBytes; a client whose packet would pass it is disconnected.
-// A header claiming more than Limits.MaxPacketSize is handed to mochi at
-// once: mochi refuses it (MaximumPacketSize) before allocating.
+// A header claiming more than Limits.MaxPacketSize ends the connection
+// before anything is allocated.
 //
 // The first complete packet (CONNECT) ends the connection's half-open state.
 
@@ -167,9 +169,12 @@ func (f *frameConn) readHeader() error {
 	f.hn = 0
 	switch {
 	case remaining+1 > f.limits.MaxPacketSize:
-		// mochi refuses it from the header (MaximumPacketSize) before it
-		// allocates; should it read on, the body passes through.
-		f.through = remaining
+		// As mochi's own check (MaximumPacketSize, [MQTT-3.2.2-15]) would,
+		// without depending on mochi being told the same limit.
+		size := remaining + len(f.out)
+		f.out = f.out[:0]
+		return fmt.Errorf("mqtt from %s: packet of %d bytes refused, over the packet size limit (max_packet_size) of %d: %w",
+			f.RemoteAddr(), size, f.limits.MaxPacketSize, packets.ErrPacketTooLarge)
 	case remaining <= passThrough:
 		f.through = remaining
 	default:
