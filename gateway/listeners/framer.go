@@ -3,7 +3,6 @@ package listeners
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -14,14 +13,18 @@ import (
 // make([]byte, Remaining)), before a byte of it has arrived: six clients
 // claiming 268,435,455 bytes each and sending 1 KB grew the broker past the
 // supervisor's max_memory. frameConn sits between the socket (after TLS, or
-// the websocket frames) and mochi, follows the MQTT framing, and hands mochi
-// the header of a packet larger than passThrough only once the whole packet
-// has arrived: mochi's allocation then matches bytes that are here. Until
-// then the packet is kept in chunks that grow with what arrives (never more
-// than arrived plus one chunk), counted in the box-wide budget of
-// Limits.PendingBytes; a client whose packet would pass it is disconnected.
-// A header claiming more than Limits.MaxPacketSize ends the connection
-// before anything is allocated.
+// the websocket frames) and mochi and follows the MQTT framing in the bytes
+// it passes on, in place:
+//
+//   - a packet of up to passThrough bytes of body passes straight through
+//     (mochi allocates at most that ahead of arrival);
+//   - for a larger one, the header is held back and the body gathered in
+//     chunks that grow with what arrives (never more than arrived plus one
+//     chunk), counted in the box-wide budget of Limits.PendingBytes; mochi
+//     sees the header once the whole packet is here. A client whose packet
+//     would pass the budget is disconnected;
+//   - a header claiming more than Limits.MaxPacketSize ends the connection
+//     before anything is allocated.
 //
 // The first complete packet (CONNECT) ends the connection's half-open state.
 
@@ -34,6 +37,10 @@ const (
 	// maxChunk.
 	firstChunk = 4 << 10
 	maxChunk   = 64 << 10
+	// maxScan bounds one read from the socket while passing through, so
+	// that the body bytes read along with a large packet's header always
+	// fit in that packet (its body is over passThrough).
+	maxScan = passThrough - 8
 )
 
 // errMalformedLength is a remaining length of more than four bytes.
@@ -45,20 +52,23 @@ type frameConn struct {
 	half   *halfOpen // nil once the first packet has been read
 	inner  bufferedReader
 
-	hdr [5]byte // fixed header being read
-	hn  int
-	out []byte // header bytes ready for mochi
+	through int     // body bytes of the current packet still to pass through
+	hdr     [5]byte // the start of a header that a read cut off, not yet given
+	hn      int
 
-	through int // body bytes still to pass straight through
-
-	// A packet being gathered: want bytes of body, in chunks.
+	// A large packet: its header (out) waits until the body is gathered.
+	out       []byte
 	gathering bool
-	want      int
+	want      int // body bytes
 	got       int
 	chunks    [][]byte
-	reserved  int // bytes of the budget held (chunk capacities)
-	ready     bool
-	err       error // to return on the next Read, after bytes already given
+	reserved  int  // bytes of the budget held (chunk capacities)
+	ready     bool // gathered: out, then chunks, are being given
+
+	approved    []byte // scanned bytes a small read could not take, given first
+	approvedBuf [5]byte
+
+	err error // to return on the next Read, after bytes already given
 }
 
 func newFrameConn(c net.Conn, l *Limits, h *halfOpen) *frameConn {
@@ -81,8 +91,9 @@ func (f *frameConn) Unwrap() net.Conn { return f.Conn }
 
 // Buffered is how many bytes can be read without waiting for the socket.
 func (f *frameConn) Buffered() int {
-	n := len(f.out)
+	n := len(f.approved)
 	if f.ready {
+		n += len(f.out)
 		for _, c := range f.chunks {
 			n += len(c)
 		}
@@ -93,94 +104,168 @@ func (f *frameConn) Buffered() int {
 	return n
 }
 
-// Read gives mochi whole headers of packets that are here, and keeps going
-// while more can be given without waiting for the socket.
+// Read gives mochi the stream, holding back the header of a large packet
+// until its body is here.
 func (f *frameConn) Read(p []byte) (int, error) {
 	if f.err != nil {
 		return 0, f.err
 	}
-	n := 0
-	for n < len(p) {
-		if n > 0 && f.Buffered() == 0 {
-			break
-		}
-		m, err := f.step(p[n:])
-		n += m
-		if err != nil {
-			if n > 0 {
-				f.err = err
-				return n, nil
-			}
-			return 0, err
-		}
+	if len(p) == 0 {
+		return 0, nil
 	}
-	return n, nil
-}
-
-// step moves one piece of the stream into p.
-func (f *frameConn) step(p []byte) (int, error) {
-	switch {
-	case f.gathering: // the header waits in out until the body is here
-		return 0, f.gather()
-	case len(f.out) > 0:
-		n := copy(p, f.out)
-		f.out = f.out[n:]
-		if len(f.out) == 0 && !f.gathering && f.through == 0 {
-			f.packetDone()
-		}
-		return n, nil
-	case f.ready:
-		return f.giveChunk(p), nil
-	case f.through > 0:
-		n, err := f.Conn.Read(p[:min(len(p), f.through)])
-		f.through -= n
-		if f.through == 0 && n > 0 {
-			f.packetDone()
-		}
-		return n, err
-	}
-	return 0, f.readHeader()
-}
-
-// readHeader reads one fixed header and decides how its body goes.
-func (f *frameConn) readHeader() error {
 	for {
-		if _, err := io.ReadFull(f.Conn, f.hdr[f.hn:f.hn+1]); err != nil {
+		if len(f.approved) > 0 {
+			n := copy(p, f.approved)
+			f.approved = f.approved[n:]
+			return n, nil
+		}
+		if f.gathering {
+			if err := f.gather(); err != nil {
+				return 0, err
+			}
+		}
+		if f.ready {
+			return f.give(p), nil
+		}
+		if f.hn > 0 && len(p) < f.hn+1 {
+			if err := f.completeHeader(); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		// Pass through: read into p behind any cut-off header, then walk
+		// the packets in it. The read is bounded so that the body bytes
+		// read along with a large packet's header stay within its body.
+		off := copy(p, f.hdr[:f.hn])
+		f.hn = 0
+		end := min(len(p), off+f.through+maxScan)
+		n, err := f.Conn.Read(p[off:end])
+		give, scanErr := f.scan(p[:off+n])
+		if scanErr != nil {
+			if give > 0 {
+				f.err = scanErr
+				return give, nil
+			}
+			return 0, scanErr
+		}
+		if give > 0 || err != nil {
+			return give, err
+		}
+		// Only a cut-off header, or the start of a large packet: read on.
+	}
+}
+
+// completeHeader reads a cut-off header to its end, byte by byte, for a
+// reader whose buffer cannot hold it and more, and scans it: its bytes are
+// then approved (given next) or held with a large packet.
+func (f *frameConn) completeHeader() error {
+	var one [1]byte
+	for f.hn < 2 || f.hdr[f.hn-1]&0x80 != 0 {
+		if f.hn == len(f.hdr) {
+			return fmt.Errorf("mqtt from %s: %w", f.RemoteAddr(), errMalformedLength)
+		}
+		if _, err := f.Conn.Read(one[:]); err != nil {
 			return err
 		}
+		f.hdr[f.hn] = one[0]
 		f.hn++
-		if f.hn == 1 {
-			continue
-		}
-		if f.hdr[f.hn-1]&0x80 != 0 {
-			if f.hn == 5 {
-				return fmt.Errorf("mqtt from %s: %w", f.RemoteAddr(), errMalformedLength)
+	}
+	var buf [len(f.hdr)]byte
+	n := copy(buf[:], f.hdr[:f.hn])
+	f.hn = 0
+	give, err := f.scan(buf[:n])
+	if err != nil {
+		return err
+	}
+	f.approved = append(f.approvedBuf[:0], buf[:give]...)
+	return nil
+}
+
+// scan walks the bytes just read (b) and reports how many of them may be
+// given to mochi: all, or those before a header that is cut off (kept in
+// hdr) or that starts a large packet (gathering begins with the body bytes
+// that came along).
+func (f *frameConn) scan(b []byte) (int, error) {
+	i := 0
+	for i < len(b) {
+		if f.through > 0 {
+			k := min(f.through, len(b)-i)
+			i += k
+			f.through -= k
+			if f.through == 0 {
+				f.packetDone()
 			}
 			continue
 		}
-		break
-	}
-	remaining, mult := 0, 1
-	for _, b := range f.hdr[1:f.hn] {
-		remaining += int(b&0x7f) * mult
-		mult *= 128
-	}
-	f.out = append(f.out[:0], f.hdr[:f.hn]...)
-	f.hn = 0
-	switch {
-	case remaining+1 > f.limits.MaxPacketSize:
-		// As mochi's own check (MaximumPacketSize, [MQTT-3.2.2-15]) would,
-		// without depending on mochi being told the same limit.
-		size := remaining + len(f.out)
-		f.out = f.out[:0]
-		return fmt.Errorf("mqtt from %s: packet of %d bytes refused, over the packet size limit (max_packet_size) of %d: %w",
-			f.RemoteAddr(), size, f.limits.MaxPacketSize, packets.ErrPacketTooLarge)
-	case remaining <= passThrough:
+		// A fixed header starts at i.
+		remaining, mult, j := 0, 1, i+1
+		complete := false
+		for j < len(b) {
+			c := b[j]
+			j++
+			remaining += int(c&0x7f) * mult
+			mult *= 128
+			if c&0x80 == 0 {
+				complete = true
+				break
+			}
+			if j-i == len(f.hdr) {
+				return i, fmt.Errorf("mqtt from %s: %w", f.RemoteAddr(), errMalformedLength)
+			}
+		}
+		if !complete {
+			f.hn = copy(f.hdr[:], b[i:])
+			return i, nil
+		}
+		if size := remaining + j - i; size > f.limits.MaxPacketSize {
+			// As mochi's own check (MaximumPacketSize, [MQTT-3.2.2-15])
+			// would, without depending on mochi being told the same limit.
+			return i, fmt.Errorf("mqtt from %s: packet of %d bytes refused, over the packet size limit (max_packet_size) of %d: %w",
+				f.RemoteAddr(), size, f.limits.MaxPacketSize, packets.ErrPacketTooLarge)
+		}
+		if remaining > passThrough {
+			if err := f.startGathering(b[i:j], b[j:], remaining); err != nil {
+				return i, err
+			}
+			return i, nil
+		}
+		i = j
 		f.through = remaining
-	default:
-		f.gathering, f.want, f.got = true, remaining, 0
+		if remaining == 0 {
+			f.packetDone()
+		}
+	}
+	return len(b), nil
+}
+
+// startGathering holds a large packet's header and the body bytes that
+// came with it (fewer than its body: reads are bounded by maxScan).
+func (f *frameConn) startGathering(hdr, body []byte, want int) error {
+	f.out = append(f.out[:0], hdr...)
+	f.gathering, f.want, f.got = true, want, 0
+	if len(body) > 0 {
+		size := min(max(firstChunk, len(body)), want)
+		if !f.reserveChunk(size) {
+			return f.overBudget()
+		}
+		f.chunks[0] = append(f.chunks[0], body...)
+		f.got = len(body)
 	}
 	return nil
+}
+
+func (f *frameConn) reserveChunk(size int) bool {
+	if !f.limits.reserve(size) {
+		return false
+	}
+	f.reserved += size
+	f.chunks = append(f.chunks, make([]byte, 0, size))
+	return true
+}
+
+func (f *frameConn) overBudget() error {
+	return fmt.Errorf("mqtt from %s: packet of %d bytes refused: partly received packets already hold %d of the box-wide %d bytes",
+		f.RemoteAddr(), f.want+len(f.out), f.limits.pending.Load(), f.limits.PendingBytes)
 }
 
 // gather reads the body of a large packet into chunks until it is all here.
@@ -192,13 +277,9 @@ func (f *frameConn) gather() error {
 			if last >= 0 {
 				size = min(2*cap(f.chunks[last]), maxChunk)
 			}
-			size = min(size, f.want-f.got)
-			if !f.limits.reserve(size) {
-				return fmt.Errorf("mqtt from %s: packet of %d bytes refused: partly received packets already hold %d of the box-wide %d bytes",
-					f.RemoteAddr(), f.want, f.limits.pending.Load(), f.limits.PendingBytes)
+			if !f.reserveChunk(min(size, f.want-f.got)) {
+				return f.overBudget()
 			}
-			f.reserved += size
-			f.chunks = append(f.chunks, make([]byte, 0, size))
 			last++
 		}
 		c := f.chunks[last]
@@ -213,10 +294,11 @@ func (f *frameConn) gather() error {
 	return nil
 }
 
-// giveChunk copies gathered bytes to p, dropping each chunk once given; the
-// budget is given back when the whole packet has been.
-func (f *frameConn) giveChunk(p []byte) int {
-	n := 0
+// give copies the held header, then the gathered body, to p, dropping each
+// chunk once given; the budget is given back once the whole packet is.
+func (f *frameConn) give(p []byte) int {
+	n := copy(p, f.out)
+	f.out = f.out[n:]
 	for n < len(p) && len(f.chunks) > 0 {
 		c := f.chunks[0]
 		m := copy(p[n:], c)
@@ -228,9 +310,9 @@ func (f *frameConn) giveChunk(p []byte) int {
 		f.chunks[0] = nil
 		f.chunks = f.chunks[1:]
 	}
-	if len(f.chunks) == 0 {
+	if len(f.out) == 0 && len(f.chunks) == 0 {
 		f.limits.release(f.reserved)
-		f.chunks, f.ready, f.reserved = nil, false, 0
+		f.out, f.chunks, f.ready, f.reserved = f.out[:0], nil, false, 0
 		f.packetDone()
 	}
 	return n
