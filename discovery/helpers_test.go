@@ -98,6 +98,11 @@ func sub1(t testing.TB, addr, topic string) string {
 
 func startService(t testing.TB, root, addr string, logs *testkit.Buffer) *Service {
 	t.Helper()
+	return startServiceWith(t, root, addr, logs, Limits{})
+}
+
+func startServiceWith(t testing.TB, root, addr string, logs *testkit.Buffer, lim Limits) *Service {
+	t.Helper()
 	var h slog.Handler = slog.NewTextHandler(ioDiscard{}, nil)
 	if logs != nil {
 		h = slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})
@@ -110,6 +115,7 @@ func startService(t testing.TB, root, addr string, logs *testkit.Buffer) *Servic
 		Version:   "1.2.3",
 		MDNS:      MDNSOptions{Hostname: "testbox"},
 		Logger:    slog.New(h),
+		Limits:    lim,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -28,7 +28,17 @@ for cmd in "${!need[@]}"; do
   fi
 done
 
+image_deps() {
+  # The disk image test (rootfs/image): qemu, UEFI firmware, the filesystem
+  # tools and the Debian packages the image is made of (cached between runs).
+  if ! bash "$(dirname "$0")/image-deps.sh" arm64 >/dev/null; then
+    echo "test-deps: scripts/image-deps.sh arm64 failed (see above): the disk image tests cannot run" >&2
+    exit 1
+  fi
+}
+
 if [ ${#missing_cmds[@]} -eq 0 ]; then
+  image_deps
   exit 0
 fi
 
@@ -50,3 +60,5 @@ for cmd in "${missing_cmds[@]}"; do
     exit 1
   fi
 done
+
+image_deps

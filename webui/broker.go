@@ -117,6 +117,8 @@ func flowAnswer(c echo.Context, okCode int, res confflow.Result, err error) erro
 			code = http.StatusInternalServerError
 		}
 		return &apiError{code: code, body: body}
+	case errors.Is(err, confflow.ErrOutside):
+		return newError(http.StatusConflict, err.Error())
 	case errors.Is(err, confflow.ErrUnavailable):
 		return newError(http.StatusServiceUnavailable, err.Error())
 	}

@@ -109,7 +109,11 @@ var publicRoutes = map[string]bool{
 func (h *handlers) guard(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		r.Body = http.MaxBytesReader(c.Response(), r.Body, maxBody)
+		limit := int64(maxBody)
+		if r.Method == http.MethodPost && c.Path() == "/api/system/update" {
+			limit = maxBundle + 1 // the bundle's own bound answers first, with its words
+		}
+		r.Body = http.MaxBytesReader(c.Response(), r.Body, limit)
 		if OriginOf(r) == OriginSocket {
 			return next(c)
 		}

@@ -14,7 +14,7 @@ func apiApp(s supervisor.AppState) api.App {
 	return api.App{
 		Name: s.Name, Status: api.Status(s.Status), PID: s.PID, UptimeSeconds: s.UptimeSeconds,
 		Restarts: s.Restarts, UnstableRestarts: s.UnstableRestarts, LastExitCode: s.LastExitCode,
-		LastSignal: s.LastSignal, LastExitAt: s.LastExitAt, LastError: s.LastError, Ready: s.Ready,
+		LastSignal: s.LastSignal, LastExitAt: s.LastExitAt, LastError: s.LastError, RestartReason: s.RestartReason, Ready: s.Ready,
 		CPUPercent: s.CPUPercent, MemoryBytes: s.MemoryBytes, Command: s.Command, Args: s.Args,
 		Cwd: s.Cwd, LogFile: s.LogFile, CreatedAt: s.CreatedAt, After: s.After,
 	}

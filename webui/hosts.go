@@ -21,7 +21,8 @@ import (
 // the attacker chose.
 type OwnHosts struct {
 	// Names are more names the box answers to (gateway.yaml's
-	// console.hosts), compared without case.
+	// console.hosts), compared without case; SetNames changes them while
+	// the app serves.
 	Names []string
 
 	// Hostname and Addrs are the machine's; tests replace them.
@@ -64,12 +65,22 @@ func (o *OwnHosts) Allowed(hostport string) bool {
 			return true
 		}
 	}
-	for _, n := range o.Names {
+	o.mu.Lock()
+	names := o.Names
+	o.mu.Unlock()
+	for _, n := range names {
 		if strings.EqualFold(strings.TrimSuffix(n, "."), host) {
 			return true
 		}
 	}
 	return false
+}
+
+// SetNames replaces Names (gateway.yaml reloaded).
+func (o *OwnHosts) SetNames(names []string) {
+	o.mu.Lock()
+	o.Names = append([]string(nil), names...)
+	o.mu.Unlock()
 }
 
 func (o *OwnHosts) ownIP(ip netip.Addr) bool {

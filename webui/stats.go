@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/homebox/gateway/discovery"
 	"github.com/homebox/gateway/webui/api"
 
 	"github.com/labstack/echo/v4"
@@ -57,7 +58,16 @@ func (h *handlers) statsView() (api.Stats, error) {
 	if n, ok := h.deviceCount(); ok {
 		out.Devices = &n
 	}
+	if d, ok := h.d.Devices.(dropCounter); ok {
+		drops := api.DiscoveryDrops(d.Stats())
+		out.DevicesDropped = &drops
+	}
 	return out, nil
+}
+
+// dropCounter is discovery's count of what its limits refused.
+type dropCounter interface {
+	Stats() discovery.DropStats
 }
 
 func (h *handlers) deviceCount() (int, bool) {
@@ -111,11 +121,6 @@ func (h *handlers) events(c echo.Context) error {
 		w.Flush()
 		return nil
 	}
-	if _, err := fmt.Fprint(w, ": gatewayd events\n\n"); err != nil {
-		return nil
-	}
-	w.Flush()
-
 	ctx := c.Request().Context()
 	con := h.console()
 	var (
@@ -144,6 +149,12 @@ func (h *handlers) events(c echo.Context) error {
 			flowC = ch
 		}
 	}
+	// The opening line goes out once every subscription above is in place,
+	// so a change made as soon as the page sees the stream open is heard.
+	if _, err := fmt.Fprint(w, ": gatewayd events\n\n"); err != nil {
+		return nil
+	}
+	w.Flush()
 	if v, err := h.statsView(); err == nil {
 		if send("stats", v) != nil {
 			return nil

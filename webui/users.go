@@ -50,6 +50,14 @@ func (h *handlers) users(c echo.Context) error {
 		return errNoPasswordFile
 	}
 	out := api.Users{PasswordFile: f.Resolve(pw), Users: []string{}, ACLFile: f.Resolve(acl)}
+	// The conf on the box may name files anywhere (its owner's lines); the
+	// console reads only those in the box's folders.
+	if err := confinedFile(f, "password_file", pw); err != nil {
+		return err
+	}
+	if err := confinedFile(f, "acl_file", acl); err != nil {
+		return err
+	}
 	p, err := auth.LoadPasswordFile(out.PasswordFile)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -71,6 +79,18 @@ func (h *handlers) users(c echo.Context) error {
 		out.ACLText = string(b)
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// confinedFile refuses, with a 409, a file of the conf that the console
+// may not read or write because it is outside the box's folders.
+func confinedFile(f *confflow.Flow, option, p string) error {
+	if p == "" {
+		return nil
+	}
+	if err := f.Confined(p); err != nil {
+		return newError(http.StatusConflict, fmt.Sprintf("%s: %v (it can be changed over SSH)", option, err))
+	}
+	return nil
 }
 
 // checkUserName refuses names a Mosquitto password file cannot hold.
@@ -136,6 +156,9 @@ func (h *handlers) changeUsers(c echo.Context, edit func(map[string]string) erro
 		pw, _ := securityFiles(cfg)
 		if pw == "" {
 			return nil, errNoPasswordFile
+		}
+		if err := confinedFile(f, "password_file", pw); err != nil {
+			return nil, err
 		}
 		path := f.Resolve(pw)
 		users := map[string]string{}

@@ -57,6 +57,9 @@ type Deps struct {
 	Console *Console
 	// Pages, when set, serves every non-/api GET path (the browser pages).
 	Pages http.Handler
+	// System, when set, serves /api/system (updates, rollback, factory
+	// reset).
+	System System
 	// Hosts are the names the LAN side answers to; nil means the box's
 	// own (addresses, hostname, localhost) and no more.
 	Hosts *OwnHosts
@@ -110,6 +113,10 @@ func New(d Deps) *echo.Echo {
 	api.DELETE("/broker/users/:name", h.deleteUser)
 	api.GET("/broker/stats", h.stats)
 	api.GET("/events", h.events)
+	api.GET("/system", h.getSystem)
+	api.POST("/system/update", h.update)
+	api.POST("/system/rollback", h.rollback)
+	api.POST("/system/factory-reset", h.factoryReset)
 	e.GET("/*", h.pages)
 	e.HEAD("/*", h.pages)
 	return e

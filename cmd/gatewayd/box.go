@@ -43,6 +43,9 @@ type boxOptions struct {
 	Version string
 	// DevConsole is where --dev serves the console [devConsole].
 	DevConsole string
+	// TrialTimeout is how long a newly updated slot gets to prove itself
+	// [defaultTrialTimeout].
+	TrialTimeout time.Duration
 	// ShutdownTimeout bounds the whole stop; apps past their kill_timeout
 	// are SIGKILLed by the supervisor well before it. Default 2 minutes.
 	ShutdownTimeout time.Duration
@@ -65,6 +68,8 @@ type box struct {
 	stats   *sysstats.Collector
 	stopSSE chan struct{} // closed at stop: the event streams end
 	api     http.Handler
+	system  *slotSystem
+	hosts   *webui.OwnHosts
 	socket  *server
 	lan     *lanConsole
 
@@ -81,6 +86,9 @@ func startBox(ctx context.Context, opts boxOptions) (*box, error) {
 	}
 	if opts.Stderr == nil {
 		opts.Stderr = os.Stderr
+	}
+	if opts.TrialTimeout <= 0 {
+		opts.TrialTimeout = defaultTrialTimeout
 	}
 	if opts.DevConsole == "" {
 		opts.DevConsole = devConsole
@@ -149,8 +157,10 @@ func startBox(ctx context.Context, opts boxOptions) (*box, error) {
 	if b.disc, err = b.startDiscovery(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("start discovery: %w", err)
 	}
+	b.system = newSlotSystem(root, opts.Version, b.log.With("part", "update"))
+	b.hosts = &webui.OwnHosts{Names: cfg.Console.Hosts}
 	b.api = webui.New(webui.Deps{
-		Apps: b.sup, Devices: b.disc, Console: console, Version: opts.Version,
+		Apps: b.sup, Devices: b.disc, Console: console, Version: opts.Version, System: b.system, Hosts: b.hosts,
 		Pages:  pages.Handler(pages.Options{Version: opts.Version}),
 		Logger: b.log.With("part", "api"),
 	})
@@ -165,6 +175,9 @@ func startBox(ctx context.Context, opts boxOptions) (*box, error) {
 	if b.lan, err = serveLAN(cfg, b.api, b.log.With("part", "console")); err != nil {
 		return nil, err
 	}
+	// A slot booted for the first time after an update proves itself, or
+	// the box falls back to the other one.
+	go b.system.guard(ctx, opts.TrialTimeout, func() string { a, _ := brokerAddr(root); return a }, b.lan.addr)
 	if console.Auth.SetupNeeded() {
 		b.log.Warn("no console admin password is set: the first visitor of the console sets it (or run `gwctl console-password`)")
 	}
@@ -204,6 +217,7 @@ func (b *box) consoleParts() (*webui.Console, error) {
 		Apps:     b.sup,
 		App:      brokerApp,
 		ConfPath: at.Join(paths.MosquittoConf),
+		Root:     b.root, // files the console's edits name stay inside the box's folders
 		History:  confflow.NewHistory(at.Join(paths.ConfigHistory), confflow.DefaultKeep),
 		Logger:   b.log.With("part", "console"),
 		OnStep:   func(s confflow.Step) { events.Publish("flow", api.FlowStep(s)) },
@@ -239,6 +253,7 @@ func (b *box) reload() error {
 		b.log.Error("reload: console", "error", err)
 		errs = append(errs, fmt.Errorf("console: %w", err))
 	}
+	b.hosts.SetNames(cfg.Console.Hosts)
 	_, mqttPort := brokerAddr(b.root)
 	b.disc.UpdatePorts(mqttPort, consolePort(cfg))
 	b.log.Info("gateway.yaml reloaded", "apps", len(cfg.Apps))

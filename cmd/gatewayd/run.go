@@ -22,6 +22,8 @@ func runMain(args []string, _, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	root := fs.String("root", defaultRoot(), "the box's root folder")
 	dev := fs.Bool("dev", false, "development: console on "+devConsole+", mDNS off, a banner saying where things are")
+	self := fs.String("self", "", "the gatewayd that apps with command \"gatewayd\" run (default: this binary; set it when a wrapper starts gatewayd)")
+	trial := fs.Duration("trial-timeout", defaultTrialTimeout, "how long a newly updated root slot gets to show a working broker and console before the box falls back")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -37,7 +39,7 @@ func runMain(args []string, _, stderr io.Writer) int {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	b, err := startBox(ctx, boxOptions{Root: *root, Dev: *dev, Stderr: stderr, Version: version.Version})
+	b, err := startBox(ctx, boxOptions{Root: *root, Dev: *dev, Stderr: stderr, Version: version.Version, Self: *self, TrialTimeout: *trial})
 	if err != nil {
 		fmt.Fprintf(stderr, "gatewayd: %v\n", err)
 		return 1

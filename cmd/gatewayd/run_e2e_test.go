@@ -363,3 +363,29 @@ func TestDevBannerAndInit(t *testing.T) {
 		t.Errorf("gatewayd frobnicate: exit %d, want 2", code)
 	}
 }
+
+// Off the disk image (a developer's folder, an owner's own OS) the box has
+// no slots: gwctl says so, updates and factory resets are refused with the
+// reason, and the reset asks for --yes before anything.
+func TestSystemOffTheImage(t *testing.T) {
+	root := t.TempDir()
+	writeConfig(t, root, twoApps)
+	box := runBox(t, root)
+	out := gwctl(t, root, "system")
+	if !strings.Contains(out, "slots     none") || !strings.Contains(out, "not started from the gateway's disk image") {
+		t.Errorf("gwctl system:\n%s", out)
+	}
+	if out, code := gwctlRun(t, root, "update", "no-such.update"); code != 1 || !strings.Contains(out, "disk image") {
+		t.Errorf("gwctl update off the image: exit %d\n%s", code, out)
+	}
+	if out, code := gwctlRun(t, root, "factory-reset"); code != 2 || !strings.Contains(out, "--yes") {
+		t.Errorf("gwctl factory-reset without --yes: exit %d\n%s", code, out)
+	}
+	if out, code := gwctlRun(t, root, "factory-reset", "--yes"); code != 1 || !strings.Contains(out, "disk image") {
+		t.Errorf("gwctl factory-reset off the image: exit %d\n%s", code, out)
+	}
+	_ = box.Signal(syscall.SIGTERM)
+	if code := box.Wait(t, 30*time.Second); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}

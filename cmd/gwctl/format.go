@@ -38,6 +38,9 @@ func printShow(w io.Writer, a api.App, color bool) {
 	if a.LastError != "" {
 		row("last error", a.LastError)
 	}
+	if a.RestartReason != "" {
+		row("restart reason", a.RestartReason)
+	}
 	row("ready", yesNo(a.Ready))
 	row("cpu", fmt.Sprintf("%.1f%%", a.CPUPercent))
 	row("memory", bytesHuman(a.MemoryBytes))

@@ -1,11 +1,12 @@
-// Command mkimage is `make image`: it builds the flashable rootfs images
-// (package fwimage) into dist/. Version, commit and build time default to
+// Command mkimage is `make image`: it builds the flashable disk images and
+// the rootfs images (package rootfs/image) into dist/. Version, commit and build time default to
 // what git says about the checkout, so that two runs on the same commit
 // give the same bytes; SOURCE_DATE_EPOCH overrides the time.
 package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"flag"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -33,6 +35,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	version := fs.String("version", "", "version in file names and binaries (default: git describe --tags --always --dirty)")
 	commit := fs.String("commit", "", "commit stamped into the binaries (default: git rev-parse --short HEAD)")
 	archList := fs.String("arch", "", "comma-separated architectures (default: all of "+archNames()+")")
+	disks := fs.String("disk", "arm64", "comma-separated architectures that also get a bootable disk image (of "+strings.Join(image.DiskArches(), ", ")+`; "" for none)`)
+	debs := fs.String("debs", "", "folder with a folder of Debian packages per architecture (default: "+image.DepsScript+" fetches them into its cache)")
+	keyPath := fs.String("key", "", "the release key (ed25519, PEM) that signs update bundles (default: the development key pair, made once in $GATEWAY_KEYS or the user's cache)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -49,6 +54,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 				return 2
 			}
 			arches = append(arches, a)
+		}
+	}
+	var diskList []string
+	for _, n := range strings.Split(*disks, ",") {
+		if n = strings.TrimSpace(n); n != "" && (len(arches) == 0 || slices.ContainsFunc(arches, func(a image.Arch) bool { return a.Name == n })) {
+			diskList = append(diskList, n)
 		}
 	}
 	var err error
@@ -73,9 +84,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	var key ed25519.PrivateKey
+	if len(diskList) > 0 {
+		if key, err = image.SigningKey(*keyPath); err != nil {
+			fmt.Fprintf(stderr, "mkimage: signing key: %v\n", err)
+			return 1
+		}
+	}
 	res, err := image.Build(ctx, image.Options{
 		ModuleDir: *module, OutDir: *out, Version: *version, Commit: *commit,
-		Epoch: epoch, Arches: arches, Logger: log,
+		Epoch: epoch, Arches: arches, Logger: log, Disks: diskList, DebsDir: *debs, SigningKey: key,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "mkimage: %v\n", err)
@@ -85,6 +103,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s\t%s\n%s\t%s\n%s\t%s\t(gatewayd %.1f MiB)\n",
 			img.Arch.Name, img.Tarball, img.Arch.Name, img.Squashfs, img.Arch.Name, img.Manifest,
 			float64(img.GatewaydSize)/(1<<20))
+		if img.Disk != "" {
+			fmt.Fprintf(stdout, "%s\t%s\n%s\t%s\n", img.Arch.Name, img.Disk, img.Arch.Name, img.Update)
+		}
 	}
 	fmt.Fprintf(stdout, "sums\t%s\n", res.Sums)
 	return 0

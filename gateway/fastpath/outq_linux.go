@@ -2,7 +2,8 @@ package fastpath
 
 import (
 	"syscall"
-	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // unsentBytes is what the kernel holds for the peer, not yet acknowledged
@@ -10,9 +11,8 @@ import (
 func unsentBytes(raw syscall.RawConn) int {
 	n := -1
 	err := raw.Control(func(fd uintptr) {
-		var v int32
-		if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCOUTQ, uintptr(unsafe.Pointer(&v))); e == 0 {
-			n = int(v)
+		if v, err := unix.IoctlGetInt(int(fd), unix.TIOCOUTQ); err == nil {
+			n = v
 		}
 	})
 	if err != nil {

@@ -41,6 +41,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	distDir = dir
+	// The update bundles' development key, made once for these tests.
+	os.Setenv("GATEWAY_KEYS", filepath.Join(dir, "keys"))
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -69,10 +71,23 @@ func needTools(t *testing.T, tools ...string) {
 // process (TestBadOptionsWriteNothing).
 func mkimage(t *testing.T, out string, arches ...string) error {
 	t.Helper()
+	return mkimageDisks(t, out, "", arches...)
+}
+
+// mkimageDisks is mkimage that also builds the disk images of disks
+// (comma-separated arch names).
+func mkimageDisks(t *testing.T, out, disks string, arches ...string) error {
+	t.Helper()
+	return mkimageVersion(t, out, testVersion, testEpoch, disks, arches...)
+}
+
+// mkimageVersion is mkimageDisks for another version and build time.
+func mkimageVersion(t *testing.T, out, version string, epoch time.Time, disks string, arches ...string) error {
+	t.Helper()
 	needTools(t, "mksquashfs")
 	toolOnce.Do(func() {
 		toolPath = filepath.Join(distDir, "mkimage")
-		b, err := exec.Command("go", "build", "-o", toolPath, "../cmd/mkimage").CombinedOutput()
+		b, err := exec.Command("go", "build", "-o", toolPath, "../../cmd/mkimage").CombinedOutput()
 		if err != nil {
 			toolErr = fmt.Errorf("go build ./cmd/mkimage: %w\n%s", err, b)
 		}
@@ -82,9 +97,9 @@ func mkimage(t *testing.T, out string, arches ...string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, toolPath, "-module", "..", "-out", out,
-		"-version", testVersion, "-commit", testCommit, "-arch", strings.Join(arches, ","))
-	cmd.Env = append(os.Environ(), fmt.Sprintf("SOURCE_DATE_EPOCH=%d", testEpoch.Unix()))
+	cmd := exec.CommandContext(ctx, toolPath, "-module", "../..", "-out", out,
+		"-version", version, "-commit", testCommit, "-arch", strings.Join(arches, ","), "-disk", disks)
+	cmd.Env = append(os.Environ(), fmt.Sprintf("SOURCE_DATE_EPOCH=%d", epoch.Unix()))
 	b, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("mkimage -arch %s: %w\n%s", strings.Join(arches, ","), err, b)

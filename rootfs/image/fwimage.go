@@ -1,7 +1,10 @@
-// Package fwimage builds what owners flash: for each architecture a rootfs
-// tarball and a read-only squashfs holding gatewayd, gwctl, the shipped
-// overlay (rootfs/), the init files and the empty folders the box expects,
-// plus a manifest per image and SHA256SUMS.
+// Package image builds what owners flash: for arm64 (and amd64) a whole
+// bootable GPT disk image (systemd-boot, A/B read-only squashfs root slots
+// with busybox init, a data partition: see disk.go and docs/FLASHING.md),
+// and for each architecture a rootfs tarball and a read-only squashfs
+// holding gatewayd, gwctl, the shipped overlay (rootfs/), the init files
+// and the empty folders the box expects, for owners who bring their own
+// OS; plus a manifest per image and SHA256SUMS.
 //
 // The build is reproducible: the output depends only on the sources, the
 // Go toolchain, the version strings and SOURCE_DATE_EPOCH. Nothing of the
@@ -14,6 +17,7 @@ package image
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -87,6 +91,14 @@ type Options struct {
 	Arches     []Arch    // default Arches
 	Go         string    // the go command; default "go"
 	Mksquashfs string    // default "mksquashfs"
+	// Disks are the architectures that also get a bootable disk image
+	// (a subset of Arches and of DiskArches). Their Debian packages come
+	// from DebsDir/<arch>, else from DepsScript's cache.
+	Disks   []string
+	DebsDir string
+	// SigningKey signs the disk images' update bundles; its public half
+	// goes into their roots (see SigningKey). Required with Disks.
+	SigningKey ed25519.PrivateKey
 	Logger     *slog.Logger
 }
 
@@ -96,6 +108,8 @@ type Image struct {
 	Tarball  string // paths under OutDir
 	Squashfs string
 	Manifest string
+	Disk     string // the .img, when built
+	Update   string // its root slot's signed update bundle
 	// GatewaydSize is the size of usr/bin/gatewayd in bytes.
 	GatewaydSize int64
 }
@@ -142,6 +156,16 @@ func (o *Options) check() error {
 		errs = append(errs, fmt.Errorf("SOURCE_DATE_EPOCH %d: must be between 0 and %d", s, uint64(math.MaxUint32)))
 	}
 	seen := map[string]bool{}
+	if len(o.Disks) > 0 && len(o.SigningKey) != ed25519.PrivateKeySize {
+		errs = append(errs, errors.New("disk images need a signing key for their update bundles (image.SigningKey)"))
+	}
+	for _, d := range o.Disks {
+		if _, ok := diskArches[d]; !ok {
+			errs = append(errs, fmt.Errorf("no disk image for %s (only %s)", d, strings.Join(DiskArches(), ", ")))
+		} else if !slices.ContainsFunc(o.Arches, func(a Arch) bool { return a.Name == d }) {
+			errs = append(errs, fmt.Errorf("disk image for %s, which is not among the architectures built", d))
+		}
+	}
 	for _, a := range o.Arches {
 		if _, err := LookupArch(a.Name); err != nil {
 			errs = append(errs, err)
@@ -215,6 +239,10 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		img.Tarball = filepath.Join(o.OutDir, img.Tarball)
 		img.Squashfs = filepath.Join(o.OutDir, img.Squashfs)
 		img.Manifest = filepath.Join(o.OutDir, img.Manifest)
+		if img.Disk != "" {
+			img.Disk = filepath.Join(o.OutDir, img.Disk)
+			img.Update = filepath.Join(o.OutDir, img.Update)
+		}
 	}
 	return res, nil
 }
@@ -271,7 +299,34 @@ func buildArch(ctx context.Context, o Options, arch Arch, stage, goVersion strin
 	if err := os.WriteFile(filepath.Join(stage, img.Manifest), data, 0o644); err != nil {
 		return Image{}, nil, err
 	}
-	return img, []string{img.Tarball, img.Squashfs, img.Manifest}, nil
+	names := []string{img.Tarball, img.Squashfs, img.Manifest}
+	if slices.Contains(o.Disks, arch.Name) {
+		start := time.Now()
+		debDir := filepath.Join(o.DebsDir, arch.Name)
+		if o.DebsDir == "" {
+			if debDir, err = fetchDebs(ctx, o.ModuleDir, arch.Name); err != nil {
+				return Image{}, nil, err
+			}
+		}
+		work, err := os.MkdirTemp(stage, "disk-"+arch.Name+"-")
+		if err != nil {
+			return Image{}, nil, err
+		}
+		defer os.RemoveAll(work)
+		img.Disk = base + ".img"
+		img.Update = base + ".update"
+		if err := buildDisk(ctx, diskInput{
+			update: filepath.Join(stage, img.Update), key: o.SigningKey,
+			arch: arch, version: o.Version, commit: o.Commit, epoch: o.Epoch, bins: bins,
+			overlay: filepath.Join(o.ModuleDir, "rootfs"), debDir: debDir, work: work,
+			out: filepath.Join(stage, img.Disk),
+		}); err != nil {
+			return Image{}, nil, fmt.Errorf("disk image: %w", err)
+		}
+		o.Logger.Info("disk image built", "arch", arch.Name, "took", time.Since(start).Round(time.Millisecond))
+		names = append(names, img.Disk, img.Update)
+	}
+	return img, names, nil
 }
 
 // Enablement links: what `systemctl enable` and `update-rc.d` would make,

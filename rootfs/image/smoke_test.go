@@ -181,7 +181,7 @@ func smoke(t *testing.T, img Image, qemu string) {
 	}
 	for _, p := range []string{"etc/gateway/gateway.yaml", "etc/mosquitto/mosquitto.conf"} {
 		got, err := os.ReadFile(filepath.Join(empty, p))
-		want, _ := os.ReadFile(filepath.Join("../rootfs", p))
+		want, _ := os.ReadFile(filepath.Join("..", p))
 		if err != nil || !bytes.Equal(got, want) {
 			t.Errorf("gatewayd init: %s not the shipped file: %v", p, err)
 		}

@@ -105,7 +105,7 @@ func TestBoxTreeNeedsInitFilesAndMakesLinks(t *testing.T) {
 	}
 
 	// The repository's overlay has everything.
-	tr, err := BoxTree("../rootfs", map[string][]byte{"gatewayd": []byte("elf"), "gwctl": []byte("elf")})
+	tr, err := BoxTree("..", map[string][]byte{"gatewayd": []byte("elf"), "gwctl": []byte("elf")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +208,7 @@ func TestTarGzIsDeterministicAndAnonymous(t *testing.T) {
 
 func TestBadOptionsWriteNothing(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "dist")
-	base := Options{ModuleDir: "..", OutDir: out, Version: "v1", Commit: "abc", Epoch: testEpoch, Arches: []Arch{Arches[2]}}
+	base := Options{ModuleDir: "../..", OutDir: out, Version: "v1", Commit: "abc", Epoch: testEpoch, Arches: []Arch{Arches[2]}}
 	for name, c := range map[string]struct {
 		change func(*Options)
 		want   string

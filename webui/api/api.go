@@ -85,6 +85,7 @@ type App struct {
 	LastSignal       string    `json:"last_signal"`
 	LastExitAt       time.Time `json:"last_exit_at,omitzero"`
 	LastError        string    `json:"last_error,omitempty"` // why errored, or why last restarted (e.g. max_memory)
+	RestartReason    string    `json:"restart_reason,omitempty"` // what caused the last automatic restart: exited, max_memory
 	Ready            bool      `json:"ready"`
 	CPUPercent       float64   `json:"cpu_percent"`
 	MemoryBytes      uint64    `json:"memory_bytes"`
@@ -329,6 +330,17 @@ type Stats struct {
 	Bridges BridgeCount `json:"bridges"`
 	Apps    *AppCount   `json:"apps"`
 	Devices *int        `json:"devices"`
+	// DevicesDropped counts what discovery's limits refused since
+	// gatewayd started (an announce flood shows here, not in memory).
+	DevicesDropped *DiscoveryDrops `json:"devices_dropped,omitempty"`
+}
+
+// DiscoveryDrops is what discovery refused over its limits.
+type DiscoveryDrops struct {
+	Messages uint64 `json:"messages"` // announces and availability payloads too large
+	Devices  uint64 `json:"devices"`  // new devices past the registry's cap
+	Entities uint64 `json:"entities"` // entities past a device's or the registry's cap
+	Fields   uint64 `json:"fields"`   // text fields cut, ids and topics refused for their length
 }
 
 // Users is GET /api/broker/users's answer: names only, never hashes.
@@ -343,4 +355,50 @@ type Users struct {
 type UserInput struct {
 	Username string `json:"username" form:"username"`
 	Password string `json:"password" form:"password"`
+}
+
+// Slot is one root slot of the disk image.
+type Slot struct {
+	Slot    string `json:"slot"` // "a" or "b"
+	Version string `json:"version"`
+	Serial  int64  `json:"serial"`
+	// State is "good", "trial" (new, with boots left to prove itself),
+	// "bad" (it used its tries up or failed its check) or "empty".
+	State     string `json:"state"`
+	TriesLeft int    `json:"tries_left,omitempty"`
+}
+
+// UpdateResult is what became of the last update.
+type UpdateResult struct {
+	Version string `json:"version"`
+	Serial  int64  `json:"serial"`
+	Slot    string `json:"slot"`
+	// State: installing, installed (reboot to try it), trial, good,
+	// failed (not installed: Message says why) or rolled-back.
+	State   string    `json:"state"`
+	Message string    `json:"message,omitempty"`
+	Time    time.Time `json:"time"`
+}
+
+// System is GET /api/system's answer (and `gwctl system`).
+type System struct {
+	Version string `json:"version"` // gatewayd's
+	Arch    string `json:"arch"`
+	// Slots is false when the box did not start from the disk image (the
+	// overlay on an owner's own OS): no updates or factory reset here.
+	Slots      bool          `json:"slots"`
+	Booted     *Slot         `json:"booted,omitempty"`
+	Other      *Slot         `json:"other,omitempty"`
+	LastUpdate *UpdateResult `json:"last_update,omitempty"`
+	// Problem says why the slots could not be read, when they could not.
+	Problem string `json:"problem,omitempty"`
+}
+
+// Updated is POST /api/system/update's answer: the bundle is in the other
+// slot and the box reboots into it.
+type Updated struct {
+	OK        bool   `json:"ok"`
+	Version   string `json:"version"`
+	Slot      string `json:"slot"`
+	Rebooting bool   `json:"rebooting"`
 }

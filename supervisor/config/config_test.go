@@ -71,9 +71,9 @@ func TestErrorsNameFileLineAndField(t *testing.T) {
 		{"yaml syntax", "apps:\n  - name: x\n\tcommand: sleep\n",
 			`g.yaml:2: not valid YAML: found a tab character`},
 		{"duplicate", "apps:\n  - name: x\n    command: a\n  - name: x\n    command: b\n",
-			`g.yaml:4: apps[x].name: "x" is already the name of the app at line 2`},
+			`g.yaml:4: apps[x].name: "x" is already the name of another app (the one at line 2)`},
 		{"after unknown", "apps:\n  - name: x\n    command: a\n    after: [y]\n",
-			`g.yaml:2: apps[x].after: names "y", which is not an app`},
+			`g.yaml:4: apps[x].after: names "y", which is not an app`},
 		{"cycle", "apps:\n  - name: x\n    command: a\n    after: [y]\n  - name: y\n    command: b\n    after: [x]\n",
 			`apps wait for each other in a circle`},
 		{"no command", "apps:\n  - name: x\n",
@@ -92,6 +92,20 @@ func TestErrorsNameFileLineAndField(t *testing.T) {
 			`g.yaml:3: discovery.mdns.enabled: must be true or false`},
 		{"apps not a list", "apps: {x: 1}\n",
 			`g.yaml:1: apps: must be a list`},
+		{"key twice", "apps:\n  - name: x\n    command: a\n    command: b\n",
+			`g.yaml:4: apps[x].command: is given twice (first at line 3)`},
+		{"stop signal that stops nothing", "apps:\n  - name: x\n    command: a\n    stop_signal: SIGSTOP\n",
+			`g.yaml:4: apps[x].stop_signal: "SIGSTOP" cannot stop an app`},
+		{"ready twice over", "apps:\n  - name: x\n    command: a\n    ready: {tcp: \"127.0.0.1:1\", log: up}\n",
+			`g.yaml:4: apps[x].ready: give tcp or log, not both`},
+		{"entry not a mapping", "apps:\n  - just a string\n",
+			`g.yaml:2: apps[0]: each app must be a mapping`},
+		{"file not a mapping", "hello\n",
+			`g.yaml:1: the file must be a mapping`},
+		{"list for a value", "apps:\n  - name: x\n    command: [a, b]\n",
+			`g.yaml:3: apps[x].command: must be a single value`},
+		{"unknown top key", "consol:\n  listen: \":80\"\n",
+			`g.yaml:1: consol: unknown key (known here: apps, console, discovery, lan)`},
 		{"backoff below delay", "apps:\n  - name: x\n    command: a\n    restart: {delay: 10s, backoff_max: 1s}\n",
 			`apps[x].restart.backoff_max: (1s) is shorter than delay (10s)`},
 	}
@@ -111,6 +125,26 @@ func TestErrorsNameFileLineAndField(t *testing.T) {
 				t.Errorf("ErrorList found no *Error in %T", err)
 			}
 		})
+	}
+}
+
+// An entry yaml.v3 cannot decode is reported once, for what it is: not as an
+// app with no name or command, nor as an unknown app in another's after.
+func TestUndecodableEntryReportedOnce(t *testing.T) {
+	_, err := Parse("g.yaml", []byte("apps:\n  - name: x\n    command: a\n    command: b\n  - name: y\n    command: c\n    after: [x]\n    max_memory: lots\n"))
+	es := ErrorList(err)
+	if len(es) != 2 || es[0].Line != 4 || es[1].Line != 8 || es[1].Field != "apps[y].max_memory" {
+		t.Fatalf("want errors on lines 4 and 8 only, got\n%v", err)
+	}
+}
+
+func TestBackoffDefaultFollowsDelay(t *testing.T) {
+	cfg, err := Parse("g.yaml", []byte("apps:\n  - name: x\n    command: a\n    restart: {delay: 20s}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := cfg.Apps[0]; a.BackoffMax != 20*time.Second {
+		t.Errorf("backoff_max = %v, want delay (20s), as the supervisor's default", a.BackoffMax)
 	}
 }
 
@@ -192,17 +226,16 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
-
-func TestParseSignal(t *testing.T) {
-	for s, want := range map[string]syscall.Signal{"SIGTERM": syscall.SIGTERM, "term": syscall.SIGTERM, "SIGINT": syscall.SIGINT, "QUIT": syscall.SIGQUIT, "sighup": syscall.SIGHUP} {
-		if got, err := ParseSignal(s); err != nil || got != want {
-			t.Errorf("ParseSignal(%q) = %v, %v", s, got, err)
-		}
+func TestConsoleHosts(t *testing.T) {
+	cfg, err := Parse("g.yaml", []byte("console:\n  listen: \":80\"\n  hosts: [gateway.home.arpa, hub]\napps: []\n"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := ParseSignal("SIGNOPE"); err == nil {
-		t.Error("SIGNOPE accepted")
+	if strings.Join(cfg.Console.Hosts, ",") != "gateway.home.arpa,hub" {
+		t.Errorf("hosts: %v", cfg.Console.Hosts)
 	}
-	if SignalName(syscall.SIGTERM) != "SIGTERM" {
-		t.Error(SignalName(syscall.SIGTERM))
+	_, err = Parse("g.yaml", []byte("console:\n  hosts: [\"evil.example:8080\"]\napps: []\n"))
+	if err == nil || !strings.Contains(err.Error(), "g.yaml:2: console.hosts") {
+		t.Errorf("a host:port in console.hosts: %v", err)
 	}
 }

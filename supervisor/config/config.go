@@ -1,8 +1,9 @@
-// Package boxconfig reads gateway.yaml, the box's own configuration: which
-// apps the supervisor keeps alive, where the console listens, which networks
-// the LAN guard accepts and whether discovery runs. It exists apart from the
-// supervisor so that a person's mistake in the file is caught here, with the
-// file, line and field named, before anything running is touched.
+// Package config reads gateway.yaml, the box's own configuration: which apps
+// the supervisor keeps alive, where the console listens, which networks the
+// LAN guard accepts and whether discovery runs. A person's mistake in the
+// file is caught here, with the file, line and field named, before anything
+// running is touched; the apps are checked by the supervisor's own rules
+// (supervisor.Validate), so the file and the supervisor never disagree.
 package config
 
 import (
@@ -39,6 +40,10 @@ type Config struct {
 // Console is where the LAN web console listens.
 type Console struct {
 	Listen string // host:port; empty host means every address
+	// Hosts are more names the console answers to, besides the box's
+	// addresses, hostname, <hostname>.local and localhost (a name the
+	// owner's router gives it, say).
+	Hosts []string
 }
 
 // LAN holds the networks the broker and console accept, in the words of
