@@ -35,6 +35,7 @@ bench: build test-deps
 	$(GO) test -run '^$$' -bench CrashToAccepting -benchtime 20x ./e2e
 	$(GO) test -run '^$$' -bench BoxIdleMemory -benchtime 3x ./e2e
 	$(GO) test -run '^$$' -bench . ./gateway/bridge ./discovery
+	$(GO) test -run '^$$' -bench Attack -benchtime 1x ./e2e/security
 
 soak: build test-deps
 	$(GO) run ./cmd/gwbench -gatewayd bin/gatewayd -soak

@@ -47,6 +47,12 @@ type Options struct {
 	// try_private acceptance plugs in here). It must not change the bytes
 	// written: the QoS 0 fast path writes under it (fastpath.Wrap).
 	WrapConn func(net.Conn) net.Conn
+	// ConnectTimeout and MaxHalfOpen are gatewayd's own (Mosquitto has
+	// neither): how long a connection may take from accept to a complete
+	// CONNECT, and how many may be in that state box-wide. 0 = defaults
+	// (listeners.DefaultConnectTimeout, listeners.DefaultMaxHalfOpen).
+	ConnectTimeout time.Duration
+	MaxHalfOpen    int
 }
 
 // Broker is a running gateway broker.
@@ -57,6 +63,8 @@ type Broker struct {
 	auth   *auth.Hook
 	fast   *fastpath.Hook // its route cache is voided when ACLs reload
 	log    *slog.Logger
+
+	limits *listeners.Limits // shared by every listener
 
 	mu        sync.Mutex
 	listeners []mqttListener
@@ -85,6 +93,12 @@ func New(o Options) (*Broker, error) {
 		o.WrapConn = bridge.PrivateConn
 	}
 	b := &Broker{opts: o, cfg: cfg, log: o.Logger}
+	b.limits = &listeners.Limits{
+		ConnectTimeout: o.ConnectTimeout,
+		MaxHalfOpen:    o.MaxHalfOpen,
+		MaxPacketSize:  MaxPacketSize(cfg),
+		Logger:         o.Logger,
+	}
 
 	b.server = mqtt.New(&mqtt.Options{
 		Capabilities:           capabilities(cfg),
@@ -134,14 +148,27 @@ func capabilities(cfg *mosquittoconf.Config) *mqtt.Capabilities {
 	if cfg.MaxInflightMessages > 0 { // told to MQTT 5 clients as Receive Maximum
 		caps.ReceiveMaximum = uint16(min(cfg.MaxInflightMessages, math.MaxUint16))
 	}
-	if cfg.MaxPacketSize > 0 {
-		caps.MaximumPacketSize = uint32(cfg.MaxPacketSize)
-	}
+	caps.MaximumPacketSize = uint32(MaxPacketSize(cfg))
 	if !cfg.RetainAvailable {
 		caps.RetainAvailable = 0
 	}
 	return caps
 }
+
+// MaxPacketSize is the largest packet a client may send, in bytes:
+// max_packet_size when set; else listeners.DefaultMaxPacketSize, raised to
+// let a message of message_size_limit through (with room for its topic and
+// properties). mochi refuses a larger packet from its fixed header.
+func MaxPacketSize(cfg *mosquittoconf.Config) int {
+	if cfg.MaxPacketSize > 0 {
+		return cfg.MaxPacketSize
+	}
+	const headroom = 128 << 10 // topic (up to 64 KiB) and properties
+	return min(max(listeners.DefaultMaxPacketSize, cfg.MessageSizeLimit+headroom), 268435455+5)
+}
+
+// Limits are the listeners' shared bounds, with their live figures.
+func (b *Broker) Limits() *listeners.Limits { return b.limits }
 
 // sysInterval turns sys_interval into mochi's tick; 0 (off) becomes a tick
 // too long to ever come.
@@ -339,6 +366,8 @@ func (b *Broker) addListeners() error {
 			Address: net.JoinHostPort(l.Address, strconv.Itoa(l.Port)),
 			Guard:   b.opts.Guard,
 			Wrap:    b.wrapConn,
+			Limits:  b.limits,
+			Origins: l.WebsocketsOrigins,
 		}
 		if l.TLS() {
 			tc, err := listeners.TLSConfig(l.CertFile, l.KeyFile, l.CAFile, l.CAPath, l.RequireCertificate, l.TLSVersion)

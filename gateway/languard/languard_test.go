@@ -24,8 +24,32 @@ func mustGuard(t *testing.T, list string) *Guard {
 	return g
 }
 
+// ifaces lists fixed interface addresses, as net.InterfaceAddrs would.
+func ifaces(cidrs ...string) func() ([]net.Addr, error) {
+	return func() ([]net.Addr, error) {
+		var out []net.Addr
+		for _, c := range cidrs {
+			ip, n, err := net.ParseCIDR(c)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, &net.IPNet{IP: ip, Mask: n.Mask})
+		}
+		return out, nil
+	}
+}
+
+// lanGuard is "lan" on a box whose interfaces hold cidrs.
+func lanGuard(t *testing.T, cidrs ...string) *Guard {
+	t.Helper()
+	g := mustGuard(t, "lan")
+	g.SetInterfaceAddrs(ifaces(cidrs...))
+	return g
+}
+
 func TestAllowedDecision(t *testing.T) {
-	lan := mustGuard(t, "lan")
+	// A box on 192.168.1.0/24, with a ULA and a global IPv6 prefix.
+	lan := lanGuard(t, "127.0.0.1/8", "192.168.1.10/24", "::1/128", "fd00:1::10/64", "2001:db8:1::10/64", "fe80::10/64")
 	loop := mustGuard(t, "loopback")
 	anyG := mustGuard(t, "any")
 	custom := mustGuard(t, "10.0.0.0/8, 203.0.113.0/24,198.51.100.7,2001:db8::/32")
@@ -40,16 +64,19 @@ func TestAllowedDecision(t *testing.T) {
 		{lan, "lan", "127.255.255.255", true},
 		{lan, "lan", "128.0.0.0", false},
 		{lan, "lan", "9.255.255.255", false},
-		{lan, "lan", "10.0.0.0", true},
-		{lan, "lan", "10.255.255.255", true},
+		{lan, "lan", "10.0.0.0", false}, // private, but not attached (issue 14, finding 9),
+		{lan, "lan", "10.255.255.255", false},
 		{lan, "lan", "11.0.0.0", false},
 		{lan, "lan", "172.15.255.255", false},
-		{lan, "lan", "172.16.0.0", true},
-		{lan, "lan", "172.31.255.255", true},
+		{lan, "lan", "172.16.0.0", false},
+		{lan, "lan", "172.31.255.255", false},
 		{lan, "lan", "172.32.0.0", false},
 		{lan, "lan", "192.167.255.255", false},
-		{lan, "lan", "192.168.0.0", true},
-		{lan, "lan", "192.168.255.255", true},
+		{lan, "lan", "192.168.0.0", false},
+		{lan, "lan", "192.168.1.0", true},
+		{lan, "lan", "192.168.1.255", true},
+		{lan, "lan", "192.168.2.1", false},
+		{lan, "lan", "192.168.255.255", false},
 		{lan, "lan", "192.169.0.0", false},
 		{lan, "lan", "169.254.0.1", true},
 		{lan, "lan", "169.254.255.255", true},
@@ -70,14 +97,17 @@ func TestAllowedDecision(t *testing.T) {
 		{lan, "lan", "febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff", true},
 		{lan, "lan", "fec0::1", false},
 		{lan, "lan", "fe7f:ffff:ffff:ffff:ffff:ffff:ffff:ffff", false},
-		{lan, "lan", "fc00::", true},
-		{lan, "lan", "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", true},
+		{lan, "lan", "fc00::", false},
+		{lan, "lan", "fd00:1::ffff", true},
+		{lan, "lan", "fd00:2::1", false},
+		{lan, "lan", "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", false},
 		{lan, "lan", "fbff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", false},
 		{lan, "lan", "fe00::", false},
 		{lan, "lan", "2001:db8::1", false},
+		{lan, "lan", "2001:db8:1::99", true},
 		{lan, "lan", "2606:4700::1111", false},
 		// lan: IPv4-mapped IPv6 judged as IPv4
-		{lan, "lan", "::ffff:10.1.2.3", true},
+		{lan, "lan", "::ffff:10.1.2.3", false},
 		{lan, "lan", "::ffff:127.0.0.1", true},
 		{lan, "lan", "::ffff:192.168.1.1", true},
 		{lan, "lan", "::ffff:8.8.8.8", false},
@@ -120,7 +150,7 @@ func TestAllowedDecision(t *testing.T) {
 }
 
 func TestAllowedOddAddresses(t *testing.T) {
-	g := mustGuard(t, "lan")
+	g := lanGuard(t, "192.168.1.1/24", "10.1.2.1/24")
 	if g.Allowed(netip.Addr{}) {
 		t.Error("zero netip.Addr allowed")
 	}
@@ -170,8 +200,8 @@ func TestParseNetworks(t *testing.T) {
 	if g := mustGuard(t, "lan,any"); !g.Off() || !g.Allowed(netip.MustParseAddr("8.8.8.8")) {
 		t.Error(`"lan,any" should turn the guard off`)
 	}
-	if n := len(mustGuard(t, "lan,lan,loopback").Prefixes()); n != len(lanPrefixes) {
-		t.Errorf("duplicates kept: %d prefixes, want %d", n, len(lanPrefixes))
+	if n := len(mustGuard(t, "lan,lan,loopback").Prefixes()); n != len(lanFixed) {
+		t.Errorf("duplicates kept: %d prefixes, want %d", n, len(lanFixed))
 	}
 
 	bad := []struct {

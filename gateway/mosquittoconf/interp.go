@@ -370,6 +370,10 @@ func (in *interp) applyListener(st *fileState, pos Pos, l *Line, key string) {
 		in.setBool(pos, l, &ls.RequireCertificate)
 	case "tls_version":
 		in.tlsVersion(pos, l, &ls.TLSVersion)
+	case "websockets_origin":
+		if v, ok := in.word(pos, l); ok {
+			ls.WebsocketsOrigins = append(ls.WebsocketsOrigins, v)
+		}
 	}
 }
 
