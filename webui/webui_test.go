@@ -111,7 +111,7 @@ func TestAppsAPI(t *testing.T) {
 	if code := call(t, h, "POST", "/api/apps/sleeper/stop", &states); code != 200 || len(states) != 1 || states[0].Status != api.StatusStopped || states[0].PID != 0 {
 		t.Fatalf("stop: %d %+v", code, states)
 	}
-	if procAlive(firstPID) {
+	if testkit.Alive(firstPID) {
 		t.Errorf("pid %d still runs after stop", firstPID)
 	}
 	if code := call(t, h, "POST", "/api/apps/sleeper/start", &states); code != 200 || states[0].PID == 0 || states[0].PID == firstPID {
@@ -278,16 +278,6 @@ func TestOriginMarksTheListener(t *testing.T) {
 	if len(seen) != 2 || seen[0] != OriginSocket || seen[1] != OriginLAN {
 		t.Errorf("origins %v", seen)
 	}
-}
-
-func procAlive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
 func first(l []string) string {

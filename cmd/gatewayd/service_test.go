@@ -126,10 +126,10 @@ func TestServiceSysvScriptRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	second := waitApp(t, root, first)
-	if procAlive(first) {
+	if testkit.Alive(first) {
 		t.Errorf("app %d outlived gatewayd", first)
 	}
-	if gw2 := readPID(t, filepath.Join(root, "run/gateway/gatewayd.pid")); gw2 == gw || !procAlive(gw2) {
+	if gw2 := readPID(t, filepath.Join(root, "run/gateway/gatewayd.pid")); gw2 == gw || !testkit.Alive(gw2) {
 		t.Errorf("gatewayd not restarted: %d -> %d", gw, gw2)
 	}
 
@@ -137,7 +137,7 @@ func TestServiceSysvScriptRuns(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "gatewayd stopped") || strings.Contains(out, "SIGKILL") {
 		t.Fatalf("stop: %d %s", code, out)
 	}
-	if procAlive(second) {
+	if testkit.Alive(second) {
 		t.Errorf("app %d runs after stop", second)
 	}
 	if _, err := os.Stat(filepath.Join(root, "run/gateway/gatewayd.sock")); !os.IsNotExist(err) {
@@ -167,7 +167,7 @@ func TestServiceSysvStopEscalates(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "sending SIGKILL") {
 		t.Fatalf("stop: %d %s", code, out)
 	}
-	if procAlive(pid) {
+	if testkit.Alive(pid) {
 		t.Errorf("pid %d survived stop", pid)
 	}
 }
@@ -212,16 +212,6 @@ func readPID(t *testing.T, file string) int {
 		t.Fatalf("pid file %s: %q", file, b)
 	}
 	return pid
-}
-
-func procAlive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
 func initText(t *testing.T, render func(exe, root string) (string, error), exe, root string) string {

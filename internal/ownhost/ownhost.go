@@ -2,9 +2,7 @@
 // addresses, loopback, localhost, its hostname or <hostname>.local, or a
 // name given by configuration. The console (Host checks against DNS
 // rebinding) and the broker's websocket listener (Origin checks) ask the
-// same question; this is the broker's copy of the console's rule
-// (webui/hosts.go OwnHosts), kept out of webui so the gateway does not
-// import the console.
+// same question, here, so that neither imports the other.
 package ownhost
 
 import (
@@ -23,7 +21,8 @@ const Fresh = 5 * time.Second
 // Hosts is the set of names that are the box's own. The zero value uses the
 // machine's hostname and interface addresses. Safe for concurrent use.
 type Hosts struct {
-	// Names are more names the box answers to, compared without case.
+	// Names are more names the box answers to, compared without case;
+	// SetNames changes them while in use.
 	Names []string
 
 	// Hostname and Addrs are the machine's; tests replace them.
@@ -63,7 +62,10 @@ func (h *Hosts) Allowed(hostport string) bool {
 			return true
 		}
 	}
-	for _, n := range h.Names {
+	h.mu.Lock()
+	names := h.Names
+	h.mu.Unlock()
+	for _, n := range names {
 		if strings.EqualFold(strings.TrimSuffix(n, "."), host) {
 			return true
 		}
@@ -92,4 +94,11 @@ func (h *Hosts) ownIP(ip netip.Addr) bool {
 		h.checked = time.Now()
 	}
 	return h.ips[ip]
+}
+
+// SetNames replaces Names (the configuration was reloaded).
+func (h *Hosts) SetNames(names []string) {
+	h.mu.Lock()
+	h.Names = append([]string(nil), names...)
+	h.mu.Unlock()
 }
