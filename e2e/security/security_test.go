@@ -193,19 +193,7 @@ func (h *harness) rawClient(t *testing.T, id string) net.Conn {
 
 // claim is a PUBLISH fixed header claiming n bytes, then 1 KB of them.
 func claim(n int) []byte {
-	b := []byte{0x30}
-	for {
-		d := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			d |= 0x80
-		}
-		b = append(b, d)
-		if n == 0 {
-			break
-		}
-	}
-	return append(b, bytes.Repeat([]byte{'x'}, 1024)...)
+	return append(mqttwire.AppendFixedHeader(nil, mqttwire.PUBLISH, n), bytes.Repeat([]byte{'x'}, 1024)...)
 }
 
 // closedWithin reports whether the peer closes c within d.

@@ -108,20 +108,7 @@ func rawConnect(t *testing.T, addr, id string) net.Conn {
 }
 
 // claimHeader is a PUBLISH fixed header claiming n bytes of body.
-func claimHeader(n int) []byte {
-	b := []byte{0x30}
-	for {
-		d := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			d |= 0x80
-		}
-		b = append(b, d)
-		if n == 0 {
-			return b
-		}
-	}
-}
+func claimHeader(n int) []byte { return mqttwire.AppendFixedHeader(nil, mqttwire.PUBLISH, n) }
 
 // waitClosed waits until the peer closes c (EOF or reset), reading and
 // dropping whatever arrives; it fails at the deadline.

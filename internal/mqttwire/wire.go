@@ -140,6 +140,12 @@ func AppendSubscribe(b []byte, id uint16, filter string, qos byte) []byte {
 }
 
 // AppendPingreq appends a PINGREQ.
+// AppendFixedHeader appends a fixed header of type typ claiming a body of
+// n bytes (an attacker's claim, in tests, may be far more than follows).
+func AppendFixedHeader(b []byte, typ byte, n int) []byte {
+	return appendLength(append(b, typ<<4), n)
+}
+
 func AppendPingreq(b []byte) []byte { return append(b, PINGREQ<<4, 0) }
 
 // AppendDisconnect appends a DISCONNECT.
