@@ -18,9 +18,12 @@ run: build
 test-deps:
 	bash scripts/test-deps.sh
 
-# Every test. Installs what the tests need first (as root), fails clearly otherwise.
+# Every test. Installs what the tests need first (as root), fails clearly
+# otherwise. go.mod must be tidy and staticcheck clean before a test runs.
 test: test-deps
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
+	"$$(bash scripts/go-tools.sh)/staticcheck" ./...
 	$(GO) test -race -timeout 18m ./...
 
 # The broker against Debian's mosquitto side by side (ratios), then the
@@ -32,6 +35,7 @@ bench: build test-deps
 	$(GO) test -run '^$$' -bench CrashToAccepting -benchtime 20x ./e2e
 	$(GO) test -run '^$$' -bench BoxIdleMemory -benchtime 3x ./e2e
 	$(GO) test -run '^$$' -bench . ./gateway/bridge ./discovery
+	$(GO) test -run '^$$' -bench Attack -benchtime 1x ./e2e/security
 
 soak: build test-deps
 	$(GO) run ./cmd/gwbench -gatewayd bin/gatewayd -soak

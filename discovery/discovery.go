@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/homebox/gateway/discovery/announce"
@@ -52,6 +54,9 @@ type Options struct {
 	Address   string // the box's address in its announce; first LAN IPv4 when empty
 	MDNS      MDNSOptions
 	Logger    *slog.Logger
+	// Limits bound what announces can make discovery hold; DefaultLimits
+	// for zero fields.
+	Limits Limits
 }
 
 // Service runs discovery until Close.
@@ -61,6 +66,9 @@ type Service struct {
 	reg     *registry.Registry
 	parsers announce.Parsers
 	mq      *mqttLink
+	drops   *dropLog
+
+	droppedMessages atomic.Uint64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -72,6 +80,20 @@ type Service struct {
 	closed    bool
 	closeOnce sync.Once
 	closeErr  error
+}
+
+// ownAnnounce is the box's own announce (docs/ANNOUNCE.md) and its payload.
+func (s *Service) ownAnnounce() (announce.Announce, []byte, error) {
+	a := announce.Announce{
+		ID:                s.opts.GatewayID,
+		Name:              s.opts.Name,
+		Model:             s.opts.Model,
+		Firmware:          s.opts.Version,
+		Address:           s.opts.Address,
+		AvailabilityTopic: announce.AvailabilityTopic(s.opts.GatewayID),
+	}
+	payload, err := json.Marshal(a)
+	return a, payload, err
 }
 
 // RegistryPath is where the registry of a root lives.
@@ -129,12 +151,29 @@ func Start(ctx context.Context, o Options) (*Service, error) {
 		o.Address = firstIPv4(ifaces)
 	}
 
-	reg, err := openRegistry(RegistryPath(o.Root), log)
+	o.Limits = o.Limits.withDefaults()
+	reg, err := openRegistry(RegistryPath(o.Root), log, o.Limits.Registry)
 	if err != nil {
 		return nil, err
 	}
+	o.Limits.Registry = reg.Limits()
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s := &Service{opts: o, log: log, reg: reg, parsers: announce.Parsers{Prefix: o.Prefix}, ctx: sctx, cancel: cancel, ifaces: ifaces}
+	parsers := announce.Parsers{
+		Prefix:         o.Prefix,
+		MaxPayload:     o.Limits.MaxPayload,
+		MaxListPayload: o.Limits.MaxListPayload,
+		MaxClaims:      o.Limits.Registry.MaxDevices,
+		MaxEntities:    o.Limits.Registry.MaxEntitiesPerDevice,
+	}
+	s := &Service{opts: o, log: log, reg: reg, parsers: parsers, drops: newDropLog(log), ctx: sctx, cancel: cancel, ifaces: ifaces}
+	// The box's own device first: a registry that a flood filled to its cap
+	// refuses new devices, and the box must never be one of them. Its
+	// retained announce, read once connected, replaces this claim.
+	if a, payload, err := s.ownAnnounce(); err == nil {
+		if res, ok, err := s.parsers.Parse(announce.AnnounceTopic(a.ID), payload, time.Now()); ok && err == nil {
+			reg.Apply(res.Group, res.Claims)
+		}
+	}
 	s.mq, err = startMQTT(s)
 	if err != nil {
 		cancel()
@@ -163,8 +202,8 @@ func Start(ctx context.Context, o Options) (*Service, error) {
 
 // openRegistry loads the registry; a file that cannot be read is kept aside
 // (devices.json.bad) and discovery starts empty rather than not at all.
-func openRegistry(path string, log *slog.Logger) (*registry.Registry, error) {
-	reg, err := registry.Open(path, log)
+func openRegistry(path string, log *slog.Logger, lim registry.Limits) (*registry.Registry, error) {
+	reg, err := registry.OpenWithLimits(path, log, lim)
 	if err == nil {
 		return reg, nil
 	}
@@ -176,7 +215,7 @@ func openRegistry(path string, log *slog.Logger) (*registry.Registry, error) {
 		return nil, fmt.Errorf("discovery: %w (and could not move it aside: %v)", err, rerr)
 	}
 	log.Error("device registry unreadable, moved aside; starting empty", "error", err, "kept_as", bad)
-	return registry.Open(path, log)
+	return registry.OpenWithLimits(path, log, lim)
 }
 
 func firstIPv4(ifaces []net.Interface) string {

@@ -96,19 +96,12 @@ func sub1(t testing.TB, addr, topic string) string {
 	return strings.TrimSuffix(string(out), "\n")
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+func startService(t testing.TB, root, addr string, logs *testkit.Buffer) *Service {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	return startServiceWith(t, root, addr, logs, Limits{})
 }
 
-func startService(t testing.TB, root, addr string, logs *testkit.Buffer) *Service {
+func startServiceWith(t testing.TB, root, addr string, logs *testkit.Buffer, lim Limits) *Service {
 	t.Helper()
 	var h slog.Handler = slog.NewTextHandler(ioDiscard{}, nil)
 	if logs != nil {
@@ -122,6 +115,7 @@ func startService(t testing.TB, root, addr string, logs *testkit.Buffer) *Servic
 		Version:   "1.2.3",
 		MDNS:      MDNSOptions{Hostname: "testbox"},
 		Logger:    slog.New(h),
+		Limits:    lim,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -89,7 +89,10 @@ func (s *Service) foundMDNS(e mdns.Entry) {
 	if len(c.Keys) == 0 && c.MAC == "" {
 		c.Keys = []string{"mdns:" + e.Name}
 	}
-	s.reg.Apply("mdns:"+e.Interface+":"+e.Name, []registry.Claim{c})
+	if _, dropped := s.reg.Apply("mdns:"+e.Interface+":"+e.Name, []registry.Claim{c}); !dropped.Zero() {
+		s.drops.warn("mdns answer over the registry's limits", "discovery: mDNS answer partly dropped: over the registry's limits",
+			"instance", e.Name, "interface", e.Interface, "dropped_devices", dropped.Devices, "dropped_fields", dropped.Fields)
+	}
 }
 
 func firstOf(v ...string) string {

@@ -3,7 +3,7 @@ package discovery
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"sync"
@@ -121,15 +121,7 @@ func (l *mqttLink) publishSelf() {
 	if !l.c.IsConnectionOpen() {
 		return
 	}
-	a := announce.Announce{
-		ID:                s.opts.GatewayID,
-		Name:              s.opts.Name,
-		Model:             s.opts.Model,
-		Firmware:          s.opts.Version,
-		Address:           s.opts.Address,
-		AvailabilityTopic: announce.AvailabilityTopic(s.opts.GatewayID),
-	}
-	payload, err := json.Marshal(a)
+	a, payload, err := s.ownAnnounce()
 	if err != nil {
 		s.log.Error("discovery: encode own announce", "error", err)
 		return
@@ -174,15 +166,38 @@ func (l *mqttLink) onMessage(_ mqtt.Client, m mqtt.Message) {
 		return
 	}
 	res, ok, err := s.parsers.Parse(topic, payload, now)
-	if err != nil {
-		s.log.Warn("discovery: malformed announce ignored", "topic", topic, "error", err, "bytes", len(payload))
+	switch {
+	case errors.Is(err, announce.ErrTooLarge):
+		s.droppedMessages.Add(1)
+		s.drops.warn("announce too large", "discovery: announce dropped whole, too large to read", "topic", limitTopic(topic), "error", err)
 		return
-	}
-	if !ok {
+	case err != nil:
+		s.drops.warn("malformed announce", "discovery: malformed announce ignored", "topic", limitTopic(topic), "error", err, "bytes", len(payload))
+		return
+	case !ok:
+		if len(payload) > s.opts.Limits.MaxAvailabilityPayload {
+			s.droppedMessages.Add(1)
+			s.drops.warn("availability payload too large", "discovery: availability payload dropped, too large to be a state",
+				"topic", limitTopic(topic), "bytes", len(payload), "limit", s.opts.Limits.MaxAvailabilityPayload)
+			return
+		}
 		s.reg.SetAvailability(topic, string(payload), now)
 		return
 	}
-	if topics := s.reg.Apply(res.Group, res.Claims); len(topics) > 0 {
+	topics, dropped := s.reg.Apply(res.Group, res.Claims)
+	dropped.Add(res.Dropped)
+	if !res.Dropped.Zero() {
+		s.reg.CountDrops(res.Dropped)
+	}
+	if !dropped.Zero() {
+		devices, entities := s.reg.Usage()
+		lim := s.opts.Limits.Registry
+		s.drops.warn("announce over the registry's limits", "discovery: announce partly dropped: over the registry's limits",
+			"topic", limitTopic(topic), "dropped_devices", dropped.Devices, "dropped_entities", dropped.Entities, "dropped_fields", dropped.Fields,
+			"devices", devices, "max_devices", lim.MaxDevices, "entities", entities, "max_entities", lim.MaxEntities,
+			"max_entities_per_device", lim.MaxEntitiesPerDevice)
+	}
+	if len(topics) > 0 {
 		l.mu.Lock()
 		l.pending = append(l.pending, topics...)
 		l.mu.Unlock()
@@ -191,6 +206,15 @@ func (l *mqttLink) onMessage(_ mqtt.Client, m mqtt.Message) {
 		default:
 		}
 	}
+}
+
+// limitTopic keeps a log line short whatever topic a client chose.
+func limitTopic(t string) string {
+	const n = 200
+	if len(t) <= n {
+		return t
+	}
+	return t[:n] + "…"
 }
 
 // worker subscribes newly named availability topics and re-reads the

@@ -88,7 +88,7 @@ func TestAnnounceTopicsIntoRegistry(t *testing.T) {
 		t.Errorf("switch entity not expanded: %+v", e)
 	}
 	// Availability from a retained birth already on the broker.
-	waitFor(t, 5*time.Second, "esphome online", func() bool { d, _ := s.Device(esp.ID); return d.Availability == "online" })
+	testkit.WaitFor(t, 5*time.Second, "esphome online", func() bool { d, _ := s.Device(esp.ID); return d.Availability == "online" })
 
 	// Device-based discovery: one device, three components, shared options.
 	hp := mustDevice(t, s, "id-heatpump01")
@@ -122,12 +122,12 @@ func TestAnnounceTopicsIntoRegistry(t *testing.T) {
 		t.Errorf("tasmota availability topics = %v", tas.AvailabilityTopics)
 	}
 	pub(t, addr, "tele/tasmota_A1B2C3/LWT", []byte("Online"), true)
-	waitFor(t, 5*time.Second, "tasmota online (LWT subscribed after discovery)", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "tasmota online (LWT subscribed after discovery)", func() bool {
 		d, _ := s.Device(tas.ID)
 		return d.Availability == "online"
 	})
 	pub(t, addr, "tele/tasmota_A1B2C3/LWT", []byte("Offline"), true)
-	waitFor(t, 5*time.Second, "tasmota offline", func() bool { d, _ := s.Device(tas.ID); return d.Availability == "offline" })
+	testkit.WaitFor(t, 5*time.Second, "tasmota offline", func() bool { d, _ := s.Device(tas.ID); return d.Availability == "offline" })
 
 	// zigbee2mqtt: the device list and Home Assistant's entry meet.
 	z := mustDevice(t, s, "ieee-0x00158d0001a2b3c4")
@@ -135,7 +135,7 @@ func TestAnnounceTopicsIntoRegistry(t *testing.T) {
 		t.Errorf("zigbee device: %+v", z)
 	}
 	pub(t, addr, "zigbee2mqtt/bathroom_sensor/availability", []byte(`{"state":"online"}`), true)
-	waitFor(t, 5*time.Second, "zigbee online", func() bool { d, _ := s.Device(z.ID); return d.Availability == "online" })
+	testkit.WaitFor(t, 5*time.Second, "zigbee online", func() bool { d, _ := s.Device(z.ID); return d.Availability == "online" })
 
 	// Another device's gateway announce, and the box's own.
 	plug := mustDevice(t, s, "mac-020000000007")
@@ -143,7 +143,7 @@ func TestAnnounceTopicsIntoRegistry(t *testing.T) {
 		t.Errorf("announced plug: %+v", plug)
 	}
 	self := mustDevice(t, s, "id-"+s.GatewayID())
-	waitFor(t, 5*time.Second, "own announce online", func() bool { d, _ := s.Device(self.ID); return d.Availability == "online" })
+	testkit.WaitFor(t, 5*time.Second, "own announce online", func() bool { d, _ := s.Device(self.ID); return d.Availability == "online" })
 	var own map[string]any
 	if err := json.Unmarshal([]byte(sub1(t, addr, "gateway/announce/"+s.GatewayID())), &own); err != nil {
 		t.Fatal(err)
@@ -161,7 +161,7 @@ func TestAnnounceTopicsIntoRegistry(t *testing.T) {
 	pub(t, addr, "tasmota/discovery/NOTAMAC/config", []byte(`{"t":"x"}`), false)
 	pub(t, addr, "zigbee2mqtt/bridge/devices", []byte(`{"not":"a list"}`), false)
 	pub(t, addr, "homeassistant/binary_sensor/hall/motion/config", []byte(`{"name":"Motion","stat_t":"hall/motion","uniq_id":"hall-motion","dev":{"ids":"hall01","name":"Hall"}}`), true)
-	waitFor(t, 5*time.Second, "a valid announce after malformed ones", func() bool { _, ok := s.Device("id-hall01"); return ok })
+	testkit.WaitFor(t, 5*time.Second, "a valid announce after malformed ones", func() bool { _, ok := s.Device("id-hall01"); return ok })
 	for _, topic := range []string{"homeassistant/sensor/broken/config", "homeassistant/device/nocmps/config", "tasmota/discovery/NOTAMAC/config", "zigbee2mqtt/bridge/devices"} {
 		if !strings.Contains(logs.String(), "topic="+topic) {
 			t.Errorf("malformed payload on %s not logged; logs:\n%s", topic, logs)
@@ -176,14 +176,14 @@ func TestAnnounceTopicsIntoRegistry(t *testing.T) {
 
 	// Removal: an empty retained payload takes back what its topic said.
 	pub(t, addr, "homeassistant/switch/livingroom/relay/config", nil, true)
-	waitFor(t, 5*time.Second, "relay entity removed", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "relay entity removed", func() bool {
 		d, _ := s.Device(esp.ID)
 		return entityIDs(d) == "sensor:livingroom-temp"
 	})
 	pub(t, addr, "homeassistant/sensor/livingroom/temperature/config", nil, true)
-	waitFor(t, 5*time.Second, "esphome device removed", func() bool { _, ok := s.Device(esp.ID); return !ok })
+	testkit.WaitFor(t, 5*time.Second, "esphome device removed", func() bool { _, ok := s.Device(esp.ID); return !ok })
 	pub(t, addr, "tasmota/discovery/A0B1C2A1B2C3/config", nil, true)
-	waitFor(t, 5*time.Second, "tasmota config part removed", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "tasmota config part removed", func() bool {
 		d, _ := s.Device(tas.ID)
 		return slices.Equal(d.Sources, []string{"homeassistant", "tasmota"}) && len(d.Entities) == 4
 	})
@@ -200,7 +200,7 @@ func TestAnnounceTopicsIntoRegistry(t *testing.T) {
 		t.Fatal("retained config seen before the birth message")
 	}
 	pub(t, addr, "homeassistant/status", []byte("online"), false)
-	waitFor(t, 5*time.Second, "re-read on Home Assistant birth", func() bool { _, ok := s.Device("id-attic01"); return ok })
+	testkit.WaitFor(t, 5*time.Second, "re-read on Home Assistant birth", func() bool { _, ok := s.Device("id-attic01"); return ok })
 
 	// Close marks the box offline, retained, and flushes the registry.
 	if err := s.Close(); err != nil {
@@ -250,15 +250,15 @@ func TestWillMarksOffline(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	waitFor(t, 5*time.Second, "retained online", func() bool { return strings.Contains(out.String(), "online") })
+	testkit.WaitFor(t, 5*time.Second, "retained online", func() bool { return strings.Contains(out.String(), "online") })
 	cl, ok := srv.Clients.Get("gatewayd-discovery-" + s.GatewayID())
 	if !ok {
 		t.Fatal("discovery client not connected")
 	}
 	cl.Stop(packets.ErrServerShuttingDown) // the connection drops: the broker sends the will
-	waitFor(t, 5*time.Second, "will offline", func() bool { return strings.Contains(out.String(), "offline") })
+	testkit.WaitFor(t, 5*time.Second, "will offline", func() bool { return strings.Contains(out.String(), "offline") })
 	// paho reconnects and the box says it is back.
-	waitFor(t, 15*time.Second, "online again after reconnect", func() bool {
+	testkit.WaitFor(t, 15*time.Second, "online again after reconnect", func() bool {
 		return strings.Count(out.String(), "online") >= 2
 	})
 }

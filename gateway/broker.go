@@ -19,10 +19,9 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/homebox/gateway/gateway/auth"
-	"github.com/homebox/gateway/gateway/backpressure"
 	"github.com/homebox/gateway/gateway/bridge"
 	"github.com/homebox/gateway/gateway/durable"
-	"github.com/homebox/gateway/gateway/fanout"
+	"github.com/homebox/gateway/gateway/fastpath"
 	"github.com/homebox/gateway/gateway/inorder"
 	"github.com/homebox/gateway/gateway/languard"
 	"github.com/homebox/gateway/gateway/listeners"
@@ -34,7 +33,8 @@ import (
 // retainForever is the broker-wide cap on message expiry. mochi drops
 // retained and queued messages older than its cap (24 h by default), which
 // would make Home Assistant's discovery configs vanish; a century keeps
-// them, while an expiry the publisher set still applies.
+// them, while an expiry the publisher set still applies. Upstream: by
+// design (mochi-mqtt/server #444); TestMochiStillExpiresRetainedAfter24h.
 const retainForever = 100 * 365 * 24 * 3600
 
 // Options are what the broker is made from.
@@ -45,8 +45,14 @@ type Options struct {
 	Logger  *slog.Logger
 	// WrapConn, when set, wraps every accepted connection (the bridge's
 	// try_private acceptance plugs in here). It must not change the bytes
-	// written: the QoS 0 fast path writes under it (fanout.Wrap).
+	// written: the QoS 0 fast path writes under it (fastpath.Wrap).
 	WrapConn func(net.Conn) net.Conn
+	// ConnectTimeout and MaxHalfOpen are gatewayd's own (Mosquitto has
+	// neither): how long a connection may take from accept to a complete
+	// CONNECT, and how many may be in that state box-wide. 0 = defaults
+	// (listeners.DefaultConnectTimeout, listeners.DefaultMaxHalfOpen).
+	ConnectTimeout time.Duration
+	MaxHalfOpen    int
 }
 
 // Broker is a running gateway broker.
@@ -55,8 +61,10 @@ type Broker struct {
 	cfg    *mosquittoconf.Config
 	server *mqtt.Server
 	auth   *auth.Hook
-	routes *backpressure.Hook // its route cache is voided when ACLs reload
+	fast   *fastpath.Hook // its route cache is voided when ACLs reload
 	log    *slog.Logger
+
+	limits *listeners.Limits // shared by every listener
 
 	mu        sync.Mutex
 	listeners []mqttListener
@@ -85,6 +93,12 @@ func New(o Options) (*Broker, error) {
 		o.WrapConn = bridge.PrivateConn
 	}
 	b := &Broker{opts: o, cfg: cfg, log: o.Logger}
+	b.limits = &listeners.Limits{
+		ConnectTimeout: o.ConnectTimeout,
+		MaxHalfOpen:    o.MaxHalfOpen,
+		MaxPacketSize:  MaxPacketSize(cfg),
+		Logger:         o.Logger,
+	}
 
 	b.server = mqtt.New(&mqtt.Options{
 		Capabilities:           capabilities(cfg),
@@ -111,13 +125,15 @@ func New(o Options) (*Broker, error) {
 func capabilities(cfg *mosquittoconf.Config) *mqtt.Capabilities {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumMessageExpiryInterval = retainForever
+	// mochi copies a PUBLISH's user properties into its ack by default
+	// (no upstream issue found; TestMochiStillInheritsPropertiesOnAck).
 	caps.Compatibilities.NoInheritedPropertiesOnAck = true
 	// mochi allocates each client's outbound queue up front (8,192 pointers,
 	// 64 KiB, by default). Its pages stay untouched while idle, but the GC
 	// counts and scans it as live heap: with 1,000 clients the heap goal
 	// grew by 64 MiB, and a connect storm spent a third of its CPU scanning
 	// queues. Nothing needs 8,192 any more: QoS 0 fan-in goes through the
-	// fast path, publishers wait at half the queue (backpressure), and so
+	// fast path, publishers wait at half the queue (fastpath), and so
 	// does a new subscription's burst of retained messages. 1,024 was tried:
 	// as fast, but +3 KB per idle connection (its 8 KiB gets touched).
 	caps.MaximumClientWritesPending = 256
@@ -132,14 +148,27 @@ func capabilities(cfg *mosquittoconf.Config) *mqtt.Capabilities {
 	if cfg.MaxInflightMessages > 0 { // told to MQTT 5 clients as Receive Maximum
 		caps.ReceiveMaximum = uint16(min(cfg.MaxInflightMessages, math.MaxUint16))
 	}
-	if cfg.MaxPacketSize > 0 {
-		caps.MaximumPacketSize = uint32(cfg.MaxPacketSize)
-	}
+	caps.MaximumPacketSize = uint32(MaxPacketSize(cfg))
 	if !cfg.RetainAvailable {
 		caps.RetainAvailable = 0
 	}
 	return caps
 }
+
+// MaxPacketSize is the largest packet a client may send, in bytes:
+// max_packet_size when set; else listeners.DefaultMaxPacketSize, raised to
+// let a message of message_size_limit through (with room for its topic and
+// properties). mochi refuses a larger packet from its fixed header.
+func MaxPacketSize(cfg *mosquittoconf.Config) int {
+	if cfg.MaxPacketSize > 0 {
+		return cfg.MaxPacketSize
+	}
+	const headroom = 128 << 10 // topic (up to 64 KiB) and properties
+	return min(max(listeners.DefaultMaxPacketSize, cfg.MessageSizeLimit+headroom), 268435455+5)
+}
+
+// Limits are the listeners' shared bounds, with their live figures.
+func (b *Broker) Limits() *listeners.Limits { return b.limits }
 
 // sysInterval turns sys_interval into mochi's tick; 0 (off) becomes a tick
 // too long to ever come.
@@ -149,9 +178,6 @@ func sysInterval(seconds int) int64 {
 	}
 	return int64(seconds)
 }
-
-// Server is the underlying mochi server (the bridges use its inline client).
-func (b *Broker) Server() *mqtt.Server { return b.server }
 
 // Start opens the store and the listeners and starts serving. Errors name
 // the conf option and line they come from.
@@ -202,12 +228,6 @@ func (b *Broker) addHooks() error {
 	if err := b.server.AddHook(inorder.New(b.server, b.log), nil); err != nil {
 		return err
 	}
-	// Publishers wait for a slow subscriber instead of mochi dropping
-	// its QoS 0 messages.
-	b.routes = backpressure.New(b.server)
-	if err := b.server.AddHook(b.routes, nil); err != nil {
-		return err
-	}
 	if cfg.Persistence {
 		path := b.StorePath()
 		opts, err := durable.Options(path)
@@ -228,11 +248,13 @@ func (b *Broker) addHooks() error {
 		return err
 	}
 	// Last, so that every other hook has seen a publish it takes: plain
-	// QoS 0 messages are encoded once and written once per read burst.
-	fast := fanout.New(b.server, b.routes, fanout.Config{
+	// QoS 0 messages are encoded once and written once per read burst, and
+	// publishers wait for a slow subscriber instead of mochi dropping its
+	// messages.
+	b.fast = fastpath.New(b.server, fastpath.Config{
 		ReadAllowed: func(cl *mqtt.Client, topic string) bool { return b.auth.OnACLCheck(cl, topic, false) },
 	})
-	return b.server.AddHook(fast, nil)
+	return b.server.AddHook(b.fast, nil)
 }
 
 // startBridges runs the conf's `connection` blocks inside this process.
@@ -344,6 +366,8 @@ func (b *Broker) addListeners() error {
 			Address: net.JoinHostPort(l.Address, strconv.Itoa(l.Port)),
 			Guard:   b.opts.Guard,
 			Wrap:    b.wrapConn,
+			Limits:  b.limits,
+			Origins: l.WebsocketsOrigins,
 		}
 		if l.TLS() {
 			tc, err := listeners.TLSConfig(l.CertFile, l.KeyFile, l.CAFile, l.CAPath, l.RequireCertificate, l.TLSVersion)
@@ -374,25 +398,7 @@ func (b *Broker) wrapConn(c net.Conn) net.Conn {
 	if b.opts.WrapConn != nil {
 		c = b.opts.WrapConn(c)
 	}
-	return fanout.Wrap(c)
-}
-
-// Addrs are the listeners' real addresses by protocol, in conf order.
-func (b *Broker) Addrs() []ListenerAddr {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	out := make([]ListenerAddr, 0, len(b.listeners))
-	for _, l := range b.listeners {
-		out = append(out, ListenerAddr{Protocol: l.conf.Protocol, Address: l.impl.Address(), TLS: l.conf.TLS()})
-	}
-	return out
-}
-
-// ListenerAddr is an open listener.
-type ListenerAddr struct {
-	Protocol string
-	Address  string
-	TLS      bool
+	return fastpath.Wrap(c)
 }
 
 // Reload re-reads the password and ACL files (SIGHUP). On error the old
@@ -402,8 +408,8 @@ func (b *Broker) Reload() error {
 		return nil
 	}
 	err := b.auth.Reload()
-	if err == nil && b.routes != nil {
-		b.routes.Changed() // the fast path's cached read-ACL answers
+	if err == nil && b.fast != nil {
+		b.fast.Changed() // the route cache's read-ACL answers
 	}
 	return err
 }
@@ -415,8 +421,10 @@ func (b *Broker) Reload() error {
 // The clients are disconnected here rather than by mochi's Close: mochi
 // v2.7.9 gathers a listener's clients with a read lock taken twice
 // (Clients.GetByListener calls Len), which deadlocks if a client is removed
-// at that moment, and a stop that hangs would miss SIGTERM's 2 s. Our
-// listeners, once closed here, do nothing when mochi closes them again.
+// at that moment, and a stop that hangs would miss SIGTERM's 2 s
+// (mochi-mqtt/server #488, fix in PR #489, open;
+// TestMochiStillDeadlocksInGetByListener). Our listeners, once closed here,
+// do nothing when mochi closes them again.
 func (b *Broker) Close() error {
 	b.mu.Lock()
 	if b.closed {

@@ -269,6 +269,14 @@ func (a *app) becameReady() {
 func (a *app) exited() {
 	ex := a.p.exit
 	a.endRun(ex)
+	a.restartAfter(ex, fmt.Sprintf("%s after %v", ex, ex.Uptime.Round(time.Millisecond)), "exited")
+}
+
+// restartAfter schedules the next run after one that ended (on its own, or
+// stopped for going over max_memory): the same delay, backoff and
+// unstable counting whatever the reason, so an app that outgrows its limit
+// at once is held back like one that crashes at once.
+func (a *app) restartAfter(ex exitInfo, msg, reason string) {
 	unstable := ex.Uptime < a.eff.Restart.MinUptime
 	if unstable {
 		a.streak++
@@ -277,7 +285,6 @@ func (a *app) exited() {
 	}
 	delay := a.restartDelay()
 	errored := unstable && delay >= a.eff.Restart.BackoffMax
-	msg := fmt.Sprintf("%s after %v", ex, ex.Uptime.Round(time.Millisecond))
 	if errored {
 		msg += fmt.Sprintf("; crash loop, retrying every %v", delay)
 	}
@@ -291,6 +298,7 @@ func (a *app) exited() {
 			st.Status = StatusErrored
 		}
 		st.LastError = msg
+		st.RestartReason = reason
 	})
 	a.event("%s; restarting in %v", msg, delay)
 	a.schedule(delay)
@@ -362,12 +370,10 @@ func (a *app) overMemory(m memSample) {
 	if a.p == nil || a.p.pid != m.pid {
 		return // an earlier run's sample
 	}
-	msg := fmt.Sprintf("max_memory exceeded: %d > %d", m.rss, a.eff.MaxMemory)
-	a.event("%s: restarting", msg)
-	a.update(func(st *AppState) { st.LastError = msg })
+	msg := fmt.Sprintf("max_memory exceeded: %d > %d bytes", m.rss, a.eff.MaxMemory)
+	p := a.p
 	a.stopProc(nil, "max_memory exceeded")
-	a.update(func(st *AppState) { st.Restarts++ })
-	a.launch()
+	a.restartAfter(p.exit, msg, "max_memory")
 }
 
 // ready reports the Ready flag.

@@ -18,7 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // exitInfo is how one run of an app ended.
@@ -190,22 +191,11 @@ func (p *proc) waitTCP(ctx context.Context, addr string) {
 // waitExitedNoReap blocks until the process pid has exited, leaving it a
 // zombie so that its pid (and group id) cannot be reused yet.
 func waitExitedNoReap(pid int) error {
-	const (
-		pPID    = 1
-		wExited = 0x4
-		wNoWait = 0x1000000
-	)
-	var info [128]byte // siginfo_t
+	var info unix.Siginfo
 	for {
-		_, _, e := syscall.Syscall6(syscall.SYS_WAITID, pPID, uintptr(pid),
-			uintptr(unsafe.Pointer(&info[0])), wExited|wNoWait, 0, 0)
-		switch e {
-		case 0:
-			return nil
-		case syscall.EINTR:
-			continue
-		default:
-			return e
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err != unix.EINTR {
+			return err
 		}
 	}
 }

@@ -116,6 +116,22 @@ func TestParseSignal(t *testing.T) {
 	}
 }
 
+func TestParseStopSignal(t *testing.T) {
+	for in, want := range map[string]syscall.Signal{"SIGTERM": syscall.SIGTERM, "term": syscall.SIGTERM,
+		"SIGINT": syscall.SIGINT, "QUIT": syscall.SIGQUIT, "sighup": syscall.SIGHUP, "SIGKILL": syscall.SIGKILL} {
+		if got, err := ParseStopSignal(in); err != nil || got != want {
+			t.Errorf("ParseStopSignal(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	// Numbers differ between architectures; SIGSTOP and SIGCHLD stop nothing.
+	for in, want := range map[string]string{"SIGNOPE": "is not a signal name", "15": "is not a signal name",
+		"SIGSTOP": "cannot stop an app", "chld": "cannot stop an app"} {
+		if _, err := ParseStopSignal(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseStopSignal(%q) = %v, want %q", in, err, want)
+		}
+	}
+}
+
 func TestRestartDelay(t *testing.T) {
 	a := &app{eff: Spec{Restart: RestartPolicy{Delay: 0, BackoffMax: time.Second}}.withDefaults()}
 	var got []time.Duration

@@ -108,7 +108,7 @@ func (s *Supervisor) Start(ctx context.Context, specs []Spec) error {
 	if started {
 		return errors.New("supervisor: already started")
 	}
-	order, err := validateSpecs(specs)
+	order, err := checkedOrder(specs)
 	if err != nil {
 		return err
 	}
@@ -160,7 +160,7 @@ func (s *Supervisor) runLoop(a *app) {
 func (s *Supervisor) Apply(specs []Spec) error {
 	s.opMu.Lock()
 	defer s.opMu.Unlock()
-	order, err := validateSpecs(specs)
+	order, err := checkedOrder(specs)
 	if err != nil {
 		return err
 	}

@@ -452,7 +452,7 @@ func TestApply(t *testing.T) {
 	b2 := child("b2")
 	b2.After = []string{"b"}
 	err := s.Apply([]Spec{child("a"), bad, b2})
-	if !errors.Is(err, ErrInvalidSpec) || !strings.Contains(err.Error(), "cycle") {
+	if !errors.Is(err, ErrInvalidSpec) || !strings.Contains(err.Error(), "circle") {
 		t.Fatalf("Apply with a cycle = %v", err)
 	}
 	for n, st := range before {
@@ -560,16 +560,21 @@ func TestStartValidates(t *testing.T) {
 	unknown.After = []string{"ghost"}
 	noCmd := child("nocmd")
 	noCmd.Command = ""
+	noHost := child("nohost")
+	noHost.Ready.TCP = ":1883"
+	stopSig := child("stopsig")
+	stopSig.StopSignal = syscall.SIGSTOP
 	cases := []struct {
 		specs []Spec
 		want  []string
 	}{
-		{[]Spec{child("a"), child("a")}, []string{`app "a" (apps[1]): name already used by apps[0]`}},
+		{[]Spec{child("a"), child("a")}, []string{`app "a" (apps[1]): name: "a" is already the name of another app (apps[0])`}},
 		{[]Spec{child("all")}, []string{`"all" is reserved`}},
 		{[]Spec{child("a/b")}, []string{`app "a/b"`, "letters, digits"}},
-		{[]Spec{cyc1, cyc2}, []string{"cycle x -> y -> x"}},
+		{[]Spec{cyc1, cyc2}, []string{"circle: x -> y -> x"}},
 		{[]Spec{both, badRE}, []string{`app "both" (apps[0]): ready: give tcp or log`, `app "badre" (apps[1]): ready.log`}},
-		{[]Spec{unknown, noCmd}, []string{`no app named "ghost"`, `app "nocmd" (apps[1]): command is empty`}},
+		{[]Spec{unknown, noCmd}, []string{`names "ghost", which is not an app`, `app "nocmd" (apps[1]): command: every app needs a command`}},
+		{[]Spec{noHost, stopSig}, []string{`ready.tcp: ":1883" has no host`, `stop_signal: SIGSTOP cannot stop an app`}},
 	}
 	for _, c := range cases {
 		s := newSup(t, nil)
@@ -634,5 +639,21 @@ func TestShutdownLeavesNoGoroutines(t *testing.T) {
 	})
 	if z := zombieChildren(); len(z) > 0 {
 		t.Errorf("zombies: %v", z)
+	}
+}
+
+// A max_memory restart is held back like a crash: counted as unstable when
+// the run was short, with the backoff, and shown as errored in a loop.
+func TestMaxMemoryRestartsFollowThePolicy(t *testing.T) {
+	s := newSup(t, nil)
+	sp := child("hog", "-grow-mb", "200", "-grow-every", "3ms")
+	sp.MaxMemory = 40 << 20
+	sp.Restart = RestartPolicy{Delay: 0, BackoffMax: 400 * time.Millisecond, MinUptime: time.Minute}
+	s.start(t, sp)
+	st := s.waitState(t, "hog", "a max_memory crash loop", 20*time.Second, func(st AppState) bool {
+		return st.Status == StatusErrored && st.UnstableRestarts >= 2
+	})
+	if st.RestartReason != "max_memory" || !strings.Contains(st.LastError, "crash loop") {
+		t.Errorf("restart reason %q, last error %q", st.RestartReason, st.LastError)
 	}
 }

@@ -7,8 +7,9 @@ import (
 	"os"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/homebox/gateway/webui/api"
 
 	"github.com/labstack/echo/v4"
 
@@ -18,7 +19,6 @@ import (
 type handlers struct {
 	d       Deps
 	started time.Time
-	parts   atomic.Pointer[attached]
 	confMu  sync.Mutex
 	conf    confCache
 }
@@ -28,7 +28,7 @@ func (h *handlers) health(c echo.Context) error {
 	if h.d.Apps != nil {
 		n = len(h.d.Apps.List())
 	}
-	return c.JSON(http.StatusOK, Health{
+	return c.JSON(http.StatusOK, api.Health{
 		OK: true, Version: h.d.Version, PID: os.Getpid(),
 		UptimeS: time.Since(h.started).Seconds(), Apps: n, AppsOK: h.d.Apps != nil,
 		ServerTS: time.Now().UTC().Format(time.RFC3339),
@@ -55,11 +55,7 @@ func (h *handlers) list(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	list := a.List()
-	if list == nil {
-		list = []supervisor.AppState{}
-	}
-	return c.JSON(http.StatusOK, list)
+	return c.JSON(http.StatusOK, apiApps(a.List()))
 }
 
 func (h *handlers) get(c echo.Context) error {
@@ -72,7 +68,7 @@ func (h *handlers) get(c echo.Context) error {
 	if err != nil {
 		return appError(name, err)
 	}
-	return c.JSON(http.StatusOK, st)
+	return c.JSON(http.StatusOK, apiApp(st))
 }
 
 // action runs start, stop or restart on one app or on "all", and answers
@@ -89,24 +85,14 @@ func (h *handlers) action(verb string) echo.HandlerFunc {
 			return appError(name, err)
 		}
 		if name == "all" {
-			return c.JSON(http.StatusOK, a.List())
+			return c.JSON(http.StatusOK, apiApps(a.List()))
 		}
 		st, err := a.Get(name)
 		if err != nil {
 			return appError(name, err)
 		}
-		return c.JSON(http.StatusOK, []supervisor.AppState{st})
+		return c.JSON(http.StatusOK, []api.App{apiApp(st)})
 	}
-}
-
-// Logs is GET /api/apps/:name/logs's answer. Offset is the log file's size
-// when read: pass it back as ?since= to get only what came after.
-type Logs struct {
-	Name    string   `json:"name"`
-	File    string   `json:"file"`
-	Lines   []string `json:"lines"`
-	Offset  int64    `json:"offset"`
-	Rotated bool     `json:"rotated,omitempty"` // the file was rotated since `since`: lines start at the new file
 }
 
 const (
@@ -140,7 +126,7 @@ func (h *handlers) logs(c echo.Context) error {
 	if err != nil {
 		return appError(name, err)
 	}
-	out := Logs{Name: name, File: file, Lines: []string{}}
+	out := api.Logs{Name: name, File: file, Lines: []string{}}
 	if since >= 0 {
 		out.Lines, out.Offset, out.Rotated, err = readSince(file, since, maxLogLines)
 	} else {

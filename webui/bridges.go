@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/homebox/gateway/webui/api"
+
 	"github.com/labstack/echo/v4"
 
 	"github.com/homebox/gateway/gateway/mosquittoconf"
@@ -15,67 +17,9 @@ import (
 	"github.com/homebox/gateway/webui/confflow"
 )
 
-// BridgeAddress is one host:port of a bridge.
-type BridgeAddress struct {
-	Host string `json:"host"`
-	Port int    `json:"port"`
-}
-
-// BridgeTopic is one topic row of a bridge.
-type BridgeTopic struct {
-	Pattern      string `json:"pattern"`
-	Direction    string `json:"direction"`
-	QoS          int    `json:"qos"`
-	LocalPrefix  string `json:"local_prefix"`
-	RemotePrefix string `json:"remote_prefix"`
-}
-
-// Bridge is one `connection` of mosquitto.conf as GET /api/bridges shows it.
-type Bridge struct {
-	Name              string           `json:"name"`
-	Line              int              `json:"line"`
-	File              string           `json:"file,omitempty"` // set when the bridge is in an included file (read only)
-	Addresses         []BridgeAddress  `json:"addresses"`
-	Topics            []BridgeTopic    `json:"topics"`
-	RemoteUsername    string           `json:"remote_username"`
-	HasPassword       bool             `json:"has_password"`
-	RemoteClientID    string           `json:"remote_clientid"`
-	LocalClientID     string           `json:"local_clientid"`
-	ProtocolVersion   string           `json:"protocol_version"`
-	CleanSession      bool             `json:"clean_session"`
-	KeepaliveInterval int              `json:"keepalive_interval"`
-	Notifications     bool             `json:"notifications"`
-	TryPrivate        bool             `json:"try_private"`
-	StartType         string           `json:"start_type"`
-	CACert            string           `json:"ca_cert"`
-	CAFile            string           `json:"ca_file"`
-	Insecure          bool             `json:"insecure"`
-	Live              *sysstats.Bridge `json:"live"`
-}
-
-// BridgeInput is the body of POST and PUT: a field left out keeps its
-// value (PUT) or the default (POST).
-type BridgeInput struct {
-	Name              *string          `json:"name"`
-	Addresses         *[]BridgeAddress `json:"addresses"`
-	Topics            *[]BridgeTopic   `json:"topics"`
-	RemoteUsername    *string          `json:"remote_username"`
-	RemotePassword    *string          `json:"remote_password"`
-	RemoteClientID    *string          `json:"remote_clientid"`
-	LocalClientID     *string          `json:"local_clientid"`
-	ProtocolVersion   *string          `json:"protocol_version"`
-	CleanSession      *bool            `json:"clean_session"`
-	KeepaliveInterval *int             `json:"keepalive_interval"`
-	Notifications     *bool            `json:"notifications"`
-	TryPrivate        *bool            `json:"try_private"`
-	StartType         *string          `json:"start_type"`
-	CACert            *string          `json:"ca_cert"`
-	Insecure          *bool            `json:"insecure"`
-}
-
-func (h *handlers) bridgeView(f *confflow.Flow, b mosquittoconf.Bridge, live map[string]sysstats.Bridge) Bridge {
-	v := Bridge{
-		Name: b.Name, Line: b.Pos.Line, Addresses: []BridgeAddress{}, Topics: []BridgeTopic{},
+func (h *handlers) bridgeView(f *confflow.Flow, b mosquittoconf.Bridge, live map[string]sysstats.Bridge) api.Bridge {
+	v := api.Bridge{
+		Name: b.Name, Line: b.Pos.Line, Addresses: []api.BridgeAddress{}, Topics: []api.BridgeTopic{},
 		RemoteUsername: b.RemoteUsername, HasPassword: b.RemotePassword != "",
 		RemoteClientID: b.RemoteClientID, LocalClientID: b.LocalClientID, ProtocolVersion: b.ProtocolVersion,
 		CleanSession: b.CleanSession, KeepaliveInterval: b.KeepaliveInterval, Notifications: b.Notifications,
@@ -85,10 +29,10 @@ func (h *handlers) bridgeView(f *confflow.Flow, b mosquittoconf.Bridge, live map
 		v.File = b.Pos.File
 	}
 	for _, a := range b.Addresses {
-		v.Addresses = append(v.Addresses, BridgeAddress{Host: a.Host, Port: a.Port})
+		v.Addresses = append(v.Addresses, api.BridgeAddress{Host: a.Host, Port: a.Port})
 	}
 	for _, t := range b.Topics {
-		v.Topics = append(v.Topics, BridgeTopic{Pattern: t.Pattern, Direction: t.Direction, QoS: int(t.QoS),
+		v.Topics = append(v.Topics, api.BridgeTopic{Pattern: t.Pattern, Direction: t.Direction, QoS: int(t.QoS),
 			LocalPrefix: t.LocalPrefix, RemotePrefix: t.RemotePrefix})
 	}
 	if con := h.console(); con != nil && con.CertsDir != "" && b.CAFile != "" {
@@ -97,7 +41,8 @@ func (h *handlers) bridgeView(f *confflow.Flow, b mosquittoconf.Bridge, live map
 		}
 	}
 	if l, ok := live[b.Name]; ok {
-		v.Live = &l
+		live := api.BridgeLive(l)
+		v.Live = &live
 	}
 	return v
 }
@@ -111,15 +56,15 @@ func (h *handlers) bridges(c echo.Context) error {
 	if con := h.console(); con != nil && con.Stats != nil {
 		live = con.Stats.Snapshot().Bridges
 	}
-	out := []Bridge{}
+	out := []api.Bridge{}
 	for _, b := range cfg.Bridges {
 		out = append(out, h.bridgeView(f, b, live))
 	}
 	return c.JSON(http.StatusOK, out)
 }
 
-func readBridgeInput(c echo.Context) (BridgeInput, error) {
-	var in BridgeInput
+func readBridgeInput(c echo.Context) (api.BridgeInput, error) {
+	var in api.BridgeInput
 	dec := json.NewDecoder(c.Request().Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil {
@@ -134,7 +79,7 @@ func (h *handlers) addBridge(c echo.Context) error {
 		return err
 	}
 	if in.Name == nil || *in.Name == "" {
-		return newError(http.StatusBadRequest, "name: required", LineError{Field: "name", Message: "required"})
+		return newError(http.StatusBadRequest, "name: required", api.LineError{Field: "name", Message: "required"})
 	}
 	return h.changeBridge(c, *in.Name, &in, true, http.StatusCreated)
 }
@@ -147,7 +92,7 @@ func (h *handlers) putBridge(c echo.Context) error {
 	name := c.Param("name")
 	if in.Name != nil && *in.Name != name {
 		return newError(http.StatusBadRequest, "name: a bridge cannot be renamed; add a new one and delete this one",
-			LineError{Field: "name", Message: "differs from the bridge in the path"})
+			api.LineError{Field: "name", Message: "differs from the bridge in the path"})
 	}
 	return h.changeBridge(c, name, &in, false, http.StatusOK)
 }
@@ -158,7 +103,7 @@ func (h *handlers) deleteBridge(c echo.Context) error {
 
 // changeBridge patches the conf's `connection name` block: added (create),
 // changed (in != nil) or removed (in == nil), then runs the flow.
-func (h *handlers) changeBridge(c echo.Context, name string, in *BridgeInput, create bool, okCode int) error {
+func (h *handlers) changeBridge(c echo.Context, name string, in *api.BridgeInput, create bool, okCode int) error {
 	f, err := h.flow()
 	if err != nil {
 		return err
@@ -178,7 +123,7 @@ func (h *handlers) changeBridge(c echo.Context, name string, in *BridgeInput, cr
 		switch {
 		case create && cur != nil:
 			return nil, newError(http.StatusConflict, fmt.Sprintf("a bridge named %q is already there", name),
-				LineError{Field: "name", Message: "already there"})
+				api.LineError{Field: "name", Message: "already there"})
 		case !create && cur == nil:
 			return nil, newError(http.StatusNotFound, fmt.Sprintf("no bridge named %q", name))
 		case cur != nil && cur.Pos.File != filepath.Base(f.ConfPath()):
@@ -202,7 +147,7 @@ func (h *handlers) changeBridge(c echo.Context, name string, in *BridgeInput, cr
 				return nil, newError(http.StatusBadRequest, fmt.Sprintf("bridge %q: %s: %s", name, errs[0].Field, errs[0].Message), errs...)
 			}
 			if err := doc.UpsertBridge(b); err != nil {
-				return nil, newError(http.StatusBadRequest, err.Error(), LineError{Message: err.Error()})
+				return nil, newError(http.StatusBadRequest, err.Error(), api.LineError{Message: err.Error()})
 			}
 		}
 		return []confflow.File{{Path: f.ConfPath(), Kind: confflow.KindConf, Data: doc.Bytes()}}, nil
@@ -235,10 +180,10 @@ func asciiWord(s string, min, max int, extra string) bool {
 
 // applyBridge sets the fields given in in on b, checking each; the
 // mistakes name their fields.
-func applyBridge(b *mosquittoconf.Bridge, in *BridgeInput, certsDir string) []LineError {
-	var errs []LineError
+func applyBridge(b *mosquittoconf.Bridge, in *api.BridgeInput, certsDir string) []api.LineError {
+	var errs []api.LineError
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, LineError{Field: field, Message: fmt.Sprintf(format, args...)})
+		errs = append(errs, api.LineError{Field: field, Message: fmt.Sprintf(format, args...)})
 	}
 	if !validBridgeName(b.Name) {
 		bad("name", "use 1 to 64 letters, digits, '-', '_' or '.'")

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/homebox/gateway/webui/api"
+
 	"github.com/labstack/echo/v4"
 
 	"github.com/homebox/gateway/gateway/mosquittoconf"
@@ -31,13 +33,6 @@ func (h *handlers) flow() (*confflow.Flow, error) {
 	return con.Flow, nil
 }
 
-// ConfigText is GET /api/broker/config's answer and the body of PUT and
-// check.
-type ConfigText struct {
-	Text string `json:"text" form:"text"`
-	File string `json:"file,omitempty" form:"-"`
-}
-
 func (h *handlers) getConfig(c echo.Context) error {
 	f, err := h.flow()
 	if err != nil {
@@ -47,11 +42,11 @@ func (h *handlers) getConfig(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("read %s: %w", f.ConfPath(), err)
 	}
-	return c.JSON(http.StatusOK, ConfigText{Text: string(b), File: f.ConfPath()})
+	return c.JSON(http.StatusOK, api.ConfigText{Text: string(b), File: f.ConfPath()})
 }
 
 func readText(c echo.Context) ([]byte, error) {
-	var t ConfigText
+	var t api.ConfigText
 	if err := bind(c, &t); err != nil {
 		return nil, err
 	}
@@ -61,17 +56,10 @@ func readText(c echo.Context) ([]byte, error) {
 	return []byte(t.Text), nil
 }
 
-// CheckResult is POST /api/broker/config/check's answer.
-type CheckResult struct {
-	OK       bool        `json:"ok"`
-	Errors   []LineError `json:"errors"`
-	Warnings []LineError `json:"warnings"`
-}
-
-func lineErrors(ds []mosquittoconf.Diagnostic) []LineError {
-	out := make([]LineError, 0, len(ds))
+func lineErrors(ds []mosquittoconf.Diagnostic) []api.LineError {
+	out := make([]api.LineError, 0, len(ds))
 	for _, d := range ds {
-		out = append(out, LineError{Line: d.Pos.Line, File: d.Pos.File, Option: d.Option, Message: d.Message})
+		out = append(out, api.LineError{Line: d.Pos.Line, File: d.Pos.File, Option: d.Option, Message: d.Message})
 	}
 	return out
 }
@@ -86,7 +74,7 @@ func (h *handlers) checkConfig(c echo.Context) error {
 		return err
 	}
 	_, ds := f.Check(text)
-	return c.JSON(http.StatusOK, CheckResult{OK: ds.OK(), Errors: lineErrors(ds.Errors), Warnings: lineErrors(ds.Warnings)})
+	return c.JSON(http.StatusOK, api.CheckResult{OK: ds.OK(), Errors: lineErrors(ds.Errors), Warnings: lineErrors(ds.Warnings)})
 }
 
 func (h *handlers) putConfig(c echo.Context) error {
@@ -104,25 +92,6 @@ func (h *handlers) putConfig(c echo.Context) error {
 	return flowAnswer(c, http.StatusOK, res, err)
 }
 
-// FlowResult is the answer of a change that took effect.
-type FlowResult struct {
-	OK        bool   `json:"ok"`
-	Flow      string `json:"flow"`
-	Version   string `json:"version,omitempty"`
-	Unchanged bool   `json:"unchanged"`
-}
-
-// RolledBack is the 409 of a change the broker would not start with.
-type RolledBack struct {
-	Error        string   `json:"error"`
-	RolledBack   bool     `json:"rolled_back"`
-	BrokerError  string   `json:"broker_error"`
-	Log          []string `json:"log"`
-	Flow         string   `json:"flow"`
-	Cause        string   `json:"cause"`
-	RestoreError string   `json:"restore_error,omitempty"`
-}
-
 // flowAnswer turns what the flow says into the API's answer.
 func flowAnswer(c echo.Context, okCode int, res confflow.Result, err error) error {
 	var ce *confflow.CheckError
@@ -130,14 +99,14 @@ func flowAnswer(c echo.Context, okCode int, res confflow.Result, err error) erro
 	var ae *apiError
 	switch {
 	case err == nil:
-		return c.JSON(okCode, FlowResult{OK: true, Flow: res.Flow, Version: res.Version, Unchanged: res.Unchanged})
+		return c.JSON(okCode, api.FlowResult{OK: true, Flow: res.Flow, Version: res.Version, Unchanged: res.Unchanged})
 	case errors.As(err, &ae):
 		return ae
 	case errors.As(err, &ce):
 		return &apiError{code: http.StatusUnprocessableEntity, body: map[string]any{
 			"error": ce.Error(), "errors": lineErrors(ce.Diagnostics.Errors), "warnings": lineErrors(ce.Diagnostics.Warnings)}}
 	case errors.As(err, &rb):
-		body := RolledBack{Error: rb.Error(), RolledBack: rb.RestoreErr == nil, BrokerError: rb.BrokerError,
+		body := api.RolledBack{Error: rb.Error(), RolledBack: rb.RestoreErr == nil, BrokerError: rb.BrokerError,
 			Log: rb.Log, Flow: rb.Flow, Cause: rb.Cause.Error()}
 		if body.Log == nil {
 			body.Log = []string{}
@@ -148,6 +117,8 @@ func flowAnswer(c echo.Context, okCode int, res confflow.Result, err error) erro
 			code = http.StatusInternalServerError
 		}
 		return &apiError{code: code, body: body}
+	case errors.Is(err, confflow.ErrOutside):
+		return newError(http.StatusConflict, err.Error())
 	case errors.Is(err, confflow.ErrUnavailable):
 		return newError(http.StatusServiceUnavailable, err.Error())
 	}
@@ -166,31 +137,29 @@ func (h *handlers) history(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, list)
+	out := make([]api.HistoryEntry, 0, len(list))
+	for _, e := range list {
+		out = append(out, api.HistoryEntry(e))
+	}
+	return c.JSON(http.StatusOK, out)
 }
 
-// HistoryVersion is one earlier version with its text.
-type HistoryVersion struct {
-	confflow.Entry
-	Text string `json:"text"`
-}
-
-func (h *handlers) readVersion(c echo.Context) (*confflow.Flow, HistoryVersion, error) {
+func (h *handlers) readVersion(c echo.Context) (*confflow.Flow, api.HistoryVersion, error) {
 	f, err := h.flow()
 	if err != nil {
-		return nil, HistoryVersion{}, err
+		return nil, api.HistoryVersion{}, err
 	}
 	if f.History() == nil {
-		return nil, HistoryVersion{}, newError(http.StatusServiceUnavailable, "the config history is not kept here")
+		return nil, api.HistoryVersion{}, newError(http.StatusServiceUnavailable, "the config history is not kept here")
 	}
 	e, data, err := f.History().Read(confflow.KindConf, c.Param("id"))
 	if errors.Is(err, confflow.ErrNotFound) {
-		return nil, HistoryVersion{}, newError(http.StatusNotFound, fmt.Sprintf("no version %q in the history", c.Param("id")))
+		return nil, api.HistoryVersion{}, newError(http.StatusNotFound, fmt.Sprintf("no version %q in the history", c.Param("id")))
 	}
 	if err != nil {
-		return nil, HistoryVersion{}, err
+		return nil, api.HistoryVersion{}, err
 	}
-	return f, HistoryVersion{Entry: e, Text: string(data)}, nil
+	return f, api.HistoryVersion{HistoryEntry: api.HistoryEntry(e), Text: string(data)}, nil
 }
 
 func (h *handlers) historyOne(c echo.Context) error {
@@ -232,7 +201,7 @@ func currentConf(f *confflow.Flow) ([]byte, *mosquittoconf.Config, error) {
 	}
 	cfg, ds := f.Check(data)
 	if !ds.OK() {
-		return data, nil, &apiError{code: http.StatusConflict, body: Error{
+		return data, nil, &apiError{code: http.StatusConflict, body: api.Error{
 			Error:  "mosquitto.conf on the box has errors: fix them in the config editor first",
 			Errors: lineErrors(ds.Errors)}}
 	}
@@ -306,12 +275,6 @@ func (h *handlers) certsDir() (string, error) {
 	return con.CertsDir, nil
 }
 
-// CertFile is one file of the certs folder.
-type CertFile struct {
-	Name string `json:"name"`
-	Size int64  `json:"size"`
-}
-
 func (h *handlers) certs(c echo.Context) error {
 	dir, err := h.certsDir()
 	if err != nil {
@@ -321,13 +284,13 @@ func (h *handlers) certs(c echo.Context) error {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	out := []CertFile{}
+	out := []api.CertFile{}
 	for _, e := range ents {
 		if !e.Type().IsRegular() || !validCertName(e.Name()) {
 			continue
 		}
 		if fi, err := e.Info(); err == nil {
-			out = append(out, CertFile{Name: e.Name(), Size: fi.Size()})
+			out = append(out, api.CertFile{Name: e.Name(), Size: fi.Size()})
 		}
 	}
 	return c.JSON(http.StatusOK, out)
@@ -340,7 +303,7 @@ func (h *handlers) uploadCert(c echo.Context) error {
 	}
 	fh, err := c.FormFile("file")
 	if err != nil {
-		return newError(http.StatusBadRequest, "file: send the certificate as the multipart field \"file\"", LineError{Field: "file", Message: "missing"})
+		return newError(http.StatusBadRequest, "file: send the certificate as the multipart field \"file\"", api.LineError{Field: "file", Message: "missing"})
 	}
 	name := c.FormValue("name")
 	if name == "" {
@@ -348,7 +311,7 @@ func (h *handlers) uploadCert(c echo.Context) error {
 	}
 	clean, err := CertName(name)
 	if err != nil {
-		return newError(http.StatusBadRequest, err.Error(), LineError{Field: "name", Message: err.Error()})
+		return newError(http.StatusBadRequest, err.Error(), api.LineError{Field: "name", Message: err.Error()})
 	}
 	if fh.Size > maxCert {
 		return newError(http.StatusRequestEntityTooLarge, fmt.Sprintf("file: at most %d KiB", maxCert>>10))
@@ -366,7 +329,7 @@ func (h *handlers) uploadCert(c echo.Context) error {
 		return newError(http.StatusRequestEntityTooLarge, fmt.Sprintf("file: at most %d KiB", maxCert>>10))
 	}
 	if !hasCertificate(data) {
-		return newError(http.StatusBadRequest, "file: not a PEM file with a CERTIFICATE block", LineError{Field: "file", Message: "not a PEM certificate"})
+		return newError(http.StatusBadRequest, "file: not a PEM file with a CERTIFICATE block", api.LineError{Field: "file", Message: "not a PEM certificate"})
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -374,13 +337,13 @@ func (h *handlers) uploadCert(c echo.Context) error {
 	target := filepath.Join(dir, clean)
 	if _, err := os.Lstat(target); err == nil {
 		return newError(http.StatusConflict, fmt.Sprintf("a certificate named %q is already there: choose another name", clean),
-			LineError{Field: "name", Message: "already there"})
+			api.LineError{Field: "name", Message: "already there"})
 	}
 	if err := atomicfile.Write(target, data, 0o644); err != nil {
 		return err
 	}
 	h.d.Logger.Info("console: certificate uploaded", "file", target)
-	return c.JSON(http.StatusCreated, CertFile{Name: clean, Size: int64(len(data))})
+	return c.JSON(http.StatusCreated, api.CertFile{Name: clean, Size: int64(len(data))})
 }
 
 func hasCertificate(data []byte) bool {

@@ -8,11 +8,11 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
-	"weak"
+
+	"github.com/homebox/gateway/webui/api"
 
 	"github.com/labstack/echo/v4"
 
@@ -84,47 +84,7 @@ func (ev *Events) Subscribe() (<-chan Event, func()) {
 	}
 }
 
-type attached struct {
-	c     *Console
-	pages http.Handler
-}
-
-func (h *handlers) attach(c *Console, pages http.Handler) {
-	h.parts.Store(&attached{c: c, pages: pages})
-}
-
-func (h *handlers) console() *Console {
-	if a := h.parts.Load(); a != nil {
-		return a.c
-	}
-	return nil
-}
-
-// apps built by New, so that Attach can find their handlers. Weak keys let
-// an app that is no longer used go.
-var apps sync.Map // weak.Pointer[echo.Echo] -> *handlers
-
-func register(e *echo.Echo, h *handlers) {
-	k := weak.Make(e)
-	apps.Store(k, h)
-	runtime.AddCleanup(e, func(k weak.Pointer[echo.Echo]) { apps.Delete(k) }, k)
-}
-
-// Attach gives a running app (one New returned) the console's parts and
-// pages; nil for both takes them away again. The box builds the app before
-// the console starts, so the console plugs in here.
-func Attach(api http.Handler, c *Console, pages http.Handler) error {
-	e, ok := api.(*echo.Echo)
-	if !ok {
-		return fmt.Errorf("webui.Attach: %T is not an app built by webui.New", api)
-	}
-	v, ok := apps.Load(weak.Make(e))
-	if !ok {
-		return errors.New("webui.Attach: not an app built by webui.New")
-	}
-	v.(*handlers).attach(c, pages)
-	return nil
-}
+func (h *handlers) console() *Console { return h.d.Console }
 
 // Session cookie and CSRF names.
 const (
@@ -143,15 +103,17 @@ var publicRoutes = map[string]bool{
 	"GET /*": true, "HEAD /*": true,
 }
 
-type sessionKey struct{}
-
 // guard is the LAN's door: on the socket everything passes; on the LAN a
 // write from another site's page is refused, and every route but the
 // public ones needs a session and, to change anything, its CSRF token.
 func (h *handlers) guard(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		r.Body = http.MaxBytesReader(c.Response(), r.Body, maxBody)
+		limit := int64(maxBody)
+		if r.Method == http.MethodPost && c.Path() == "/api/system/update" {
+			limit = maxBundle + 1 // the bundle's own bound answers first, with its words
+		}
+		r.Body = http.MaxBytesReader(c.Response(), r.Body, limit)
 		if OriginOf(r) == OriginSocket {
 			return next(c)
 		}
@@ -219,8 +181,12 @@ func (h *handlers) sessionOf(c echo.Context) *auth.Session {
 	return s
 }
 
-func setSessionCookie(c echo.Context, s *auth.Session) {
-	c.SetCookie(&http.Cookie{Name: SessionCookie, Value: s.Token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+// setSessionCookie gives the browser the session for as long as the
+// session lasts unused (12 hours; a week when kept logged in), so closing
+// the browser does not end it sooner than the docs say.
+func setSessionCookie(c echo.Context, a *auth.Auth, s *auth.Session) {
+	c.SetCookie(&http.Cookie{Name: SessionCookie, Value: s.Token, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode,
+		MaxAge: int(a.Lifetime(s.Keep) / time.Second)})
 }
 
 func clearSessionCookie(c echo.Context) {
@@ -246,17 +212,9 @@ func bind(c echo.Context, v any) error {
 	return nil
 }
 
-// SessionInfo is GET /api/session's answer.
-type SessionInfo struct {
-	SetupNeeded bool   `json:"setup_needed"`
-	LoggedIn    bool   `json:"logged_in"`
-	Origin      string `json:"origin"`
-	CSRFToken   string `json:"csrf_token"`
-}
-
 func (h *handlers) session(c echo.Context) error {
 	con := h.console()
-	out := SessionInfo{Origin: "lan"}
+	out := api.SessionInfo{Origin: "lan"}
 	if con != nil && con.Auth != nil {
 		out.SetupNeeded = con.Auth.SetupNeeded()
 	}
@@ -270,11 +228,6 @@ func (h *handlers) session(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-type passwordBody struct {
-	Password string `json:"password" form:"password"`
-	Current  string `json:"current" form:"current"`
-}
-
 func (h *handlers) auth() (*auth.Auth, error) {
 	con := h.console()
 	if con == nil || con.Auth == nil {
@@ -283,17 +236,12 @@ func (h *handlers) auth() (*auth.Auth, error) {
 	return con.Auth, nil
 }
 
-type loggedIn struct {
-	OK        bool   `json:"ok"`
-	CSRFToken string `json:"csrf_token,omitempty"`
-}
-
 func (h *handlers) setup(c echo.Context) error {
 	a, err := h.auth()
 	if err != nil {
 		return err
 	}
-	var b passwordBody
+	var b api.Password
 	if err := bind(c, &b); err != nil {
 		return err
 	}
@@ -305,13 +253,13 @@ func (h *handlers) setup(c echo.Context) error {
 	case errors.Is(err, auth.ErrAlreadySet):
 		return newError(http.StatusConflict, err.Error())
 	case err != nil && auth.CheckPassword(b.Password) != nil:
-		return newError(http.StatusBadRequest, err.Error(), LineError{Field: "password", Message: err.Error()})
+		return newError(http.StatusBadRequest, err.Error(), api.LineError{Field: "password", Message: err.Error()})
 	case err != nil:
 		return err
 	}
 	h.d.Logger.Info("console: admin password set", "from", peerIP(c.Request()))
-	setSessionCookie(c, s)
-	return c.JSON(http.StatusOK, loggedIn{OK: true, CSRFToken: s.CSRF})
+	setSessionCookie(c, a, s)
+	return c.JSON(http.StatusOK, api.LoggedIn{OK: true, CSRFToken: s.CSRF})
 }
 
 func (h *handlers) login(c echo.Context) error {
@@ -319,12 +267,12 @@ func (h *handlers) login(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var b passwordBody
+	var b api.Password
 	if err := bind(c, &b); err != nil {
 		return err
 	}
 	ip := peerIP(c.Request())
-	s, err := a.Login(ip, b.Password)
+	s, err := a.Login(ip, b.Password, b.Keep)
 	var slowed *auth.SlowedError
 	switch {
 	case errors.As(err, &slowed):
@@ -339,8 +287,8 @@ func (h *handlers) login(c echo.Context) error {
 	case err != nil:
 		return err
 	}
-	setSessionCookie(c, s)
-	return c.JSON(http.StatusOK, loggedIn{OK: true, CSRFToken: s.CSRF})
+	setSessionCookie(c, a, s)
+	return c.JSON(http.StatusOK, api.LoggedIn{OK: true, CSRFToken: s.CSRF})
 }
 
 func (h *handlers) logout(c echo.Context) error {
@@ -350,7 +298,7 @@ func (h *handlers) logout(c echo.Context) error {
 		}
 	}
 	clearSessionCookie(c)
-	return c.JSON(http.StatusOK, loggedIn{OK: true})
+	return c.JSON(http.StatusOK, api.LoggedIn{OK: true})
 }
 
 // password changes the admin password: on the LAN only with the current
@@ -360,28 +308,28 @@ func (h *handlers) password(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var b passwordBody
+	var b api.Password
 	if err := bind(c, &b); err != nil {
 		return err
 	}
 	lan := OriginOf(c.Request()) != OriginSocket
 	if lan && !a.Verify(b.Current) {
-		return newError(http.StatusForbidden, "the current password is wrong", LineError{Field: "current", Message: "wrong password"})
+		return newError(http.StatusForbidden, "the current password is wrong", api.LineError{Field: "current", Message: "wrong password"})
 	}
 	if err := auth.CheckPassword(b.Password); err != nil {
-		return newError(http.StatusBadRequest, err.Error(), LineError{Field: "password", Message: err.Error()})
+		return newError(http.StatusBadRequest, err.Error(), api.LineError{Field: "password", Message: err.Error()})
 	}
 	if err := a.SetPassword(b.Password); err != nil {
 		return err
 	}
 	h.d.Logger.Info("console: admin password changed", "from", peerIP(c.Request()), "socket", !lan)
-	out := loggedIn{OK: true}
+	out := api.LoggedIn{OK: true}
 	if lan {
 		s, err := a.NewSession()
 		if err != nil {
 			return err
 		}
-		setSessionCookie(c, s)
+		setSessionCookie(c, a, s)
 		out.CSRFToken = s.CSRF
 	}
 	return c.JSON(http.StatusOK, out)
@@ -402,11 +350,10 @@ func (h *handlers) pages(c echo.Context) error {
 	if p == "/api" || strings.HasPrefix(p, "/api/") {
 		return echo.NewHTTPError(http.StatusNotFound, "no such route: "+c.Request().URL.Path)
 	}
-	a := h.parts.Load()
-	if a == nil || a.pages == nil {
+	if h.d.Pages == nil {
 		return echo.NewHTTPError(http.StatusNotFound, "no pages are served here; the API is under /api")
 	}
-	a.pages.ServeHTTP(c.Response(), c.Request())
+	h.d.Pages.ServeHTTP(c.Response(), c.Request())
 	return nil
 }
 

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/homebox/gateway/webui/api"
+
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/homebox/gateway/internal/paths"
@@ -409,7 +411,7 @@ func TestBridgeFormPatchesTheFile(t *testing.T) {
 		t.Errorf("add twice: %d %s", a.code, a.raw)
 	}
 	a = b.req("GET", "/api/bridges", nil)
-	var list []Bridge
+	var list []api.Bridge
 	json.Unmarshal(a.raw, &list)
 	if len(list) != 1 || list[0].Name != "cloud" || !list[0].HasPassword || list[0].CACert != name || list[0].Live != nil ||
 		strings.Contains(string(a.raw), "s3cret") {
@@ -450,7 +452,7 @@ func (b *browser) upload(name string, data []byte) string {
 		b.t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var out CertFile
+	var out api.CertFile
 	raw, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 201 || json.Unmarshal(raw, &out) != nil {
 		b.t.Fatalf("upload: %d %s", resp.StatusCode, raw)
@@ -528,7 +530,7 @@ func TestUsersThroughTheFlow(t *testing.T) {
 
 func TestMissingPartsAreUnavailable(t *testing.T) {
 	h := New(Deps{})
-	var e Error
+	var e api.Error
 	for _, p := range []string{"/api/broker/config", "/api/bridges", "/api/broker/users", "/api/broker/stats", "/api/broker/config/history"} {
 		if code := call(t, h, "GET", p, &e); code != 503 || !strings.Contains(e.Error, "not running") {
 			t.Errorf("%s: %d %+v", p, code, e)
@@ -536,16 +538,9 @@ func TestMissingPartsAreUnavailable(t *testing.T) {
 	}
 	// On the LAN, no login part means a closed door, not an open one.
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", "/api/apps", nil))
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "http://localhost/api/apps", nil))
 	if rec.Code != 503 {
 		t.Errorf("LAN without login: %d %s", rec.Code, rec.Body)
-	}
-	// Attach gives the parts to a running app and takes them away again.
-	if err := Attach(h, &Console{}, http.NotFoundHandler()); err != nil {
-		t.Fatal(err)
-	}
-	if err := Attach(http.NotFoundHandler(), nil, nil); err == nil {
-		t.Error("Attach to a foreign handler")
 	}
 }
 
@@ -607,5 +602,28 @@ func TestEventStreamCarriesAppsAndFlowSteps(t *testing.T) {
 	}
 	if a := <-put; a.code != 200 {
 		t.Errorf("PUT: %d %s", a.code, a.raw)
+	}
+}
+
+// The session cookie lasts what the docs say: 12 hours unused, a week when
+// kept logged in; it does not end when the browser closes.
+func TestSessionCookieLastsWhatTheDocsSay(t *testing.T) {
+	env := newConsole(t, baseConf)
+	b := env.browser(t)
+	b.setup("correct horse")
+	for keep, want := range map[bool]int{false: 12 * 3600, true: 7 * 24 * 3600} {
+		a := b.req("POST", "/api/login", map[string]any{"password": "correct horse", "keep": keep})
+		if a.code != 200 {
+			t.Fatalf("login: %d %s", a.code, a.raw)
+		}
+		var ck *http.Cookie
+		for _, c := range (&http.Response{Header: a.hdr}).Cookies() {
+			if c.Name == SessionCookie {
+				ck = c
+			}
+		}
+		if ck == nil || ck.MaxAge != want || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode {
+			t.Errorf("keep=%v: cookie %+v, want Max-Age %d", keep, ck, want)
+		}
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
-
-	"github.com/homebox/gateway/discovery"
 )
 
 // devices is GET /api/devices: the discovery registry, every device.
@@ -13,11 +11,7 @@ func (h *handlers) devices(c echo.Context) error {
 	if h.d.Devices == nil {
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "discovery is not running")
 	}
-	list := h.d.Devices.Devices()
-	if list == nil {
-		list = []discovery.Device{}
-	}
-	return c.JSON(http.StatusOK, list)
+	return c.JSON(http.StatusOK, apiDevices(h.d.Devices.Devices()))
 }
 
 // device is GET /api/devices/:id: one device with its entities and topics.
@@ -29,5 +23,5 @@ func (h *handlers) device(c echo.Context) error {
 	if !ok {
 		return echo.NewHTTPError(http.StatusNotFound, "no device "+c.Param("id"))
 	}
-	return c.JSON(http.StatusOK, d)
+	return c.JSON(http.StatusOK, apiDevice(d))
 }

@@ -5,48 +5,24 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/homebox/gateway/discovery"
+	"github.com/homebox/gateway/webui/api"
+
 	"github.com/labstack/echo/v4"
 
 	"github.com/homebox/gateway/gateway/sysstats"
 	"github.com/homebox/gateway/supervisor"
 )
 
-// BridgeCount sums up the bridges of the conf by live state.
-type BridgeCount struct {
-	Total int `json:"total"`
-	Up    int `json:"up"`
-	Down  int `json:"down"`
-}
-
-// AppCount sums up the apps by status.
-type AppCount struct {
-	Total     int `json:"total"`
-	Online    int `json:"online"`
-	Launching int `json:"launching"`
-	Waiting   int `json:"waiting"`
-	Stopping  int `json:"stopping"`
-	Stopped   int `json:"stopped"`
-	Errored   int `json:"errored"`
-}
-
-// StatsView is GET /api/broker/stats's answer.
-type StatsView struct {
-	Broker  sysstats.Snapshot `json:"broker"`
-	History []sysstats.Point  `json:"history"`
-	Bridges BridgeCount       `json:"bridges"`
-	Apps    *AppCount         `json:"apps"`
-	Devices *int              `json:"devices"`
-}
-
-func (h *handlers) statsView() (StatsView, error) {
+func (h *handlers) statsView() (api.Stats, error) {
 	con := h.console()
 	if con == nil || con.Stats == nil {
-		return StatsView{}, newError(http.StatusServiceUnavailable, "broker statistics are not running")
+		return api.Stats{}, newError(http.StatusServiceUnavailable, "broker statistics are not running")
 	}
 	snap := con.Stats.Snapshot()
-	out := StatsView{Broker: snap, History: snap.History}
-	if out.History == nil {
-		out.History = []sysstats.Point{}
+	out := api.Stats{Broker: brokerStats(snap), History: make([]api.RatePoint, 0, len(snap.History))}
+	for _, p := range snap.History {
+		out.History = append(out.History, api.RatePoint(p))
 	}
 	if con.Flow != nil {
 		for _, name := range h.confBridges(con.Flow) {
@@ -59,7 +35,7 @@ func (h *handlers) statsView() (StatsView, error) {
 		}
 	}
 	if h.d.Apps != nil {
-		ac := &AppCount{}
+		ac := &api.AppCount{}
 		for _, a := range h.d.Apps.List() {
 			ac.Total++
 			switch a.Status {
@@ -82,7 +58,16 @@ func (h *handlers) statsView() (StatsView, error) {
 	if n, ok := h.deviceCount(); ok {
 		out.Devices = &n
 	}
+	if d, ok := h.d.Devices.(dropCounter); ok {
+		drops := api.DiscoveryDrops(d.Stats())
+		out.DevicesDropped = &drops
+	}
 	return out, nil
+}
+
+// dropCounter is discovery's count of what its limits refused.
+type dropCounter interface {
+	Stats() discovery.DropStats
 }
 
 func (h *handlers) deviceCount() (int, bool) {
@@ -136,11 +121,6 @@ func (h *handlers) events(c echo.Context) error {
 		w.Flush()
 		return nil
 	}
-	if _, err := fmt.Fprint(w, ": gatewayd events\n\n"); err != nil {
-		return nil
-	}
-	w.Flush()
-
 	ctx := c.Request().Context()
 	con := h.console()
 	var (
@@ -169,6 +149,12 @@ func (h *handlers) events(c echo.Context) error {
 			flowC = ch
 		}
 	}
+	// The opening line goes out once every subscription above is in place,
+	// so a change made as soon as the page sees the stream open is heard.
+	if _, err := fmt.Fprint(w, ": gatewayd events\n\n"); err != nil {
+		return nil
+	}
+	w.Flush()
 	if v, err := h.statsView(); err == nil {
 		if send("stats", v) != nil {
 			return nil
@@ -200,7 +186,7 @@ func (h *handlers) events(c echo.Context) error {
 				appsC = nil
 				continue
 			}
-			err = send("app", st)
+			err = send("app", apiApp(st))
 		case <-statsC:
 			if wait := sseStatsEvery - time.Since(lastSt); wait > 0 {
 				if !pending {
@@ -233,5 +219,13 @@ func (h *handlers) events(c echo.Context) error {
 		if err != nil {
 			return nil // the client went away
 		}
+	}
+}
+
+// brokerStats is the contract's view of the collector's snapshot.
+func brokerStats(s sysstats.Snapshot) api.BrokerStats {
+	return api.BrokerStats{
+		Up: s.Up, Version: s.Version, UptimeS: s.UptimeS, ClientsConnected: s.ClientsConnected,
+		Retained: s.Retained, Subscriptions: s.Subscriptions, InPerS: s.InPerS, OutPerS: s.OutPerS, Updated: s.Updated,
 	}
 }

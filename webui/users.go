@@ -9,20 +9,14 @@ import (
 	"os"
 	"strings"
 
+	"github.com/homebox/gateway/webui/api"
+
 	"github.com/labstack/echo/v4"
 
 	"github.com/homebox/gateway/gateway/auth"
 	"github.com/homebox/gateway/gateway/mosquittoconf"
 	"github.com/homebox/gateway/webui/confflow"
 )
-
-// Users is GET /api/broker/users's answer: names only, never hashes.
-type Users struct {
-	PasswordFile string   `json:"password_file"`
-	Users        []string `json:"users"`
-	ACLFile      string   `json:"acl_file"`
-	ACLText      string   `json:"acl_text"`
-}
 
 const maxACL = 256 << 10
 
@@ -55,7 +49,15 @@ func (h *handlers) users(c echo.Context) error {
 	if pw == "" {
 		return errNoPasswordFile
 	}
-	out := Users{PasswordFile: f.Resolve(pw), Users: []string{}, ACLFile: f.Resolve(acl)}
+	out := api.Users{PasswordFile: f.Resolve(pw), Users: []string{}, ACLFile: f.Resolve(acl)}
+	// The conf on the box may name files anywhere (its owner's lines); the
+	// console reads only those in the box's folders.
+	if err := confinedFile(f, "password_file", pw); err != nil {
+		return err
+	}
+	if err := confinedFile(f, "acl_file", acl); err != nil {
+		return err
+	}
 	p, err := auth.LoadPasswordFile(out.PasswordFile)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -79,10 +81,16 @@ func (h *handlers) users(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-// UserInput is POST /api/broker/users's body.
-type UserInput struct {
-	Username string `json:"username" form:"username"`
-	Password string `json:"password" form:"password"`
+// confinedFile refuses, with a 409, a file of the conf that the console
+// may not read or write because it is outside the box's folders.
+func confinedFile(f *confflow.Flow, option, p string) error {
+	if p == "" {
+		return nil
+	}
+	if err := f.Confined(p); err != nil {
+		return newError(http.StatusConflict, fmt.Sprintf("%s: %v (it can be changed over SSH)", option, err))
+	}
+	return nil
 }
 
 // checkUserName refuses names a Mosquitto password file cannot hold.
@@ -103,15 +111,15 @@ func checkUserName(u string) error {
 }
 
 func (h *handlers) putUser(c echo.Context) error {
-	var in UserInput
+	var in api.UserInput
 	if err := bind(c, &in); err != nil {
 		return err
 	}
 	if err := checkUserName(in.Username); err != nil {
-		return newError(http.StatusBadRequest, "username: "+err.Error(), LineError{Field: "username", Message: err.Error()})
+		return newError(http.StatusBadRequest, "username: "+err.Error(), api.LineError{Field: "username", Message: err.Error()})
 	}
 	if in.Password == "" || strings.ContainsAny(in.Password, "\x00") || len(in.Password) > 1024 {
-		return newError(http.StatusBadRequest, "password: give a password (up to 1024 bytes)", LineError{Field: "password", Message: "required"})
+		return newError(http.StatusBadRequest, "password: give a password (up to 1024 bytes)", api.LineError{Field: "password", Message: "required"})
 	}
 	hash, err := auth.HashPBKDF2(in.Password)
 	if err != nil {
@@ -148,6 +156,9 @@ func (h *handlers) changeUsers(c echo.Context, edit func(map[string]string) erro
 		pw, _ := securityFiles(cfg)
 		if pw == "" {
 			return nil, errNoPasswordFile
+		}
+		if err := confinedFile(f, "password_file", pw); err != nil {
+			return nil, err
 		}
 		path := f.Resolve(pw)
 		users := map[string]string{}

@@ -4,9 +4,9 @@
 // nothing here depends on the transport; where a listener matters (a login
 // for LAN clients only), the server marks each connection with its Origin.
 //
-// The console's parts (login, the config-change flow, broker statistics,
-// pages) are attached to a running app with Attach, because the app is
-// built before they start; until then their routes answer 503.
+// The app is built once, with every part it serves passed in (Deps); a
+// part left out answers 503, so a missing part shows as unavailable, not
+// broken.
 package webui
 
 import (
@@ -17,6 +17,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/homebox/gateway/webui/api"
 
 	"github.com/labstack/echo/v4"
 
@@ -50,11 +52,17 @@ type Deps struct {
 	Logger  *slog.Logger
 	// Middleware wraps every route, outermost first.
 	Middleware []echo.MiddlewareFunc
-	// Console, when set, serves the console's routes (else 503 until
-	// Attach gives it).
+	// Console, when set, serves the console's routes (else they answer
+	// 503: gwctl's tests build the app without it).
 	Console *Console
 	// Pages, when set, serves every non-/api GET path (the browser pages).
 	Pages http.Handler
+	// System, when set, serves /api/system (updates, rollback, factory
+	// reset).
+	System System
+	// Hosts are the names the LAN side answers to; nil means the box's
+	// own (addresses, hostname, localhost) and no more.
+	Hosts *OwnHosts
 }
 
 // New builds the echo app.
@@ -65,9 +73,12 @@ func New(d Deps) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(d.Logger)
+	if d.Hosts == nil {
+		d.Hosts = &OwnHosts{}
+	}
+	e.Pre(misdirected(d.Hosts))
 	e.Use(d.Middleware...)
 	h := &handlers{d: d, started: time.Now()}
-	h.attach(d.Console, d.Pages)
 	e.Use(h.guard)
 
 	api := e.Group("/api")
@@ -102,27 +113,13 @@ func New(d Deps) *echo.Echo {
 	api.DELETE("/broker/users/:name", h.deleteUser)
 	api.GET("/broker/stats", h.stats)
 	api.GET("/events", h.events)
+	api.GET("/system", h.getSystem)
+	api.POST("/system/update", h.update)
+	api.POST("/system/rollback", h.rollback)
+	api.POST("/system/factory-reset", h.factoryReset)
 	e.GET("/*", h.pages)
 	e.HEAD("/*", h.pages)
-	register(e, h)
 	return e
-}
-
-// Error is the body of every error answer. Errors lists line-numbered or
-// field-named mistakes, when there are any.
-type Error struct {
-	Error  string      `json:"error"`
-	Errors []LineError `json:"errors,omitempty"`
-}
-
-// LineError is one mistake: at a line of a conf file, or in a field of a
-// form.
-type LineError struct {
-	Line    int    `json:"line,omitempty"`
-	File    string `json:"file,omitempty"`
-	Option  string `json:"option,omitempty"`
-	Field   string `json:"field,omitempty"`
-	Message string `json:"message"`
 }
 
 // apiError is an error answer with its own body (a 409 that says what was
@@ -134,8 +131,8 @@ type apiError struct {
 
 func (e *apiError) Error() string { return fmt.Sprintf("%d %v", e.code, e.body) }
 
-func newError(code int, msg string, errs ...LineError) *apiError {
-	return &apiError{code: code, body: Error{Error: msg, Errors: errs}}
+func newError(code int, msg string, errs ...api.LineError) *apiError {
+	return &apiError{code: code, body: api.Error{Error: msg, Errors: errs}}
 }
 
 // errorHandler answers every error, echo's own (unknown route, wrong
@@ -173,7 +170,7 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		if c.Request().Method == http.MethodHead {
 			err = c.NoContent(code)
 		} else {
-			err = c.JSON(code, Error{Error: msg})
+			err = c.JSON(code, api.Error{Error: msg})
 		}
 		if err != nil {
 			log.Debug("api: write error answer", "error", err)
@@ -208,15 +205,4 @@ func OriginOf(r *http.Request) Origin {
 		return o
 	}
 	return OriginLAN
-}
-
-// Health is GET /api/health's answer.
-type Health struct {
-	OK       bool    `json:"ok"`
-	Version  string  `json:"version"`
-	PID      int     `json:"pid"`
-	UptimeS  float64 `json:"uptime_s"`
-	Apps     int     `json:"apps"`
-	AppsOK   bool    `json:"apps_available"`
-	ServerTS string  `json:"time"`
 }

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/homebox/gateway/webui/api"
+
 	"github.com/homebox/gateway/internal/testkit"
 	"github.com/homebox/gateway/supervisor"
 )
@@ -85,13 +87,13 @@ func TestAppsAPI(t *testing.T) {
 		}
 	}
 
-	var one supervisor.AppState
+	var one api.App
 	if code := call(t, h, "GET", "/api/apps/sleeper", &one); code != 200 || one.Name != "sleeper" || one.PID == 0 {
 		t.Fatalf("get: %d %+v", code, one)
 	}
 	firstPID := one.PID
 
-	var e Error
+	var e api.Error
 	if code := call(t, h, "GET", "/api/apps/nope", &e); code != 404 || !strings.Contains(e.Error, `"nope"`) {
 		t.Errorf("unknown app: %d %+v", code, e)
 	}
@@ -105,11 +107,11 @@ func TestAppsAPI(t *testing.T) {
 		t.Errorf("wrong method: %d %+v", code, e)
 	}
 
-	var states []supervisor.AppState
-	if code := call(t, h, "POST", "/api/apps/sleeper/stop", &states); code != 200 || len(states) != 1 || states[0].Status != supervisor.StatusStopped || states[0].PID != 0 {
+	var states []api.App
+	if code := call(t, h, "POST", "/api/apps/sleeper/stop", &states); code != 200 || len(states) != 1 || states[0].Status != api.StatusStopped || states[0].PID != 0 {
 		t.Fatalf("stop: %d %+v", code, states)
 	}
-	if procAlive(firstPID) {
+	if testkit.Alive(firstPID) {
 		t.Errorf("pid %d still runs after stop", firstPID)
 	}
 	if code := call(t, h, "POST", "/api/apps/sleeper/start", &states); code != 200 || states[0].PID == 0 || states[0].PID == firstPID {
@@ -123,7 +125,7 @@ func TestAppsAPI(t *testing.T) {
 		t.Fatalf("restart all: %d %+v", code, states)
 	}
 
-	var h2 Health
+	var h2 api.Health
 	if code := call(t, h, "GET", "/api/health", &h2); code != 200 || !h2.OK || h2.Version != "v-test" || h2.Apps != 2 {
 		t.Errorf("health: %d %+v", code, h2)
 	}
@@ -133,7 +135,7 @@ func TestLogsAPI(t *testing.T) {
 	sup := startApps(t)
 	h := New(Deps{Apps: sup})
 
-	var l Logs
+	var l api.Logs
 	if code := call(t, h, "GET", "/api/apps/talker/logs", &l); code != 200 {
 		t.Fatalf("logs: %d", code)
 	}
@@ -176,7 +178,7 @@ func TestLogsAPI(t *testing.T) {
 		t.Fatalf("rotated: %d %+v", code, l.Rotated)
 	}
 
-	var e Error
+	var e api.Error
 	for _, q := range []string{"n=-1", "n=lots", "n=10001", "since=-4", "since=x"} {
 		if code := call(t, h, "GET", "/api/apps/talker/logs?"+q, &e); code != 400 || e.Error == "" {
 			t.Errorf("%s: %d %+v", q, code, e)
@@ -193,13 +195,13 @@ func TestLogsAPI(t *testing.T) {
 
 func TestNoSupervisorIsUnavailableNotBroken(t *testing.T) {
 	h := New(Deps{})
-	var e Error
+	var e api.Error
 	for _, p := range []string{"/api/apps", "/api/apps/x", "/api/apps/x/logs"} {
 		if code := call(t, h, "GET", p, &e); code != 503 || !strings.Contains(e.Error, "not available") {
 			t.Errorf("%s: %d %+v", p, code, e)
 		}
 	}
-	var hl Health
+	var hl api.Health
 	if code := call(t, h, "GET", "/api/health", &hl); code != 200 || hl.AppsOK {
 		t.Errorf("health: %d %+v", code, hl)
 	}
@@ -276,16 +278,6 @@ func TestOriginMarksTheListener(t *testing.T) {
 	if len(seen) != 2 || seen[0] != OriginSocket || seen[1] != OriginLAN {
 		t.Errorf("origins %v", seen)
 	}
-}
-
-func procAlive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
 func first(l []string) string {

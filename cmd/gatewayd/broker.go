@@ -6,10 +6,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/homebox/gateway/gateway"
 	"github.com/homebox/gateway/gateway/languard"
+	"github.com/homebox/gateway/gateway/listeners"
 	"github.com/homebox/gateway/gateway/mosquittoconf"
 	"github.com/homebox/gateway/internal/version"
 )
@@ -31,6 +34,10 @@ func brokerMain(args []string, stdout, stderr io.Writer) int {
 		defAllow = env // lan.allow of gateway.yaml, passed on by `gatewayd run`
 	}
 	allow := fs.String("allow-networks", defAllow, "networks whose clients are accepted: lan, any, loopback or CIDRs, comma-separated (default: $GATEWAY_ALLOW_NETWORKS or lan)")
+	connectTimeout := fs.Duration("connect-timeout", envDuration(stderr, "GATEWAY_CONNECT_TIMEOUT", listeners.DefaultConnectTimeout),
+		"how long a client may take from accept (TLS, websocket upgrade included) to a complete CONNECT (default: $GATEWAY_CONNECT_TIMEOUT or 10s)")
+	maxHalfOpen := fs.Int("max-half-open", envInt(stderr, "GATEWAY_MAX_HALF_OPEN", listeners.DefaultMaxHalfOpen),
+		"connections accepted and not yet CONNECTed, box-wide; past it the oldest is closed (default: $GATEWAY_MAX_HALF_OPEN or 512)")
 	testOnly := fs.Bool("test-config", false, "check the config, print errors and warnings, start nothing")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -48,6 +55,10 @@ func brokerMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "error: --allow-networks:", err)
 		return 1
 	}
+	if *connectTimeout <= 0 || *maxHalfOpen <= 0 {
+		fmt.Fprintln(stderr, "error: --connect-timeout and --max-half-open must be above 0")
+		return 2
+	}
 	if !diags.OK() {
 		return 1
 	}
@@ -63,7 +74,8 @@ func brokerMain(args []string, stdout, stderr io.Writer) int {
 	}
 	defer closeLog.Close()
 
-	b, err := gateway.New(gateway.Options{Config: cfg, Guard: guard, Version: version.Version, Logger: log})
+	b, err := gateway.New(gateway.Options{Config: cfg, Guard: guard, Version: version.Version, Logger: log,
+		ConnectTimeout: *connectTimeout, MaxHalfOpen: *maxHalfOpen})
 	if err != nil {
 		fmt.Fprintln(stderr, "error:", err)
 		return 1
@@ -96,4 +108,33 @@ func brokerMain(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	return 0
+}
+
+// envDuration reads a duration default from the environment; a bad value
+// is reported and the built-in default kept.
+func envDuration(stderr io.Writer, name string, def time.Duration) time.Duration {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		fmt.Fprintf(stderr, "warning: $%s=%q is not a duration above 0 (e.g. 10s); using %s\n", name, v, def)
+		return def
+	}
+	return d
+}
+
+// envInt reads an integer default from the environment, as envDuration.
+func envInt(stderr io.Writer, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		fmt.Fprintf(stderr, "warning: $%s=%q is not a whole number above 0; using %d\n", name, v, def)
+		return def
+	}
+	return n
 }

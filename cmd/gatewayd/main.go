@@ -21,6 +21,9 @@ commands:
   broker --config FILE         the MQTT broker process (started by run, from gateway.yaml)
   service install|uninstall|start|stop|status [--root DIR]
                                gatewayd run as a system service
+  factory-reset --apply [--root DIR]
+                               at boot, before anything uses DIR/data: wipe it if a factory reset was
+                               asked for (gwctl factory-reset); the box then starts as new
   grow-data DIR                the disk image's data partition, mounted at DIR, takes the rest of the disk
   --version                    print the version
 
@@ -54,6 +57,8 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 		return runBroker(args[1:])
 	case "service":
 		return serviceMain(args[1:], stdout, stderr)
+	case "factory-reset":
+		return factoryResetMain(args[1:], stdout, stderr)
 	case "grow-data":
 		return growDataMain(args[1:], stderr)
 	case "--version", "-version", "version":

@@ -11,12 +11,8 @@ import (
 	"runtime/debug"
 	"syscall"
 
-	"github.com/homebox/gateway/box"
-	"github.com/homebox/gateway/box/consoleplugin"
-	"github.com/homebox/gateway/box/discoveryplugin"
 	"github.com/homebox/gateway/internal/version"
 	"github.com/homebox/gateway/rootfs"
-	"github.com/homebox/gateway/webui/pages"
 )
 
 // runMain is `gatewayd run`: SIGTERM and SIGINT stop the box (exit 0),
@@ -25,7 +21,9 @@ func runMain(args []string, _, stderr io.Writer) int {
 	fs := flag.NewFlagSet("gatewayd run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	root := fs.String("root", defaultRoot(), "the box's root folder")
-	dev := fs.Bool("dev", false, "development: console on "+box.DevConsole+", mDNS off, a banner saying where things are")
+	dev := fs.Bool("dev", false, "development: console on "+devConsole+", mDNS off, a banner saying where things are")
+	self := fs.String("self", "", "the gatewayd that apps with command \"gatewayd\" run (default: this binary; set it when a wrapper starts gatewayd)")
+	trial := fs.Duration("trial-timeout", defaultTrialTimeout, "how long a newly updated root slot gets to show a working broker and console before the box falls back")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -41,26 +39,20 @@ func runMain(args []string, _, stderr io.Writer) int {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	disc := discoveryplugin.New(version.Version)
-	console := consoleplugin.New(consoleplugin.Options{Pages: pages.Handler(pages.Options{Version: version.Version})})
-	b, err := box.Start(ctx, box.Options{
-		Root: *root, Dev: *dev, Stderr: stderr, Version: version.Version,
-		Plugins: []box.Plugin{disc, console},
-		Devices: disc,
-	})
+	b, err := startBox(ctx, boxOptions{Root: *root, Dev: *dev, Stderr: stderr, Version: version.Version, Self: *self, TrialTimeout: *trial})
 	if err != nil {
 		fmt.Fprintf(stderr, "gatewayd: %v\n", err)
 		return 1
 	}
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
-			_ = b.Reload() // logged by Reload; the box runs on as before
+			_ = b.reload() // logged by reload; the box runs on as before
 			continue
 		}
-		b.Logger().Info("signal received", "signal", sig.String())
+		b.log.Info("signal received", "signal", sig.String())
 		break
 	}
-	if err := b.Stop(); err != nil {
+	if err := b.stop(); err != nil {
 		fmt.Fprintf(stderr, "gatewayd: %v\n", err)
 		return 1
 	}

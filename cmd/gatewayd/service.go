@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/kardianos/service"
+
+	"github.com/homebox/gateway/rootfs"
 )
 
 const serviceName = "gatewayd"
@@ -58,6 +60,16 @@ func serviceMain(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 
+	unit, err := systemdUnit(exe, absRoot)
+	if err != nil {
+		fmt.Fprintf(stderr, "gatewayd service: %v\n", err)
+		return 1
+	}
+	script, err := sysvScript(exe, absRoot)
+	if err != nil {
+		fmt.Fprintf(stderr, "gatewayd service: %v\n", err)
+		return 1
+	}
 	s, err := service.New(program{}, &service.Config{
 		Name:        serviceName,
 		DisplayName: "Home gateway",
@@ -65,8 +77,8 @@ func serviceMain(args []string, stdout, stderr io.Writer) int {
 		Executable:  exe,
 		Arguments:   []string{"run", "--root", absRoot},
 		Option: service.KeyValue{
-			"SystemdScript": systemdUnit(exe, absRoot),
-			"SysvScript":    sysvScript(exe, absRoot),
+			"SystemdScript": unit,
+			"SysvScript":    script,
 		},
 	})
 	if err != nil {
@@ -166,126 +178,56 @@ func bootLine(exe, root string) string {
 	return fmt.Sprintf("(while :; do %s run --root %s; sleep 1; done) </dev/null >/dev/null 2>&1 &", shQuote(exe), shQuote(root))
 }
 
-// systemdUnit is the unit file. It is complete text with no template
-// actions, so what kardianos writes is exactly what this returns.
-func systemdUnit(exe, root string) string {
-	return `[Unit]
-Description=Home gateway: MQTT broker, app supervisor, discovery and web console
-After=network.target
-Wants=network.target
-# An appliance never gives up restarting.
-StartLimitIntervalSec=0
+// The init files are the ones the image ships (rootfs), for /usr/bin/gatewayd
+// and root /; install writes them with this binary's path and root in their
+// one line each. They hold no template actions, so what kardianos writes is
+// exactly this text.
+const (
+	systemdUnitFile = "etc/systemd/system/gatewayd.service"
+	sysvScriptFile  = "etc/init.d/gatewayd"
+)
 
-[Service]
-Type=simple
-ExecStart=` + sdQuote(exe) + ` run --root ` + sdQuote(root) + `
-ExecReload=/bin/kill -HUP $MAINPID
-Restart=always
-RestartSec=1
-# gatewayd stops its apps itself on SIGTERM; whatever is left of the
-# control group after TimeoutStopSec is killed with it.
-KillMode=control-group
-KillSignal=SIGTERM
-TimeoutStopSec=90
-
-[Install]
-WantedBy=multi-user.target
-`
+// systemdUnit is the unit file: Restart=always a second after an exit,
+// SIGTERM, then SIGKILL of the control group after 90 s.
+func systemdUnit(exe, root string) (string, error) {
+	return initFile(systemdUnitFile, map[string]string{
+		"ExecStart=": "ExecStart=" + sdQuote(exe) + " run --root " + sdQuote(root),
+	})
 }
 
 // sysvScript is the /etc/init.d script. A keeper loop restarts gatewayd a
 // second after it dies; stop ends the keeper, sends SIGTERM and, after
 // GATEWAYD_STOP_TIMEOUT seconds (default 90), SIGKILL. The apps die with
 // gatewayd (parent-death signal), so killing it leaves none behind.
-func sysvScript(exe, root string) string {
-	return `#!/bin/sh
-### BEGIN INIT INFO
-# Provides:          gatewayd
-# Required-Start:    $local_fs $network
-# Required-Stop:     $local_fs $network
-# Default-Start:     2 3 4 5
-# Default-Stop:      0 1 6
-# Short-Description: Home gateway
-# Description:       MQTT broker, app supervisor, discovery and web console
-### END INIT INFO
-
-exe=` + shQuote(exe) + `
-root=` + shQuote(root) + `
-rundir="${root%/}/run/gateway"
-pidfile="$rundir/gatewayd.pid"
-keeperfile="$rundir/gatewayd.keeper.pid"
-stop_timeout="${GATEWAYD_STOP_TIMEOUT:-90}"
-
-alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
-pid_of() { [ -f "$1" ] && cat "$1" 2>/dev/null; }
-
-start() {
-	if alive "$(pid_of "$keeperfile")"; then
-		echo "gatewayd is already running"
-		return 0
-	fi
-	mkdir -p "$rundir" || return 1
-	(
-		trap 'exit 0' TERM
-		while :; do
-			"$exe" run --root "$root" </dev/null >/dev/null 2>&1 &
-			echo $! >"$pidfile"
-			wait $!
-			sleep 1
-		done
-	) </dev/null >/dev/null 2>&1 &
-	echo $! >"$keeperfile"
-	echo "gatewayd started"
+func sysvScript(exe, root string) (string, error) {
+	return initFile(sysvScriptFile, map[string]string{
+		"exe=":  "exe=" + shQuote(exe),
+		"root=": "root=" + shQuote(root),
+	})
 }
 
-stop() {
-	keeper=$(pid_of "$keeperfile")
-	if alive "$keeper"; then
-		kill -TERM "$keeper"
-	fi
-	rm -f "$keeperfile"
-	pid=$(pid_of "$pidfile")
-	if ! alive "$pid"; then
-		rm -f "$pidfile"
-		echo "gatewayd stopped"
-		return 0
-	fi
-	kill -TERM "$pid"
-	waited=0
-	while alive "$pid" && [ "$waited" -lt "$stop_timeout" ]; do
-		sleep 1
-		waited=$((waited + 1))
-	done
-	if alive "$pid"; then
-		echo "gatewayd did not stop within ${stop_timeout}s: sending SIGKILL"
-		kill -KILL "$pid"
-		while alive "$pid"; do sleep 1; done
-	fi
-	rm -f "$pidfile"
-	echo "gatewayd stopped"
-}
-
-status() {
-	if alive "$(pid_of "$pidfile")"; then
-		echo "Running"
-		return 0
-	fi
-	echo "Stopped"
-	return 3
-}
-
-case "$1" in
-start) start ;;
-stop) stop ;;
-restart) stop; start ;;
-reload) kill -HUP "$(pid_of "$pidfile")" ;;
-status) status ;;
-*)
-	echo "usage: $0 {start|stop|restart|reload|status}"
-	exit 2
-	;;
-esac
-`
+// initFile is a shipped init file with the line starting with each key
+// replaced. Each key must start exactly one line, so that an edit of the
+// shipped file cannot leave the shipped path in an installed one.
+func initFile(name string, lines map[string]string) (string, error) {
+	data, err := rootfs.FS.ReadFile(name)
+	if err != nil {
+		return "", err
+	}
+	text := strings.SplitAfter(string(data), "\n")
+	for prefix, line := range lines {
+		found := 0
+		for i, l := range text {
+			if strings.HasPrefix(l, prefix) {
+				text[i] = line + "\n"
+				found++
+			}
+		}
+		if found != 1 {
+			return "", fmt.Errorf("rootfs/%s: %d lines start with %q, want 1", name, found, prefix)
+		}
+	}
+	return strings.Join(text, ""), nil
 }
 
 // shQuote quotes s for a POSIX shell.

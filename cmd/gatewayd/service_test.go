@@ -14,13 +14,14 @@ import (
 	"time"
 
 	"github.com/homebox/gateway/internal/testkit"
+	"github.com/homebox/gateway/rootfs"
 )
 
 // `service install` would change the machine, so the tests check the text
 // it installs, and run the sysv script for real against a temp root.
 
-func TestSystemdUnit(t *testing.T) {
-	u := systemdUnit("/opt/gw bin/gatewayd", "/data/100% $HOME")
+func TestServiceSystemdUnit(t *testing.T) {
+	u := initText(t, systemdUnit, "/opt/gw bin/gatewayd", "/data/100% $HOME")
 	for _, want := range []string{
 		`ExecStart="/opt/gw bin/gatewayd" run --root "/data/100%% $$HOME"` + "\n",
 		"Restart=always\n", "RestartSec=1\n", "KillMode=control-group\n", "StartLimitIntervalSec=0\n",
@@ -35,7 +36,7 @@ func TestSystemdUnit(t *testing.T) {
 	}
 	// kardianos renders the script with its template engine: with no
 	// action in it, what it installs is exactly this text.
-	for _, s := range []string{u, sysvScript("/x/gatewayd", "/")} {
+	for _, s := range []string{u, initText(t, sysvScript, "/x/gatewayd", "/")} {
 		if strings.Contains(s, "{{") {
 			t.Errorf("template action in the script:\n%s", s)
 		}
@@ -96,13 +97,13 @@ apps:
 
 // TestSysvScriptRuns starts the box with the sysv script, kills gatewayd
 // to see the keeper bring it back, and stops it.
-func TestSysvScriptRuns(t *testing.T) {
+func TestServiceSysvScriptRuns(t *testing.T) {
 	testkit.RequireTool(t, "sh")
 	exe := testkit.Build(t, "./cmd/gatewayd")
 	root := t.TempDir()
 	testkit.WriteFile(t, filepath.Join(root, "etc/gateway/gateway.yaml"), sleeperConfig)
 	script := filepath.Join(t.TempDir(), "gatewayd.init")
-	testkit.WriteFile(t, script, sysvScript(exe, root))
+	testkit.WriteFile(t, script, initText(t, sysvScript, exe, root))
 	initd := func(arg string) (string, int) {
 		return testkit.Run(t, 30*time.Second, "sh", script, arg)
 	}
@@ -125,10 +126,10 @@ func TestSysvScriptRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	second := waitApp(t, root, first)
-	if procAlive(first) {
+	if testkit.Alive(first) {
 		t.Errorf("app %d outlived gatewayd", first)
 	}
-	if gw2 := readPID(t, filepath.Join(root, "run/gateway/gatewayd.pid")); gw2 == gw || !procAlive(gw2) {
+	if gw2 := readPID(t, filepath.Join(root, "run/gateway/gatewayd.pid")); gw2 == gw || !testkit.Alive(gw2) {
 		t.Errorf("gatewayd not restarted: %d -> %d", gw, gw2)
 	}
 
@@ -136,7 +137,7 @@ func TestSysvScriptRuns(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "gatewayd stopped") || strings.Contains(out, "SIGKILL") {
 		t.Fatalf("stop: %d %s", code, out)
 	}
-	if procAlive(second) {
+	if testkit.Alive(second) {
 		t.Errorf("app %d runs after stop", second)
 	}
 	if _, err := os.Stat(filepath.Join(root, "run/gateway/gatewayd.sock")); !os.IsNotExist(err) {
@@ -145,7 +146,7 @@ func TestSysvScriptRuns(t *testing.T) {
 }
 
 // TestSysvStopEscalates stops a "gatewayd" that ignores SIGTERM.
-func TestSysvStopEscalates(t *testing.T) {
+func TestServiceSysvStopEscalates(t *testing.T) {
 	dir := t.TempDir()
 	stubborn := filepath.Join(dir, "stubborn")
 	testkit.WriteFile(t, stubborn, "#!/bin/sh\ntrap '' TERM\nwhile :; do sleep 0.1; done\n")
@@ -154,7 +155,7 @@ func TestSysvStopEscalates(t *testing.T) {
 	}
 	root := t.TempDir()
 	script := filepath.Join(dir, "gatewayd.init")
-	testkit.WriteFile(t, script, sysvScript(stubborn, root))
+	testkit.WriteFile(t, script, initText(t, sysvScript, stubborn, root))
 	if out, code := testkit.Run(t, 10*time.Second, "sh", script, "start"); code != 0 {
 		t.Fatalf("start: %s", out)
 	}
@@ -166,7 +167,7 @@ func TestSysvStopEscalates(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "sending SIGKILL") {
 		t.Fatalf("stop: %d %s", code, out)
 	}
-	if procAlive(pid) {
+	if testkit.Alive(pid) {
 		t.Errorf("pid %d survived stop", pid)
 	}
 }
@@ -213,25 +214,39 @@ func readPID(t *testing.T, file string) int {
 	return pid
 }
 
-func procAlive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+func initText(t *testing.T, render func(exe, root string) (string, error), exe, root string) string {
+	t.Helper()
+	text, err := render(exe, root)
 	if err != nil {
-		return false
+		t.Fatal(err)
 	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+	return text
 }
 
-// The init files shipped in the image are what `gatewayd service install`
-// would write for /usr/bin/gatewayd with root /.
-func TestShippedInitFilesMatchService(t *testing.T) {
-	for p, want := range map[string]string{
-		"../../rootfs/etc/systemd/system/gatewayd.service": systemdUnit("/usr/bin/gatewayd", "/"),
-		"../../rootfs/etc/init.d/gatewayd":                 sysvScript("/usr/bin/gatewayd", "/"),
+// The init files are kept once, in rootfs: for the image's /usr/bin/gatewayd
+// and root /, install writes them byte for byte.
+func TestServiceInstallsTheShippedInitFiles(t *testing.T) {
+	for name, render := range map[string]func(exe, root string) (string, error){
+		systemdUnitFile: systemdUnit,
+		sysvScriptFile:  sysvScript,
 	} {
-		if got, err := os.ReadFile(p); err != nil || string(got) != want {
-			t.Errorf("%s differs from what `gatewayd service install` writes: %v", p, err)
+		want, err := rootfs.FS.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
 		}
+		if got := initText(t, render, "/usr/bin/gatewayd", "/"); got != string(want) {
+			t.Errorf("rootfs/%s is not what `gatewayd service install` writes for /usr/bin/gatewayd and /:\n%s", name, got)
+		}
+		if got := initText(t, render, "/opt/gw/gatewayd", "/srv/box"); !strings.Contains(got, "/opt/gw/gatewayd") ||
+			!strings.Contains(got, "/srv/box") || strings.Contains(got, "/usr/bin/gatewayd") {
+			t.Errorf("%s for /opt/gw/gatewayd and /srv/box:\n%s", name, got)
+		}
+	}
+}
+
+func TestServiceInitFileLineMissing(t *testing.T) {
+	_, err := initFile(sysvScriptFile, map[string]string{"nosuchline=": "x"})
+	if err == nil || !strings.Contains(err.Error(), `rootfs/etc/init.d/gatewayd: 0 lines start with "nosuchline="`) {
+		t.Errorf("err = %v", err)
 	}
 }

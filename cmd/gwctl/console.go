@@ -2,35 +2,18 @@ package main
 
 import (
 	"bufio"
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/homebox/gateway/webui/api"
+
 	"golang.org/x/sys/unix"
-
-	"github.com/homebox/gateway/discovery"
 )
-
-// send calls the API with a JSON body and decodes its JSON answer into out.
-func (c *client) send(method, path string, body, out any) error {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequest(method, "http://gatewayd"+path, bytes.NewReader(b))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	return c.roundTrip(req, out)
-}
 
 // consolePassword sets the console's admin password over the root-only
 // socket. The password comes from stdin: typed twice, unseen, on a
@@ -40,7 +23,7 @@ func (c *client) consolePassword(stdin *os.File, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := c.send(http.MethodPost, "/api/console/password", map[string]string{"password": pw}, nil); err != nil {
+	if err := c.send("POST", "/api/console/password", map[string]string{"password": pw}, nil); err != nil {
 		return err
 	}
 	fmt.Fprintln(w, "console password set; every console session was ended")
@@ -90,13 +73,13 @@ func readPassword(in *os.File, w io.Writer) (string, error) {
 
 // devices prints discovery's registry.
 func (c *client) devices(w io.Writer, asJSON bool) error {
-	var list []discovery.Device
-	if err := c.do(http.MethodGet, "/api/devices", nil, &list); err != nil {
+	var list []api.Device
+	if err := c.do("GET", "/api/devices", nil, &list); err != nil {
 		return err
 	}
 	if asJSON {
 		if list == nil {
-			list = []discovery.Device{}
+			list = []api.Device{}
 		}
 		return writeJSON(w, list)
 	}

@@ -7,10 +7,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/homebox/gateway/supervisor"
+	"github.com/homebox/gateway/webui/api"
 )
 
-func printTable(w io.Writer, apps []supervisor.AppState, color bool) {
+func printTable(w io.Writer, apps []api.App, color bool) {
 	if len(apps) == 0 {
 		fmt.Fprintln(w, "no apps (gateway.yaml declares none)")
 		return
@@ -25,7 +25,7 @@ func printTable(w io.Writer, apps []supervisor.AppState, color bool) {
 }
 
 // printShow prints every field `pm2 show` would, one per line.
-func printShow(w io.Writer, a supervisor.AppState, color bool) {
+func printShow(w io.Writer, a api.App, color bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
 	row("name", a.Name)
@@ -37,6 +37,9 @@ func printShow(w io.Writer, a supervisor.AppState, color bool) {
 	row("last exit", lastExit(a))
 	if a.LastError != "" {
 		row("last error", a.LastError)
+	}
+	if a.RestartReason != "" {
+		row("restart reason", a.RestartReason)
 	}
 	row("ready", yesNo(a.Ready))
 	row("cpu", fmt.Sprintf("%.1f%%", a.CPUPercent))
@@ -59,7 +62,7 @@ func pid(p int) string {
 	return fmt.Sprint(p)
 }
 
-func uptime(a supervisor.AppState) string {
+func uptime(a api.App) string {
 	if a.PID <= 0 {
 		return "-"
 	}
@@ -93,7 +96,7 @@ func bytesHuman(b uint64) string {
 	return fmt.Sprintf("%.2f GiB", float64(b)/(1<<30))
 }
 
-func lastExit(a supervisor.AppState) string {
+func lastExit(a api.App) string {
 	var what string
 	switch {
 	case a.LastSignal != "":

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/homebox/gateway/supervisor"
+	"github.com/homebox/gateway/webui/api"
 )
 
 func TestParseArgsTakesFlagsAnywhere(t *testing.T) {
@@ -51,17 +51,17 @@ func TestFormats(t *testing.T) {
 	}
 	code := 3
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.Local)
-	if got := lastExit(supervisor.AppState{LastExitCode: &code, LastExitAt: at}); got != "code 3 at 2026-01-02 03:04:05" {
+	if got := lastExit(api.App{LastExitCode: &code, LastExitAt: at}); got != "code 3 at 2026-01-02 03:04:05" {
 		t.Errorf("last exit %q", got)
 	}
-	if got := lastExit(supervisor.AppState{LastSignal: "SIGKILL"}); got != "signal SIGKILL" {
+	if got := lastExit(api.App{LastSignal: "SIGKILL"}); got != "signal SIGKILL" {
 		t.Errorf("last exit %q", got)
 	}
 	if got := shellJoin([]string{"--config", "/a b/c.conf", ""}); got != `--config '/a b/c.conf' ''` {
 		t.Errorf("shellJoin %s", got)
 	}
 	var buf bytes.Buffer
-	printTable(&buf, []supervisor.AppState{{Name: "mqtt", Status: "online", PID: 42, UptimeSeconds: 61, Restarts: 2, CPUPercent: 1.25, MemoryBytes: 5 << 20}}, false)
+	printTable(&buf, []api.App{{Name: "mqtt", Status: "online", PID: 42, UptimeSeconds: 61, Restarts: 2, CPUPercent: 1.25, MemoryBytes: 5 << 20}}, false)
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) != 2 || strings.Join(strings.Fields(lines[1]), " ") != "mqtt online 42 1m01s 2 1.2% 5.0 MiB" {
 		t.Errorf("table:\n%s", buf.String())

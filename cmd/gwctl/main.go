@@ -22,6 +22,10 @@ commands:
   logs NAME [-n N] [-f]         the last N lines (default 100) of an app's log; -f follows it
   devices [--json]              the devices discovery found
   console-password              set the LAN console's admin password (read from stdin)
+  system [--json]               version, root slots (A/B), the last update
+  system rollback --yes         boot the other slot again (reboots)
+  update FILE                   install a signed update bundle into the other slot and reboot into it
+  factory-reset --yes           wipe everything the owner changed (reboots; the box starts as new)
   --version                     print the version
 
 --root defaults to $GATEWAY_ROOT, else /. gwctl talks to <root>/run/gateway/gatewayd.sock.
@@ -37,6 +41,7 @@ func main() {
 type opts struct {
 	root   string
 	json   bool
+	yes    bool
 	n      int
 	follow bool
 	args   []string
@@ -73,6 +78,8 @@ func parseArgs(args []string) (opts, error) {
 			o.root = v
 		case a == "--json" || a == "-json":
 			o.json = true
+		case a == "--yes" || a == "-y":
+			o.yes = true
 		case a == "-f" || a == "--follow":
 			o.follow = true
 		case name == "-n" || name == "--lines":
@@ -157,6 +164,36 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		runErr = c.consolePassword(os.Stdin, stdout)
+	case "system":
+		if !want(0, 1, "system [rollback --yes] [--json]") {
+			return 2
+		}
+		switch {
+		case len(rest) == 0:
+			runErr = c.system(stdout, o.json)
+		case rest[0] == "rollback" && o.yes:
+			runErr = c.systemAction(stdout, "/api/system/rollback", "rolling back: the box reboots into the other slot")
+		case rest[0] == "rollback":
+			fmt.Fprintln(stderr, "gwctl: system rollback reboots the box into the other slot: add --yes to do it")
+			return 2
+		default:
+			fmt.Fprintf(stderr, "gwctl: unknown system command %q\n", rest[0])
+			return 2
+		}
+	case "update":
+		if !want(1, 1, "update FILE") {
+			return 2
+		}
+		runErr = c.update(stdout, rest[0])
+	case "factory-reset":
+		if !want(0, 0, "factory-reset --yes") {
+			return 2
+		}
+		if !o.yes {
+			fmt.Fprintln(stderr, "gwctl: factory-reset wipes every conf, password, key, stored message and log on the box, then reboots: add --yes to do it")
+			return 2
+		}
+		runErr = c.systemAction(stdout, "/api/system/factory-reset", "factory reset: the box reboots, wipes its data partition and starts as new")
 	default:
 		fmt.Fprintf(stderr, "gwctl: unknown command %q\n\n%s", cmd, usage)
 		return 2

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"flag"
 	"fmt"
 	"io"
@@ -36,6 +37,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	archList := fs.String("arch", "", "comma-separated architectures (default: all of "+archNames()+")")
 	disks := fs.String("disk", "arm64,amd64", "comma-separated architectures that also get a bootable disk image (of "+strings.Join(image.DiskArches(), ", ")+`; "" for none)`)
 	debs := fs.String("debs", "", "folder with a folder of Debian packages per architecture (default: "+image.DepsScript+" fetches them into its cache)")
+	keyPath := fs.String("key", "", "the release key (ed25519, PEM) that signs update bundles (default: the development key pair, made once in $GATEWAY_KEYS or the user's cache)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -82,9 +84,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	var key ed25519.PrivateKey
+	if len(diskList) > 0 {
+		if key, err = image.SigningKey(*keyPath); err != nil {
+			fmt.Fprintf(stderr, "mkimage: signing key: %v\n", err)
+			return 1
+		}
+	}
 	res, err := image.Build(ctx, image.Options{
 		ModuleDir: *module, OutDir: *out, Version: *version, Commit: *commit,
-		Epoch: epoch, Arches: arches, Logger: log, Disks: diskList, DebsDir: *debs,
+		Epoch: epoch, Arches: arches, Logger: log, Disks: diskList, DebsDir: *debs, SigningKey: key,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "mkimage: %v\n", err)
@@ -95,7 +104,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			img.Arch.Name, img.Tarball, img.Arch.Name, img.Squashfs, img.Arch.Name, img.Manifest,
 			float64(img.GatewaydSize)/(1<<20))
 		if img.Disk != "" {
-			fmt.Fprintf(stdout, "%s\t%s\n", img.Arch.Name, img.Disk)
+			fmt.Fprintf(stdout, "%s\t%s\n%s\t%s\n", img.Arch.Name, img.Disk, img.Arch.Name, img.Update)
 		}
 	}
 	fmt.Fprintf(stdout, "sums\t%s\n", res.Sums)

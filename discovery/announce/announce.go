@@ -5,6 +5,7 @@
 package announce
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -14,14 +15,60 @@ import (
 
 // Result is what one message says. Group is what a later message on the
 // same topic replaces; no Claims means "remove what this topic announced".
+// Dropped counts devices and entities the message described past the
+// parser's caps (MaxClaims, MaxEntities): left out, never built.
 type Result struct {
-	Group  string
-	Claims []registry.Claim
+	Group   string
+	Claims  []registry.Claim
+	Dropped registry.Drops
 }
 
-// Parsers routes a topic to the format that owns it.
+// Default caps of Parsers.
+const (
+	// DefaultMaxPayload bounds one announce: Home Assistant configs, even
+	// device-based ones with many components, are a few KB.
+	DefaultMaxPayload = 256 << 10
+	// DefaultMaxListPayload bounds zigbee2mqtt's bridge/devices, the whole
+	// network in one message: a few KB a device with its definition, a few
+	// hundred devices on a large network.
+	DefaultMaxListPayload = 8 << 20
+)
+
+// ErrTooLarge wraps the error of a payload refused for its size, before
+// any decoding.
+var ErrTooLarge = errors.New("payload too large")
+
+// Parsers routes a topic to the format that owns it. Zero caps take the
+// defaults.
 type Parsers struct {
 	Prefix string // Home Assistant discovery prefix; "homeassistant" when empty
+	// MaxPayload caps one announce message (all formats but zigbee2mqtt's
+	// list); a larger one is refused whole, before decoding, with ErrTooLarge.
+	// DefaultMaxPayload when zero.
+	MaxPayload int
+	// MaxListPayload is MaxPayload for zigbee2mqtt's bridge/devices.
+	// DefaultMaxListPayload when zero.
+	MaxListPayload int
+	// MaxClaims caps the devices one message describes (zigbee2mqtt's list
+	// is read entry by entry and stops building claims there); the
+	// registry's device cap when zero.
+	MaxClaims int
+	// MaxEntities caps one device's entities in one message; the registry's
+	// per-device cap when zero.
+	MaxEntities int
+}
+
+func orDefault(v, def int) int {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
+func (p Parsers) maxClaims() int { return orDefault(p.MaxClaims, registry.DefaultLimits().MaxDevices) }
+
+func (p Parsers) maxEntities() int {
+	return orDefault(p.MaxEntities, registry.DefaultLimits().MaxEntitiesPerDevice)
 }
 
 func (p Parsers) prefix() string {
@@ -48,26 +95,44 @@ func (p Parsers) Filters() []string {
 func (p Parsers) StatusTopic() string { return p.prefix() + "/status" }
 
 // Parse reads one message. ok is false when the topic is not an announce
-// topic. An error means a malformed payload: the caller logs it with the
-// topic and changes nothing.
+// topic. An error means a malformed payload, or one over the size cap
+// (errors.Is ErrTooLarge, checked before any decoding): the caller logs it
+// with the topic and changes nothing.
 func (p Parsers) Parse(topic string, payload []byte, at time.Time) (res Result, ok bool, err error) {
 	parts := strings.Split(topic, "/")
+	limit := orDefault(p.MaxPayload, DefaultMaxPayload)
+	var parse func() (Result, error)
 	switch {
 	case parts[0] == p.prefix() && (len(parts) == 4 || len(parts) == 5) && parts[len(parts)-1] == "config":
-		res, err = parseHA(parts, payload, at)
+		parse = func() (Result, error) { return parseHA(parts, payload, at) }
 	case len(parts) == 4 && parts[0] == "tasmota" && parts[1] == "discovery" && parts[3] == "config":
-		res, err = parseTasmotaConfig(topic, parts[2], payload, at)
+		parse = func() (Result, error) { return parseTasmotaConfig(topic, parts[2], payload, at) }
 	case len(parts) == 4 && parts[0] == "tasmota" && parts[1] == "discovery" && parts[3] == "sensors":
-		res, err = parseTasmotaSensors(topic, parts[2], payload, at)
+		parse = func() (Result, error) { return parseTasmotaSensors(topic, parts[2], payload, at) }
 	case len(parts) == 3 && parts[1] == "bridge" && parts[2] == "devices" && parts[0] == "zigbee2mqtt":
-		res, err = parseZigbee2MQTT(topic, parts[0], payload, at)
+		limit = orDefault(p.MaxListPayload, DefaultMaxListPayload)
+		parse = func() (Result, error) {
+			return parseZigbee2MQTT(parts[0], payload, at, p.maxClaims(), p.maxEntities())
+		}
 	case len(parts) == 3 && parts[0]+"/"+parts[1]+"/" == AnnouncePrefix:
-		res, err = parseGateway(topic, parts[2], payload, at)
+		parse = func() (Result, error) { return parseGateway(topic, parts[2], payload, at) }
 	default:
 		return Result{}, false, nil
 	}
+	if len(payload) > limit {
+		return Result{}, true, fmt.Errorf("%w: %d bytes, the limit for this topic is %d", ErrTooLarge, len(payload), limit)
+	}
+	res, err = parse()
 	if err != nil {
 		return Result{}, true, err
+	}
+	// Payloads under MaxPayload make few entities; zigbee2mqtt's list cuts
+	// its own while it reads.
+	for i := range res.Claims {
+		if c := &res.Claims[i]; len(c.Entities) > p.maxEntities() {
+			res.Dropped.Entities += uint64(len(c.Entities) - p.maxEntities())
+			c.Entities = c.Entities[:p.maxEntities()]
+		}
 	}
 	res.Group = topic
 	return res, true, nil

@@ -1,6 +1,7 @@
 package announce
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -53,7 +54,7 @@ func parseGateway(topic, id string, payload []byte, at time.Time) (Result, error
 		return Result{}, nil
 	}
 	var a Announce
-	dec := json.NewDecoder(strings.NewReader(string(payload)))
+	dec := json.NewDecoder(bytes.NewReader(payload)) // not a string: the payload is held once
 	if err := dec.Decode(&a); err != nil {
 		return Result{}, fmt.Errorf("gateway announce: %w", err)
 	}

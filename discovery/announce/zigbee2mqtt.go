@@ -1,8 +1,11 @@
 package announce
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,18 +39,45 @@ type z2mExpose struct {
 }
 
 // parseZigbee2MQTT reads <base>/bridge/devices: the whole device list, so it
-// replaces every device the previous list named.
-func parseZigbee2MQTT(topic, base string, payload []byte, at time.Time) (Result, error) {
+// replaces every device the previous list named. The list is read entry by
+// entry (a large network is megabytes): past maxClaims devices, entries are
+// only checked and counted in Dropped.Devices, and a device's entities stop
+// at maxEntities, so what is built stays bounded whatever the list holds.
+func parseZigbee2MQTT(base string, payload []byte, at time.Time, maxClaims, maxEntities int) (Result, error) {
 	if len(payload) == 0 {
 		return Result{}, nil
 	}
-	var list []z2mDevice
-	if err := json.Unmarshal(payload, &list); err != nil {
-		return Result{}, fmt.Errorf("zigbee2mqtt devices: payload is not a JSON list of devices: %w", err)
+	notList := func(err error) error {
+		return fmt.Errorf("zigbee2mqtt devices: payload is not a JSON list of devices: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	tok, err := dec.Token()
+	if err != nil {
+		return Result{}, notList(err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '[' {
+		return Result{}, notList(fmt.Errorf("it starts with %v", tok))
 	}
 	var res Result
-	for i, d := range list {
-		if !strings.HasPrefix(d.IEEE, "0x") || len(d.IEEE) < 4 {
+	for i := 0; dec.More(); i++ {
+		if len(res.Claims) >= maxClaims {
+			var rest struct {
+				IEEE string `json:"ieee_address"`
+			}
+			if err := dec.Decode(&rest); err != nil {
+				return Result{}, fmt.Errorf("zigbee2mqtt devices: entry %d: %w", i, err)
+			}
+			if !validIEEE(rest.IEEE) {
+				return Result{}, fmt.Errorf("zigbee2mqtt devices: entry %d has no ieee_address such as 0x00158d0001a2b3c4", i)
+			}
+			res.Dropped.Devices++
+			continue
+		}
+		var d z2mDevice
+		if err := dec.Decode(&d); err != nil {
+			return Result{}, fmt.Errorf("zigbee2mqtt devices: entry %d: %w", i, err)
+		}
+		if !validIEEE(d.IEEE) {
 			return Result{}, fmt.Errorf("zigbee2mqtt devices: entry %d has no ieee_address such as 0x00158d0001a2b3c4", i)
 		}
 		ieee := strings.ToLower(d.IEEE)
@@ -77,14 +107,26 @@ func parseZigbee2MQTT(topic, base string, payload []byte, at time.Time) (Result,
 			for _, e := range d.Definition.Exposes {
 				c.Entities = append(c.Entities, z2mEntities(ieee, state, e)...)
 			}
+			if n := len(c.Entities); n > maxEntities {
+				res.Dropped.Entities += uint64(n - maxEntities)
+				c.Entities = slices.Clone(c.Entities[:maxEntities])
+			}
 		}
 		if !strings.EqualFold(d.Type, "Coordinator") {
 			c.Availability = []registry.AvailabilityTopic{{Topic: base + "/" + name + "/availability"}}
 		}
 		res.Claims = append(res.Claims, c)
 	}
+	if _, err := dec.Token(); err != nil { // the closing ]
+		return Result{}, notList(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Result{}, notList(fmt.Errorf("data after the list"))
+	}
 	return res, nil
 }
+
+func validIEEE(s string) bool { return strings.HasPrefix(s, "0x") && len(s) >= 4 }
 
 // z2mEntities maps one expose to entities: a composite (light, switch...)
 // becomes one entity of that component, a plain property becomes a sensor,

@@ -21,6 +21,8 @@ import (
 	hmdns "github.com/hashicorp/mdns"
 	"github.com/miekg/dns"
 	"golang.org/x/net/ipv4"
+
+	"github.com/homebox/gateway/internal/testkit"
 )
 
 // The tests re-run this binary inside network namespaces they create; the
@@ -229,13 +231,8 @@ func TestAdvertiseAcrossNamespaces(t *testing.T) {
 		}
 		return n
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for countAnnounce(1883) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("want 2 announcements; listener heard:\n%s", strings.Join(listen.Lines(), "\n"))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	heard := func() string { return "listener heard:\n" + strings.Join(listen.Lines(), "\n") }
+	testkit.WaitForReport(t, 10*time.Second, "2 announcements", func() bool { return countAnnounce(1883) >= 2 }, heard)
 
 	// A client that is not ours finds both services with their TXT.
 	q := startChild(t, ns.dev, "query", "IFACE=dev", "SERVICE=_mqtt._tcp")
@@ -266,13 +263,7 @@ func TestAdvertiseAcrossNamespaces(t *testing.T) {
 	// A port change is announced and answered.
 	fmt.Fprintln(adv.stdin, "update 1884")
 	adv.waitLine(t, 5*time.Second, "update done", func(l string) bool { return l == "UPDATED" })
-	deadline = time.Now().Add(10 * time.Second)
-	for countAnnounce(1884) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("port change not announced; listener heard:\n%s", strings.Join(listen.Lines(), "\n"))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.WaitForReport(t, 10*time.Second, "the port change announced", func() bool { return countAnnounce(1884) >= 2 }, heard)
 	if !slicesAny(listen.Lines(), func(l string) bool { return hasRecord(l, "testbox._mqtt._tcp.local.", "SRV", true, 1883) }) {
 		t.Error("old SRV (port 1883) not withdrawn with TTL 0")
 	}

@@ -20,6 +20,7 @@ import (
 type Registry struct {
 	path string
 	log  *slog.Logger
+	lim  Limits
 
 	mu      sync.Mutex
 	groups  map[string][]*claim        // group (usually a topic) -> the claims its last message made
@@ -27,6 +28,8 @@ type Registry struct {
 	devices map[string]*device         // id -> device
 	topics  map[string]map[*claim]bool // availability topic -> claims naming it
 	avail   map[string]availState      // availability topic -> last state heard
+	weight  int                        // entities held, every claim counting at least one (Limits.MaxEntities)
+	drops   Drops                      // since Open
 	dirty   bool
 	closed  bool
 
@@ -63,14 +66,23 @@ type availState struct {
 const saveDelay = 500 * time.Millisecond
 
 // Open loads the registry kept at path (a missing file is an empty registry)
-// and starts writing changes back to it. Close flushes and stops.
+// with DefaultLimits and starts writing changes back to it. Close flushes and
+// stops.
 func Open(path string, log *slog.Logger) (*Registry, error) {
+	return OpenWithLimits(path, log, Limits{})
+}
+
+// OpenWithLimits is Open with limits (zero fields: the defaults). A file
+// holding more than they allow (one written before there were limits) is
+// loaded up to them, oldest devices first, and written back so.
+func OpenWithLimits(path string, log *slog.Logger, lim Limits) (*Registry, error) {
 	if log == nil {
 		log = slog.Default()
 	}
 	r := &Registry{
 		path:    path,
 		log:     log,
+		lim:     lim.withDefaults(),
 		groups:  map[string][]*claim{},
 		keys:    map[string]*device{},
 		devices: map[string]*device{},
@@ -90,38 +102,64 @@ func Open(path string, log *slog.Logger) (*Registry, error) {
 // Apply replaces every claim the group made before with claims (none removes
 // them). A group is one announce topic, or one mDNS instance: the unit that a
 // later message replaces. It returns the availability topics that no claim
-// named before, so the caller can subscribe to them.
-func (r *Registry) Apply(group string, claims []Claim) (newTopics []string) {
+// named before, so the caller can subscribe to them, and what the limits
+// dropped of claims (also added to Drops).
+//
+// Claims about devices already known are applied first, so a message that
+// brings more devices than there is room for never pushes out a known one.
+func (r *Registry) Apply(group string, claims []Claim) (newTopics []string, dropped Drops) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		return nil
+		return nil, Drops{}
 	}
+	defer func() { r.drops.Add(dropped) }()
 	old := r.groups[group]
 	if len(old) == 0 && len(claims) == 0 {
-		return nil
+		return nil, Drops{}
 	}
 	affected := map[*device]bool{}
 	for _, c := range old {
 		c.dev.claims = slices.DeleteFunc(c.dev.claims, func(x *claim) bool { return x == c })
 		c.dev.view = nil
 		affected[c.dev] = true
+		r.weight -= weight(&c.Claim)
 	}
 	delete(r.groups, group)
-	added := make([]*claim, 0, len(claims))
+	made := make([]*claim, len(claims)) // by index; nil when refused
+	var unknown []int
 	for i := range claims {
-		c := &claim{Claim: normalize(claims[i]), group: group}
+		cl := claims[i]
+		ok, d := r.lim.bound(&cl)
+		dropped.Add(d)
+		if !ok {
+			continue
+		}
+		c := &claim{Claim: normalize(cl), group: group}
 		if len(c.Keys) == 0 {
 			c.Keys = []string{"origin:" + group + "#" + strconv.Itoa(i)}
 		}
-		r.attach(c)
-		added = append(added, c)
+		made[i] = c
+		if !r.known(c) {
+			unknown = append(unknown, i)
+			continue
+		}
+		if !r.attach(c, &dropped) {
+			made[i] = nil
+		}
 	}
-	if len(added) > 0 {
-		r.groups[group] = added
-	}
+	// Devices left with no claim go before new ones are counted.
 	for d := range affected {
 		r.settle(d)
+	}
+	for _, i := range unknown {
+		if !r.attach(made[i], &dropped) {
+			made[i] = nil
+		}
+	}
+	added := slices.DeleteFunc(made, func(c *claim) bool { return c == nil })
+	if len(added) > 0 {
+		r.groups[group] = added
 	}
 	// New references first, so a topic named by both the old and the new
 	// claims is never counted as gone and back.
@@ -142,18 +180,27 @@ func (r *Registry) Apply(group string, claims []Claim) (newTopics []string) {
 				delete(set, c)
 				if len(set) == 0 {
 					delete(r.topics, a.Topic)
+					delete(r.avail, a.Topic) // heard again (retained) when named again
 				}
 			}
 		}
 	}
 	r.markDirty()
-	return newTopics
+	return newTopics, dropped
 }
 
-// SetAvailability records a birth/LWT payload heard on an availability topic.
-// Payloads may be plain ("online") or JSON with a "state" field
-// (zigbee2mqtt's {"state":"online"}).
+// SetAvailability records a birth/LWT payload heard on an availability topic
+// that some claim names (others are ignored, so what is kept is bounded by
+// the claims). Payloads may be plain ("online") or JSON with a "state" field
+// (zigbee2mqtt's {"state":"online"}); one longer than any availability
+// payload could be (4 × MaxText) is ignored and counted in Drops.Fields.
 func (r *Registry) SetAvailability(topic, payload string, at time.Time) {
+	if len(payload) > 4*r.lim.MaxText {
+		r.mu.Lock()
+		r.drops.Fields++
+		r.mu.Unlock()
+		return
+	}
 	state := strings.TrimSpace(payload)
 	if strings.HasPrefix(state, "{") {
 		var v struct {
@@ -165,7 +212,11 @@ func (r *Registry) SetAvailability(topic, payload string, at time.Time) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed {
+	if r.closed || r.topics[topic] == nil {
+		return
+	}
+	if len(state) > r.lim.MaxText {
+		r.drops.Fields++
 		return
 	}
 	r.avail[topic] = availState{Payload: state, At: at.UTC()}
@@ -215,6 +266,32 @@ func (r *Registry) Len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.devices)
+}
+
+// Limits are the limits in force.
+func (r *Registry) Limits() Limits { return r.lim }
+
+// Drops counts what the limits dropped since Open (loading included).
+func (r *Registry) Drops() Drops {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.drops
+}
+
+// CountDrops adds what a source dropped before it came to the registry (a
+// parser's caps) to Drops.
+func (r *Registry) CountDrops(d Drops) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.drops.Add(d)
+}
+
+// Usage is what the limits are measured against: devices, and entities
+// (every claim counting at least one).
+func (r *Registry) Usage() (devices, entities int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.devices), r.weight
 }
 
 // Flush writes the registry now if anything changed.
@@ -281,15 +358,47 @@ func (r *Registry) saver() {
 	}
 }
 
+// known reports whether one of c's keys names a device already.
+func (r *Registry) known(c *claim) bool {
+	for _, k := range c.Keys {
+		if r.keys[k] != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // attach adds c to the device its keys name, merging devices that c shows
-// to be one.
-func (r *Registry) attach(c *claim) {
+// to be one. Within the limits: false (and counted in dropped) when c would
+// make a device past MaxDevices, or finds no room left in its device's or
+// the registry's entity budget; its entities are cut to the room left.
+func (r *Registry) attach(c *claim, dropped *Drops) bool {
 	var found []*device
 	for _, k := range c.Keys {
 		if d := r.keys[k]; d != nil && !slices.Contains(found, d) {
 			found = append(found, d)
 		}
 	}
+	if len(found) == 0 && len(r.devices) >= r.lim.MaxDevices {
+		dropped.Devices++
+		return false
+	}
+	used := 0
+	for _, d := range found {
+		for _, o := range d.claims {
+			used += weight(&o.Claim)
+		}
+	}
+	room := min(r.lim.MaxEntitiesPerDevice-used, r.lim.MaxEntities-r.weight)
+	if room <= 0 {
+		dropped.Entities += uint64(weight(&c.Claim))
+		return false
+	}
+	if len(c.Entities) > room {
+		dropped.Entities += uint64(len(c.Entities) - room)
+		c.Entities = c.Entities[:room]
+	}
+	r.weight += weight(&c.Claim)
 	var d *device
 	if len(found) == 0 {
 		d = r.newDevice([]*claim{c})
@@ -313,6 +422,7 @@ func (r *Registry) attach(c *claim) {
 		d.keys[k] = true
 	}
 	d.view = nil
+	return true
 }
 
 func (r *Registry) newDevice(claims []*claim) *device {
@@ -393,8 +503,7 @@ func components(claims []*claim) [][]*claim {
 	for i := range parent {
 		parent[i] = i
 	}
-	var find func(int) int
-	find = func(i int) int {
+	find := func(i int) int {
 		for parent[i] != i {
 			parent[i] = parent[parent[i]]
 			i = parent[i]
@@ -729,19 +838,49 @@ func (r *Registry) load() error {
 	if f.Version != fileVersion {
 		return fmt.Errorf("device registry %s: version %d, want %d", r.path, f.Version, fileVersion)
 	}
+	// Oldest first: should the file hold more than the limits allow (it was
+	// written before there were limits, or with larger ones), the devices the
+	// owner had before a flood are the ones kept.
+	seen := map[string]bool{}
 	for i, sd := range f.Devices {
-		if sd.ID == "" || r.devices[sd.ID] != nil {
+		if sd.ID == "" || seen[sd.ID] {
 			return fmt.Errorf("device registry %s: device %d: missing or repeated id %q", r.path, i, sd.ID)
 		}
-		if len(sd.Claims) == 0 {
-			continue
-		}
-		d := &device{id: sd.ID, firstSeen: sd.FirstSeen, keys: map[string]bool{}}
-		r.devices[d.id] = d
+		seen[sd.ID] = true
 		for j, sc := range sd.Claims {
 			if sc.Group == "" {
 				return fmt.Errorf("device registry %s: device %q claim %d: no group", r.path, sd.ID, j)
 			}
+		}
+	}
+	sort.SliceStable(f.Devices, func(i, j int) bool { return f.Devices[i].FirstSeen.Before(f.Devices[j].FirstSeen) })
+	var dropped Drops
+	for _, sd := range f.Devices {
+		if len(sd.Claims) == 0 {
+			continue
+		}
+		if len(r.devices) >= r.lim.MaxDevices {
+			dropped.Devices++
+			continue
+		}
+		d := &device{id: sd.ID, firstSeen: sd.FirstSeen, keys: map[string]bool{}}
+		used := 0
+		for _, sc := range sd.Claims {
+			ok, fd := r.lim.bound(&sc.Claim)
+			dropped.Add(fd)
+			room := min(r.lim.MaxEntitiesPerDevice-used, r.lim.MaxEntities-r.weight)
+			if !ok || room <= 0 {
+				if ok {
+					dropped.Entities += uint64(weight(&sc.Claim))
+				}
+				continue
+			}
+			if len(sc.Entities) > room {
+				dropped.Entities += uint64(len(sc.Entities) - room)
+				sc.Entities = sc.Entities[:room]
+			}
+			used += weight(&sc.Claim)
+			r.weight += weight(&sc.Claim)
 			c := &claim{Claim: normalize(sc.Claim), group: sc.Group, dev: d}
 			d.claims = append(d.claims, c)
 			r.groups[c.group] = append(r.groups[c.group], c)
@@ -756,9 +895,24 @@ func (r *Registry) load() error {
 				r.topics[a.Topic][c] = true
 			}
 		}
+		if len(d.claims) > 0 {
+			r.devices[d.id] = d
+		} else {
+			dropped.Devices++
+		}
 	}
 	for t, s := range f.Availability {
-		r.avail[t] = s
+		if r.topics[t] != nil && len(s.Payload) <= r.lim.MaxText {
+			r.avail[t] = s
+		}
+	}
+	if !dropped.Zero() {
+		r.drops.Add(dropped)
+		r.dirty = true // written back within the limits
+		r.kick <- struct{}{}
+		r.log.Warn("device registry holds more than the limits allow; the excess was not loaded", "path", r.path,
+			"dropped_devices", dropped.Devices, "dropped_entities", dropped.Entities, "dropped_fields", dropped.Fields,
+			"max_devices", r.lim.MaxDevices, "max_entities_per_device", r.lim.MaxEntitiesPerDevice, "max_entities", r.lim.MaxEntities)
 	}
 	return nil
 }

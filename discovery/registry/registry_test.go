@@ -63,12 +63,12 @@ func TestMergeSplitRemove(t *testing.T) {
 
 func TestAvailabilityLatestWins(t *testing.T) {
 	r := open(t, filepath.Join(t.TempDir(), "devices.json"))
-	topics := r.Apply("a", []Claim{{Source: "tasmota", Keys: []string{"id:p"}, Availability: []AvailabilityTopic{
+	topics, _ := r.Apply("a", []Claim{{Source: "tasmota", Keys: []string{"id:p"}, Availability: []AvailabilityTopic{
 		{Topic: "tele/p/LWT", Available: "Online", NotAvailable: "Offline"}, {Topic: "bridge/state"}}}})
 	if !slices.Equal(topics, []string{"tele/p/LWT", "bridge/state"}) {
 		t.Errorf("new topics = %v", topics)
 	}
-	if again := r.Apply("a", []Claim{{Source: "tasmota", Keys: []string{"id:p"}, Availability: []AvailabilityTopic{{Topic: "tele/p/LWT", Available: "Online", NotAvailable: "Offline"}}}}); len(again) != 0 {
+	if again, _ := r.Apply("a", []Claim{{Source: "tasmota", Keys: []string{"id:p"}, Availability: []AvailabilityTopic{{Topic: "tele/p/LWT", Available: "Online", NotAvailable: "Offline"}}}}); len(again) != 0 {
 		t.Errorf("re-announce reported topics as new: %v", again)
 	}
 	now := time.Now()

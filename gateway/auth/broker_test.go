@@ -76,7 +76,7 @@ func sub(t *testing.T, s *mqtt.Server, addr, id, user, pass, filter string) *tes
 	out := &testkit.Buffer{}
 	args := []string{"-h", host, "-p", port, "-V", "mqttv311", "-i", id, "-u", user, "-P", pass, "-t", filter, "-v", "-q", "1"}
 	execCommand(t, out, "mosquitto_sub", args...)
-	waitFor(t, 10*time.Second, "subscriber "+id+" on "+filter, func() bool {
+	testkit.WaitFor(t, 10*time.Second, "subscriber "+id+" on "+filter, func() bool {
 		cl, ok := s.Clients.Get(id)
 		if !ok || cl.Closed() {
 			return false

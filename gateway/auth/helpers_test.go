@@ -37,18 +37,6 @@ func run(t *testing.T, timeout time.Duration, name string, args ...string) (stri
 	return string(out), err
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // argon2idLine hashes password as Mosquitto 2.1 writes it: libargon2's
 // encoded form with t=1, m=47104 KiB, p=1, a 64-byte salt and a 64-byte hash.
 func argon2idLine(t *testing.T, password string) string {

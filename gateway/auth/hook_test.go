@@ -14,6 +14,8 @@ import (
 	paho "github.com/eclipse/paho.golang/paho"
 	pahomqtt "github.com/eclipse/paho.mqtt.golang"
 	mqtt "github.com/mochi-mqtt/server/v2"
+
+	"github.com/homebox/gateway/internal/testkit"
 )
 
 // refused reports whether mosquitto_pub's run ended with a refused CONNACK:
@@ -206,7 +208,7 @@ func TestPublishACL(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	want = append(want, "allowed/end END")
-	waitFor(t, 10*time.Second, "the allowed messages at the watcher", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "the allowed messages at the watcher", func() bool {
 		return strings.Count(watch.String(), "\n") >= len(want)
 	})
 	got := strings.Split(strings.TrimSpace(watch.String()), "\n")
@@ -293,7 +295,7 @@ func TestTopicAliasJudgedOnRealTopic(t *testing.T) {
 			t.Fatalf("publish %d with alias: resp %+v, err %v", i, resp, err)
 		}
 	}
-	waitFor(t, 10*time.Second, "both aliased messages", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "both aliased messages", func() bool {
 		return watch.String() == "allowed/alias 0\nallowed/alias 1\n"
 	})
 }
@@ -422,9 +424,9 @@ func TestDeliveryJudgedPerMessage(t *testing.T) {
 	// anything sent before it has been handled.
 	publish("allowed/secret", "S1")
 	publish("allowed/open", "O1")
-	waitFor(t, 10*time.Second, "the open messages", received(2))
+	testkit.WaitFor(t, 10*time.Second, "the open messages", received(2))
 	publish("allowed/open", "O2")
-	waitFor(t, 10*time.Second, "the last open message", received(3))
+	testkit.WaitFor(t, 10*time.Second, "the last open message", received(3))
 	mu.Lock()
 	defer mu.Unlock()
 	slices.Sort(got)

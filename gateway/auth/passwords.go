@@ -19,8 +19,6 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/crypto/argon2"
-
-	"github.com/homebox/gateway/internal/atomicfile"
 )
 
 // Limits that keep a hostile or mistyped password file from stalling every
@@ -178,8 +176,8 @@ func (p *Passwords) Users() []string {
 }
 
 // Hashes returns a copy of user name -> encoded hash, as the file holds them,
-// so a caller can add or remove a user and write the file back with
-// WritePasswordFile.
+// so a caller can add or remove a user and write the file back from
+// PasswordFileText.
 func (p *Passwords) Hashes() map[string]string {
 	out := make(map[string]string)
 	if p == nil {
@@ -399,19 +397,6 @@ func HashPBKDF2(password string) (string, error) {
 	}
 	return fmt.Sprintf("$7$%d$%s$%s", PBKDF2Iterations,
 		base64.StdEncoding.EncodeToString(salt), base64.StdEncoding.EncodeToString(sum)), nil
-}
-
-// WritePasswordFile writes users (name -> encoded hash, e.g. from HashPBKDF2
-// or Passwords.Hashes) as a Mosquitto password file, sorted by name, mode
-// 0600. Every name and hash is checked first, and the file is replaced
-// atomically (temporary file, fsync, rename, fsync of the folder): a reader
-// sees the old file or the new one, never a mix, and bad input writes nothing.
-func WritePasswordFile(path string, users map[string]string) error {
-	text, err := PasswordFileText(users)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return atomicfile.Write(path, text, 0o600)
 }
 
 // PasswordFileText is users (name -> encoded hash) as the text of a

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/homebox/gateway/internal/testkit"
 )
 
 func TestPasswordFileFromMosquittoPasswd(t *testing.T) {
@@ -141,9 +143,21 @@ func TestPasswordFileMalformedLines(t *testing.T) {
 	})
 }
 
-func TestHashPBKDF2AndWritePasswordFile(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "passwd")
+// writePasswords writes users as a password file, as the console does
+// (PasswordFileText, then the file through the config flow).
+func writePasswords(t *testing.T, path string, users map[string]string) {
+	t.Helper()
+	text, err := PasswordFileText(users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, text, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHashPBKDF2AndPasswordFileText(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "passwd")
 	h1, err := HashPBKDF2("first pass")
 	if err != nil {
 		t.Fatal(err)
@@ -155,13 +169,7 @@ func TestHashPBKDF2AndWritePasswordFile(t *testing.T) {
 	if !strings.HasPrefix(h1, "$7$"+strconv.Itoa(PBKDF2Iterations)+"$") {
 		t.Fatalf("hash %q is not $7$", h1)
 	}
-	if err := WritePasswordFile(path, map[string]string{"zoe": h1, "adam": argon2idLine(t, "argon pass")}); err != nil {
-		t.Fatal(err)
-	}
-	st, err := os.Stat(path)
-	if err != nil || st.Mode().Perm() != 0o600 {
-		t.Fatalf("stat = %v, %v; want mode 0600", st, err)
-	}
+	writePasswords(t, path, map[string]string{"zoe": h1, "adam": argon2idLine(t, "argon pass")})
 	p, err := LoadPasswordFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -169,13 +177,12 @@ func TestHashPBKDF2AndWritePasswordFile(t *testing.T) {
 	if !p.Verify("zoe", "first pass") || p.Verify("zoe", "first") || !p.Verify("adam", "argon pass") {
 		t.Fatal("written file does not verify")
 	}
-	data, _ := os.ReadFile(path)
-	if !strings.HasPrefix(string(data), "adam:$argon2id$") {
-		t.Fatalf("file not sorted by user:\n%s", data)
+	before, _ := os.ReadFile(path)
+	if !strings.HasPrefix(string(before), "adam:$argon2id$") {
+		t.Fatalf("file not sorted by user:\n%s", before)
 	}
 
-	// Bad input writes nothing.
-	before, _ := os.ReadFile(path)
+	// Bad input gives no text.
 	for _, bad := range []map[string]string{
 		{"zoe": "plaintext"},
 		{"a:b": h1},
@@ -184,17 +191,9 @@ func TestHashPBKDF2AndWritePasswordFile(t *testing.T) {
 		{"zoe": h1 + "\nmallory:" + h1},
 		{"#zoe": h1},
 	} {
-		if err := WritePasswordFile(path, bad); err == nil {
-			t.Fatalf("WritePasswordFile(%q) succeeded", bad)
+		if text, err := PasswordFileText(bad); err == nil || text != nil {
+			t.Fatalf("PasswordFileText(%q) = %q, %v; want an error", bad, text, err)
 		}
-	}
-	after, _ := os.ReadFile(path)
-	if string(before) != string(after) {
-		t.Fatal("a refused write changed the file")
-	}
-	entries, _ := os.ReadDir(dir)
-	if len(entries) != 1 {
-		t.Fatalf("temporary files left behind: %v", entries)
 	}
 
 	// Hashes round-trips through the file.
@@ -202,17 +201,14 @@ func TestHashPBKDF2AndWritePasswordFile(t *testing.T) {
 	if !p.Verify("zoe", "first pass") {
 		t.Fatal("Hashes exposed internal state")
 	}
-	if err := WritePasswordFile(path, p.Hashes()); err != nil {
-		t.Fatal(err)
-	}
-	after, _ = os.ReadFile(path)
-	if string(before) != string(after) {
-		t.Fatalf("rewriting from Hashes changed the file:\n%s\n%s", before, after)
+	after, err := PasswordFileText(p.Hashes())
+	if err != nil || string(before) != string(after) {
+		t.Fatalf("rewriting from Hashes changed the file (%v):\n%s\n%s", err, before, after)
 	}
 }
 
 // TestHashPBKDF2AcceptedByMosquitto starts the real mosquitto broker with a
-// password file written by WritePasswordFile and logs in with mosquitto_pub.
+// password file written from PasswordFileText and logs in with mosquitto_pub.
 func TestHashPBKDF2AcceptedByMosquitto(t *testing.T) {
 	needTool(t, "mosquitto")
 	dir := t.TempDir()
@@ -221,9 +217,7 @@ func TestHashPBKDF2AcceptedByMosquitto(t *testing.T) {
 		t.Fatal(err)
 	}
 	pw := filepath.Join(dir, "passwd")
-	if err := WritePasswordFile(pw, map[string]string{"owner": h}); err != nil {
-		t.Fatal(err)
-	}
+	writePasswords(t, pw, map[string]string{"owner": h})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -232,7 +226,7 @@ func TestHashPBKDF2AcceptedByMosquitto(t *testing.T) {
 	l.Close()
 	conf := writeFile(t, dir, "mosquitto.conf", "user root\nlistener "+port+" 127.0.0.1\nallow_anonymous false\npassword_file "+pw+"\n")
 	cmd := execCommand(t, nil, "mosquitto", "-c", conf)
-	waitFor(t, 10*time.Second, "mosquitto to listen on "+port, func() bool {
+	testkit.WaitFor(t, 10*time.Second, "mosquitto to listen on "+port, func() bool {
 		c, err := net.Dial("tcp", "127.0.0.1:"+port)
 		if err == nil {
 			c.Close()

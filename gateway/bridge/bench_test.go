@@ -7,6 +7,8 @@ import (
 	"time"
 
 	paho3 "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/homebox/gateway/internal/testkit"
 )
 
 // benchOut publishes b.N messages to the local broker at addr through a
@@ -56,7 +58,7 @@ func BenchmarkOut(b *testing.B) {
 			remote := startMosquitto(b, "max_queued_messages 0")
 			local, localAddr := newMochi(b, false)
 			m := startManager(b, local, "", conn("bench", remote.addr(), topic("bench/#", "out", qos, "", "up/")))
-			waitFor(b, 10*time.Second, "bridge up", func() bool { return m.Stats()[0].State == "up" })
+			testkit.WaitFor(b, 10*time.Second, "bridge up", func() bool { return m.Stats()[0].State == "up" })
 			benchOut(b, localAddr, remote.addr(), qos)
 		})
 	}
@@ -71,7 +73,7 @@ func BenchmarkMosquittoOut(b *testing.B) {
 			local := startMosquitto(b, fmt.Sprintf("max_queued_messages 0\nconnection bench\naddress %s\nrestart_timeout 1\ntopic bench/# out %d \"\" up/\n", remote.addr(), qos))
 			_, atRemote := client(b, remote.addr(), "probe", "up/#")
 			probe, _ := client(b, local.addr(), "probe-pub", "")
-			waitFor(b, 15*time.Second, "mosquitto bridge up", func() bool {
+			testkit.WaitFor(b, 15*time.Second, "mosquitto bridge up", func() bool {
 				publish(b, probe, "bench/probe", 1, false, "p")
 				return atRemote.count("up/bench/probe", "") > 0
 			})

@@ -88,7 +88,7 @@ func (m *mosq) start() *mosq {
 	m.mu.Unlock()
 	m.t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	addr := "127.0.0.1:" + strconv.Itoa(m.port)
-	waitFor(m.t, 10*time.Second, "mosquitto listening on "+addr, func() bool {
+	testkit.WaitFor(m.t, 10*time.Second, "mosquitto listening on "+addr, func() bool {
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
@@ -97,13 +97,6 @@ func (m *mosq) start() *mosq {
 		return false
 	})
 	return m
-}
-
-func (m *mosq) stop() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	_ = m.cmd.Process.Kill()
-	_ = m.cmd.Wait()
 }
 
 // term stops mosquitto gracefully (it saves its store).
@@ -115,11 +108,6 @@ func (m *mosq) term() {
 }
 
 func (m *mosq) addr() string { return "127.0.0.1:" + strconv.Itoa(m.port) }
-
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	testkit.WaitFor(t, d, what, cond)
-}
 
 // testListener is a tiny mochi listener on a loopback port, optionally
 // wrapping each connection (PrivateConn).

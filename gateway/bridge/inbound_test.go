@@ -7,6 +7,8 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+
+	"github.com/homebox/gateway/internal/testkit"
 )
 
 func bridgeClients(s *mqtt.Server) int {
@@ -34,8 +36,8 @@ topic down/# out 1
 topic up/# in 1
 topic both/# both 1
 `, host, port))
-	waitFor(t, 15*time.Second, "mosquitto's bridge connected as a bridge", func() bool { return bridgeClients(box) == 1 })
-	waitFor(t, 10*time.Second, "mosquitto's bridge state relayed", func() bool {
+	testkit.WaitFor(t, 15*time.Second, "mosquitto's bridge connected as a bridge", func() bool { return bridgeClients(box) == 1 })
+	testkit.WaitFor(t, 10*time.Second, "mosquitto's bridge state relayed", func() bool {
 		_, ok := states.find("$SYS/broker/connection/cloud.tobox/state", "1")
 		return ok
 	})
@@ -47,14 +49,14 @@ topic both/# both 1
 
 	// The bridge's subscriptions reach mochi asynchronously: retry the
 	// first message until it crosses.
-	waitFor(t, 15*time.Second, "cloud -> box", func() bool {
+	testkit.WaitFor(t, 15*time.Second, "cloud -> box", func() bool {
 		if atBox.count("down/x", "") == 0 {
 			publish(t, cloudPub, "down/x", 1, false, "d")
 			return false
 		}
 		return true
 	})
-	waitFor(t, 15*time.Second, "box -> cloud", func() bool {
+	testkit.WaitFor(t, 15*time.Second, "box -> cloud", func() bool {
 		if atCloud.count("up/x", "") == 0 {
 			publish(t, boxPub, "up/x", 1, false, "u")
 			return false
@@ -65,7 +67,7 @@ topic both/# both 1
 	publish(t, cloudPub, "both/fromCloud", 1, false, "1")
 	publish(t, boxPub, "both/end", 1, false, "end")
 	publish(t, cloudPub, "both/end2", 1, false, "end")
-	waitFor(t, 10*time.Second, "both ways", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "both ways", func() bool {
 		return atCloud.count("both/fromBox", "1") >= 1 && atBox.count("both/fromCloud", "1") >= 1 &&
 			atCloud.count("both/end", "end") == 1 && atBox.count("both/end2", "end") == 1
 	})
@@ -89,7 +91,7 @@ func TestTwoMochiBoth(t *testing.T) {
 			br := conn("peer", bAddr, topic("#", "both", 2, "", ""))
 			br.ProtocolVersion = version
 			m := startManager(t, a, "", br)
-			waitFor(t, 10*time.Second, "bridge up", func() bool { return m.Stats()[0].State == "up" })
+			testkit.WaitFor(t, 10*time.Second, "bridge up", func() bool { return m.Stats()[0].State == "up" })
 			if version == "mqttv311" && bridgeClients(bsrv) != 1 {
 				t.Errorf("try_private bridge not recognised by the peer")
 			}
@@ -103,7 +105,7 @@ func TestTwoMochiBoth(t *testing.T) {
 			}
 			publish(t, pa, "end/a", 1, false, "end")
 			publish(t, pb, "end/b", 1, false, "end")
-			waitFor(t, 10*time.Second, "sentinels", func() bool {
+			testkit.WaitFor(t, 10*time.Second, "sentinels", func() bool {
 				return atB.count("end/a", "end") == 1 && atA.count("end/b", "end") == 1
 			})
 			for _, c := range []*collector{atA, atB} {

@@ -11,6 +11,7 @@ import (
 	paho3 "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/homebox/gateway/gateway/mosquittoconf"
+	"github.com/homebox/gateway/internal/testkit"
 )
 
 // persistentRemote is a mosquitto that keeps sessions across restarts,
@@ -59,15 +60,15 @@ func TestOutage(t *testing.T) {
 	local, localAddr := newMochi(t, false)
 	b := conn("cloud", remote.addr(), topic("#", "out", 1, "", "up/"))
 	m := startManager(t, local, t.TempDir(), b)
-	waitFor(t, 10*time.Second, "bridge up", func() bool { return m.Stats()[0].State == "up" })
+	testkit.WaitFor(t, 10*time.Second, "bridge up", func() bool { return m.Stats()[0].State == "up" })
 	state := localWatch(t, local, "$SYS/broker/connection/box.cloud/state", 900)
-	waitFor(t, 5*time.Second, "state 1", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "state 1", func() bool {
 		return slices.Equal(payloads(state, "$SYS/broker/connection/box.cloud/state"), []string{"1"})
 	})
 
 	w.Disconnect(100)
 	remote.term()
-	waitFor(t, 10*time.Second, "bridge down", func() bool { return m.Stats()[0].State == "down" })
+	testkit.WaitFor(t, 10*time.Second, "bridge down", func() bool { return m.Stats()[0].State == "down" })
 
 	pub, _ := client(t, localAddr, "pub", "")
 	const n = 50
@@ -75,13 +76,13 @@ func TestOutage(t *testing.T) {
 		publish(t, pub, "data", 1, false, fmt.Sprint(i))
 	}
 	// The PUBACK may come before the bridge has queued the message.
-	waitFor(t, 5*time.Second, fmt.Sprintf("%d queued", n), func() bool { return m.Stats()[0].Queued == n })
+	testkit.WaitFor(t, 5*time.Second, fmt.Sprintf("%d queued", n), func() bool { return m.Stats()[0].Queued == n })
 
 	remote.start()
-	waitFor(t, 15*time.Second, "bridge up again", func() bool { return m.Stats()[0].State == "up" })
+	testkit.WaitFor(t, 15*time.Second, "bridge up again", func() bool { return m.Stats()[0].State == "up" })
 	w = watcher(t, remote.addr(), seen)
 	defer w.Disconnect(100)
-	waitFor(t, 15*time.Second, "all messages at the remote", func() bool { return len(payloads(seen, "up/data")) >= n })
+	testkit.WaitFor(t, 15*time.Second, "all messages at the remote", func() bool { return len(payloads(seen, "up/data")) >= n })
 	want := make([]string, n)
 	for i := range want {
 		want[i] = fmt.Sprint(i)
@@ -92,7 +93,7 @@ func TestOutage(t *testing.T) {
 	if got := payloads(state, "$SYS/broker/connection/box.cloud/state"); !slices.Equal(got, []string{"1", "0", "1"}) {
 		t.Errorf("state went %v, want 1 0 1", got)
 	}
-	waitFor(t, 5*time.Second, "queue drained", func() bool { return m.Stats()[0].Queued == 0 })
+	testkit.WaitFor(t, 5*time.Second, "queue drained", func() bool { return m.Stats()[0].Queued == 0 })
 
 	// A clean stop: 0 locally and on the remote (retained there).
 	if err := m.Stop(); err != nil {
@@ -102,7 +103,7 @@ func TestOutage(t *testing.T) {
 		t.Errorf("state after stop %v, want 1 0 1 0", got)
 	}
 	_, sys := client(t, remote.addr(), "sys", "$SYS/broker/connection/#")
-	waitFor(t, 5*time.Second, "remote retained state 0", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "remote retained state 0", func() bool {
 		g, ok := sys.find("$SYS/broker/connection/box.cloud/state", "0")
 		return ok && g.retain
 	})
@@ -126,7 +127,7 @@ func TestRemoteDownAtStart(t *testing.T) {
 	if err := m1.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "bridge trying", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "bridge trying", func() bool {
 		s := m1.Stats()[0]
 		return s.State == "down" && s.LastError != ""
 	})
@@ -152,7 +153,7 @@ func TestRemoteDownAtStart(t *testing.T) {
 	remote.start()
 	w := watcher(t, remote.addr(), seen)
 	defer w.Disconnect(100)
-	waitFor(t, 15*time.Second, "queued messages delivered", func() bool { return len(payloads(seen, "up/data")) >= 5 })
+	testkit.WaitFor(t, 15*time.Second, "queued messages delivered", func() bool { return len(payloads(seen, "up/data")) >= 5 })
 	if got := payloads(seen, "up/data"); !slices.Equal(got, []string{"0", "1", "2", "3", "4"}) {
 		t.Errorf("remote got %v", got)
 	}

@@ -174,17 +174,6 @@ func (q *queue) unhand(seq uint64) {
 	}
 }
 
-// unhandAll puts every message back (a new remote session).
-func (q *queue) unhandAll() {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	for i := range q.items {
-		q.items[i].handed = false
-	}
-	q.cursor = 0
-	q.signal()
-}
-
 // queuedRetained reports whether a retained message for topic waits in
 // the queue (it will reach the remote in order, so the retained replay
 // at connect time skips it).

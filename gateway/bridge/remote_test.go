@@ -29,7 +29,7 @@ func TestDirectionsAgainstMosquitto(t *testing.T) {
 			)
 			b.ProtocolVersion = version
 			m := startManager(t, local, "", b)
-			waitFor(t, 10*time.Second, "bridge up", func() bool { return m.Stats()[0].State == "up" })
+			testkit.WaitFor(t, 10*time.Second, "bridge up", func() bool { return m.Stats()[0].State == "up" })
 
 			_, atRemote := client(t, remote.addr(), "watch-remote", "#")
 			_, atLocal := client(t, localAddr, "watch-local", "#")
@@ -42,7 +42,7 @@ func TestDirectionsAgainstMosquitto(t *testing.T) {
 			}
 			for q := byte(0); q <= 2; q++ {
 				p := fmt.Sprintf("out-q%d", q)
-				waitFor(t, 10*time.Second, "remote gets "+p, func() bool { return atRemote.count("site1/sensors/t", p) == 1 })
+				testkit.WaitFor(t, 10*time.Second, "remote gets "+p, func() bool { return atRemote.count("site1/sensors/t", p) == 1 })
 				g, _ := atRemote.find("site1/sensors/t", p)
 				if g.qos != q {
 					t.Errorf("%s arrived at QoS %d, want %d", p, g.qos, q)
@@ -50,11 +50,11 @@ func TestDirectionsAgainstMosquitto(t *testing.T) {
 			}
 			// the empty pattern: the prefixes are whole topics
 			publish(t, lpub, "box/exact", 1, false, "exact")
-			waitFor(t, 10*time.Second, "remote gets site1/renamed", func() bool { return atRemote.count("site1/renamed", "exact") == 1 })
+			testkit.WaitFor(t, 10*time.Second, "remote gets site1/renamed", func() bool { return atRemote.count("site1/renamed", "exact") == 1 })
 
 			// in, mapped site1/cmd/... -> box/cmd/..., QoS kept
 			publish(t, rpub, "site1/cmd/light", 2, false, "on")
-			waitFor(t, 10*time.Second, "local gets box/cmd/light", func() bool { return atLocal.count("box/cmd/light", "on") == 1 })
+			testkit.WaitFor(t, 10*time.Second, "local gets box/cmd/light", func() bool { return atLocal.count("box/cmd/light", "on") == 1 })
 			if g, _ := atLocal.find("box/cmd/light", "on"); g.qos != 2 {
 				t.Errorf("in message at QoS %d, want 2", g.qos)
 			}
@@ -62,15 +62,15 @@ func TestDirectionsAgainstMosquitto(t *testing.T) {
 			// both, empty prefixes, each way exactly once (no echo)
 			publish(t, lpub, "sync/a", 1, false, "from-local")
 			publish(t, rpub, "sync/b", 1, false, "from-remote")
-			waitFor(t, 10*time.Second, "sync both ways", func() bool {
+			testkit.WaitFor(t, 10*time.Second, "sync both ways", func() bool {
 				return atRemote.count("sync/a", "from-local") == 1 && atLocal.count("sync/b", "from-remote") == 1
 			})
 
 			// retained: a local retained out message is retained remotely
 			publish(t, lpub, "box/sensors/kept", 1, true, "kept")
-			waitFor(t, 10*time.Second, "remote gets retained", func() bool { return atRemote.count("site1/sensors/kept", "kept") == 1 })
+			testkit.WaitFor(t, 10*time.Second, "remote gets retained", func() bool { return atRemote.count("site1/sensors/kept", "kept") == 1 })
 			_, late := client(t, remote.addr(), "late-remote", "site1/sensors/kept")
-			waitFor(t, 10*time.Second, "late subscriber gets the retained copy", func() bool {
+			testkit.WaitFor(t, 10*time.Second, "late subscriber gets the retained copy", func() bool {
 				g, ok := late.find("site1/sensors/kept", "kept")
 				return ok && g.retain
 			})
@@ -78,7 +78,7 @@ func TestDirectionsAgainstMosquitto(t *testing.T) {
 			// a sentinel after everything: nothing came back twice
 			publish(t, lpub, "sync/end", 1, false, "end")
 			publish(t, rpub, "sync/end2", 1, false, "end")
-			waitFor(t, 10*time.Second, "sentinels", func() bool {
+			testkit.WaitFor(t, 10*time.Second, "sentinels", func() bool {
 				return atRemote.count("sync/end", "end") == 1 && atLocal.count("sync/end2", "end") == 1
 			})
 			if n := atLocal.count("sync/a", ""); n != 1 {
@@ -122,13 +122,13 @@ func TestAuthAndTLS(t *testing.T) {
 	bad := b
 	bad.Name, bad.RemoteClientID, bad.RemotePassword = "wrongpw", "box.wrongpw", "nope"
 	m := startManager(t, local, "", b, bad)
-	waitFor(t, 10*time.Second, "TLS bridge up", func() bool { return m.Stats()[0].State == "up" })
+	testkit.WaitFor(t, 10*time.Second, "TLS bridge up", func() bool { return m.Stats()[0].State == "up" })
 	if err := local.Publish("t/x", []byte("secret"), false, 1); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "message over TLS", func() bool { return atRemote.count("t/x", "secret") == 1 })
+	testkit.WaitFor(t, 10*time.Second, "message over TLS", func() bool { return atRemote.count("t/x", "secret") == 1 })
 	// The bridge with the wrong password never connects: its copy stays queued.
-	waitFor(t, 10*time.Second, "wrong password reported", func() bool {
+	testkit.WaitFor(t, 10*time.Second, "wrong password reported", func() bool {
 		s := m.Stats()[1]
 		return s.State == "down" && s.LastError != "" && s.Queued == 1
 	})

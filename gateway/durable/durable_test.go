@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/homebox/gateway/internal/testkit"
 )
 
 // crashEnv makes the test binary a child that writes to a store and is then
@@ -305,20 +307,14 @@ func TestUnwaitedDeleteReachesTheLogAtTheNextSyncTick(t *testing.T) {
 	putTracked(st, inflightRef{"a", 1}, "a", []byte("1"))
 	st.deleteTrackedSoon(inflightRef{"a", 1})
 	// Nothing else is written: only the sync tick can carry the delete.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		changes := map[string]change{}
+	var changes map[string]change
+	testkit.WaitForReport(t, 10*time.Second, "the delete in the log", func() bool {
+		changes = map[string]change{}
 		if _, _, err := readLog(st.logName(st.gen), changes); err != nil {
 			t.Fatal(err)
 		}
-		if changes["a"].del {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the delete is not in the log after 10 s: %v", changes)
-		}
-		time.Sleep(time.Millisecond) // polling the file, not waiting for a time
-	}
+		return changes["a"].del
+	}, func() string { return fmt.Sprintf("the log holds %v", changes) })
 }
 
 func TestPutAndDeleteBetweenFlushesLeaveBoltAsItWas(t *testing.T) {

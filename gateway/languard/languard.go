@@ -21,7 +21,9 @@ import (
 
 // Named network sets accepted by ParseNetworks.
 const (
-	// KeywordLAN is loopback, the private ranges, link-local and unique-local IPv6.
+	// KeywordLAN is the subnets directly attached to the box's interfaces,
+	// link-local and loopback. Other private ranges (a 10.x network behind a
+	// router) are not the LAN: list them explicitly (e.g. 10.0.0.0/8).
 	KeywordLAN = "lan"
 	// KeywordLoopback is 127.0.0.0/8 and ::1.
 	KeywordLoopback = "loopback"
@@ -34,13 +36,11 @@ var loopbackPrefixes = []netip.Prefix{
 	netip.MustParsePrefix("::1/128"),
 }
 
-var lanPrefixes = append(append([]netip.Prefix{}, loopbackPrefixes...),
-	netip.MustParsePrefix("10.0.0.0/8"),
-	netip.MustParsePrefix("172.16.0.0/12"),
-	netip.MustParsePrefix("192.168.0.0/16"),
+// lanFixed is the part of "lan" that never changes: loopback and
+// link-local. The attached subnets are read from the interfaces (attached.go).
+var lanFixed = append(append([]netip.Prefix{}, loopbackPrefixes...),
 	netip.MustParsePrefix("169.254.0.0/16"),
 	netip.MustParsePrefix("fe80::/10"),
-	netip.MustParsePrefix("fc00::/7"),
 )
 
 // LogInterval is how often at most a refusal is logged for one address, so a
@@ -58,6 +58,7 @@ type Guard struct {
 	any      bool
 	prefixes []netip.Prefix
 	spec     string
+	lan      *attached // the subnets of the box's interfaces; nil without "lan"
 
 	refused   atomic.Uint64
 	logger    atomic.Pointer[slog.Logger]
@@ -108,7 +109,10 @@ func ParseNetworks(spec []string) (*Guard, error) {
 			names = append(names, KeywordAny)
 			continue
 		case KeywordLAN:
-			add(lanPrefixes...)
+			add(lanFixed...)
+			if g.lan == nil {
+				g.lan = newAttached(g)
+			}
 			names = append(names, KeywordLAN)
 			continue
 		case KeywordLoopback:
@@ -160,7 +164,9 @@ func (g *Guard) String() string { return g.spec }
 // Off reports whether the guard allows every peer ("any").
 func (g *Guard) Off() bool { return g.any }
 
-// Prefixes returns a copy of the allowed networks (empty when Off).
+// Prefixes returns a copy of the fixed allowed networks (empty when Off);
+// with "lan", the subnets attached to the interfaces come on top
+// (Attached).
 func (g *Guard) Prefixes() []netip.Prefix {
 	return append([]netip.Prefix(nil), g.prefixes...)
 }
@@ -184,7 +190,7 @@ func (g *Guard) Allowed(ip netip.Addr) bool {
 			return true
 		}
 	}
-	return false
+	return g.lan != nil && g.lan.contains(ip)
 }
 
 // AllowedAddr judges a net.Addr such as a connection's RemoteAddr. Addresses
@@ -252,13 +258,6 @@ func (g *Guard) counter(name string) *atomic.Uint64 {
 		g.perListen[name] = c
 	}
 	return c
-}
-
-// refuse counts a refusal and logs it unless this address was logged less
-// than LogInterval ago.
-func (g *Guard) refuse(peer net.Addr, name string, perListener *atomic.Uint64) {
-	perListener.Add(1)
-	g.logRefusal(peer, name, g.refused.Add(1))
 }
 
 func (g *Guard) logRefusal(peer net.Addr, name string, total uint64) {

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -23,8 +24,32 @@ func mustGuard(t *testing.T, list string) *Guard {
 	return g
 }
 
+// ifaces lists fixed interface addresses, as net.InterfaceAddrs would.
+func ifaces(cidrs ...string) func() ([]net.Addr, error) {
+	return func() ([]net.Addr, error) {
+		var out []net.Addr
+		for _, c := range cidrs {
+			ip, n, err := net.ParseCIDR(c)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, &net.IPNet{IP: ip, Mask: n.Mask})
+		}
+		return out, nil
+	}
+}
+
+// lanGuard is "lan" on a box whose interfaces hold cidrs.
+func lanGuard(t *testing.T, cidrs ...string) *Guard {
+	t.Helper()
+	g := mustGuard(t, "lan")
+	g.SetInterfaceAddrs(ifaces(cidrs...))
+	return g
+}
+
 func TestAllowedDecision(t *testing.T) {
-	lan := mustGuard(t, "lan")
+	// A box on 192.168.1.0/24, with a ULA and a global IPv6 prefix.
+	lan := lanGuard(t, "127.0.0.1/8", "192.168.1.10/24", "::1/128", "fd00:1::10/64", "2001:db8:1::10/64", "fe80::10/64")
 	loop := mustGuard(t, "loopback")
 	anyG := mustGuard(t, "any")
 	custom := mustGuard(t, "10.0.0.0/8, 203.0.113.0/24,198.51.100.7,2001:db8::/32")
@@ -39,16 +64,19 @@ func TestAllowedDecision(t *testing.T) {
 		{lan, "lan", "127.255.255.255", true},
 		{lan, "lan", "128.0.0.0", false},
 		{lan, "lan", "9.255.255.255", false},
-		{lan, "lan", "10.0.0.0", true},
-		{lan, "lan", "10.255.255.255", true},
+		{lan, "lan", "10.0.0.0", false}, // private, but not attached (issue 14, finding 9),
+		{lan, "lan", "10.255.255.255", false},
 		{lan, "lan", "11.0.0.0", false},
 		{lan, "lan", "172.15.255.255", false},
-		{lan, "lan", "172.16.0.0", true},
-		{lan, "lan", "172.31.255.255", true},
+		{lan, "lan", "172.16.0.0", false},
+		{lan, "lan", "172.31.255.255", false},
 		{lan, "lan", "172.32.0.0", false},
 		{lan, "lan", "192.167.255.255", false},
-		{lan, "lan", "192.168.0.0", true},
-		{lan, "lan", "192.168.255.255", true},
+		{lan, "lan", "192.168.0.0", false},
+		{lan, "lan", "192.168.1.0", true},
+		{lan, "lan", "192.168.1.255", true},
+		{lan, "lan", "192.168.2.1", false},
+		{lan, "lan", "192.168.255.255", false},
 		{lan, "lan", "192.169.0.0", false},
 		{lan, "lan", "169.254.0.1", true},
 		{lan, "lan", "169.254.255.255", true},
@@ -69,14 +97,17 @@ func TestAllowedDecision(t *testing.T) {
 		{lan, "lan", "febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff", true},
 		{lan, "lan", "fec0::1", false},
 		{lan, "lan", "fe7f:ffff:ffff:ffff:ffff:ffff:ffff:ffff", false},
-		{lan, "lan", "fc00::", true},
-		{lan, "lan", "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", true},
+		{lan, "lan", "fc00::", false},
+		{lan, "lan", "fd00:1::ffff", true},
+		{lan, "lan", "fd00:2::1", false},
+		{lan, "lan", "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", false},
 		{lan, "lan", "fbff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", false},
 		{lan, "lan", "fe00::", false},
 		{lan, "lan", "2001:db8::1", false},
+		{lan, "lan", "2001:db8:1::99", true},
 		{lan, "lan", "2606:4700::1111", false},
 		// lan: IPv4-mapped IPv6 judged as IPv4
-		{lan, "lan", "::ffff:10.1.2.3", true},
+		{lan, "lan", "::ffff:10.1.2.3", false},
 		{lan, "lan", "::ffff:127.0.0.1", true},
 		{lan, "lan", "::ffff:192.168.1.1", true},
 		{lan, "lan", "::ffff:8.8.8.8", false},
@@ -119,7 +150,7 @@ func TestAllowedDecision(t *testing.T) {
 }
 
 func TestAllowedOddAddresses(t *testing.T) {
-	g := mustGuard(t, "lan")
+	g := lanGuard(t, "192.168.1.1/24", "10.1.2.1/24")
 	if g.Allowed(netip.Addr{}) {
 		t.Error("zero netip.Addr allowed")
 	}
@@ -169,8 +200,8 @@ func TestParseNetworks(t *testing.T) {
 	if g := mustGuard(t, "lan,any"); !g.Off() || !g.Allowed(netip.MustParseAddr("8.8.8.8")) {
 		t.Error(`"lan,any" should turn the guard off`)
 	}
-	if n := len(mustGuard(t, "lan,lan,loopback").Prefixes()); n != len(lanPrefixes) {
-		t.Errorf("duplicates kept: %d prefixes, want %d", n, len(lanPrefixes))
+	if n := len(mustGuard(t, "lan,lan,loopback").Prefixes()); n != len(lanFixed) {
+		t.Errorf("duplicates kept: %d prefixes, want %d", n, len(lanFixed))
 	}
 
 	bad := []struct {
@@ -235,6 +266,13 @@ func newLoggedGuard(t *testing.T, list string) (*Guard, *logSink) {
 	return g, sink
 }
 
+// refuse counts and logs a refusal as the guarded listener's Accept does,
+// without a connection.
+func refuse(g *Guard, peer net.Addr, name string, perListener *atomic.Uint64) {
+	perListener.Add(1)
+	g.logRefusal(peer, name, g.refused.Add(1))
+}
+
 func TestRefusalLogRateLimit(t *testing.T) {
 	g, sink := newLoggedGuard(t, "lan")
 	clock := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -245,21 +283,21 @@ func TestRefusalLogRateLimit(t *testing.T) {
 	aMapped := &net.TCPAddr{IP: net.ParseIP("::ffff:203.0.113.5"), Port: 40002}
 	b := &net.TCPAddr{IP: net.ParseIP("2001:db8::5"), Port: 40000}
 
-	g.refuse(a, "test", c)
-	g.refuse(aOtherPort, "test", c) // same address, other port: not logged again
-	g.refuse(aMapped, "test", c)    // same address written mapped: not logged again
-	g.refuse(b, "test", c)          // another address: logged
+	refuse(g, a, "test", c)
+	refuse(g, aOtherPort, "test", c) // same address, other port: not logged again
+	refuse(g, aMapped, "test", c)    // same address written mapped: not logged again
+	refuse(g, b, "test", c)          // another address: logged
 	if n := len(sink.lines()); n != 2 {
 		t.Fatalf("after 4 refusals from 2 addresses: %d log lines, want 2:\n%s", n, strings.Join(sink.lines(), "\n"))
 	}
 	clock = clock.Add(LogInterval - time.Second)
-	g.refuse(a, "test", c)
+	refuse(g, a, "test", c)
 	if n := len(sink.lines()); n != 2 {
 		t.Fatalf("59 s later: %d log lines, want still 2", n)
 	}
 	clock = clock.Add(time.Second)
-	g.refuse(a, "test", c)
-	g.refuse(a, "test", c)
+	refuse(g, a, "test", c)
+	refuse(g, a, "test", c)
 	if n := len(sink.lines()); n != 3 {
 		t.Fatalf("a minute later: %d log lines, want 3", n)
 	}
@@ -281,7 +319,7 @@ func TestRefusalLogMemoryBounded(t *testing.T) {
 	c := g.counter("flood")
 	for i := range maxLogged + 100 {
 		ip := netip.AddrFrom4([4]byte{203, 0, byte(i >> 8), byte(i)})
-		g.refuse(&net.TCPAddr{IP: ip.AsSlice(), Port: 1}, "flood", c)
+		refuse(g, &net.TCPAddr{IP: ip.AsSlice(), Port: 1}, "flood", c)
 	}
 	if len(g.lastLog) > maxLogged {
 		t.Fatalf("remembered %d addresses, bound is %d", len(g.lastLog), maxLogged)
@@ -294,7 +332,7 @@ func TestRefusalLogMemoryBounded(t *testing.T) {
 	}
 	// Once the old entries age out, new addresses are logged again.
 	clock = clock.Add(LogInterval)
-	g.refuse(&net.TCPAddr{IP: net.ParseIP("198.51.100.1"), Port: 1}, "flood", c)
+	refuse(g, &net.TCPAddr{IP: net.ParseIP("198.51.100.1"), Port: 1}, "flood", c)
 	if n := len(sink.lines()); n != maxLogged+1 {
 		t.Fatalf("after aging: %d log lines, want %d", n, maxLogged+1)
 	}

@@ -12,26 +12,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/homebox/gateway/internal/testkit"
-
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	mochilisteners "github.com/mochi-mqtt/server/v2/listeners"
 
 	"github.com/homebox/gateway/gateway/languard"
+	"github.com/homebox/gateway/internal/testkit"
 )
-
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 // requireTool finds a command the test drives, failing (never skipping)
 // with the package to install when it is missing.
@@ -42,6 +29,14 @@ func requireTool(t *testing.T, name string) string {
 		t.Fatalf("test needs %s (Debian package mosquitto-clients): %v", name, err)
 	}
 	return p
+}
+
+// len is how many connections the listener has handed to the broker and
+// not yet seen closed.
+func (s *connSet) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -124,7 +119,8 @@ func mosqRoundTrip(t *testing.T, srv *mqtt.Server, extra []string) {
 	topic := "test/" + id
 	payload := "hello from " + t.Name()
 
-	var out, errb bytes.Buffer
+	var out bytes.Buffer
+	var errb testkit.Buffer // read at a timeout while mosquitto_sub still writes
 	subCmd := exec.CommandContext(ctx, sub, append([]string{"-i", id, "-t", topic, "-q", "1", "-C", "1", "-W", "15"}, extra...)...)
 	subCmd.Stdout, subCmd.Stderr = &out, &errb
 	if err := subCmd.Start(); err != nil {
@@ -132,18 +128,14 @@ func mosqRoundTrip(t *testing.T, srv *mqtt.Server, extra []string) {
 	}
 	subDone := make(chan error, 1)
 	go func() { subDone <- subCmd.Wait() }()
-	deadline := time.Now().Add(10 * time.Second)
-	for !subscribed(srv, topic, id)() {
+	testkit.WaitForReport(t, 10*time.Second, "mosquitto_sub to subscribe", func() bool {
 		select {
 		case err := <-subDone:
 			t.Fatalf("mosquitto_sub ended before subscribing: %v\n%s", err, errb.String())
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mosquitto_sub never subscribed: %s", errb.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return subscribed(srv, topic, id)()
+	}, errb.String)
 	pubOut, err := exec.CommandContext(ctx, pub, append([]string{"-t", topic, "-q", "1", "-m", payload}, extra...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("mosquitto_pub: %v\n%s", err, pubOut)

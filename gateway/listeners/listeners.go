@@ -22,6 +22,7 @@ import (
 	mochilisteners "github.com/mochi-mqtt/server/v2/listeners"
 
 	"github.com/homebox/gateway/gateway/languard"
+	"github.com/homebox/gateway/internal/ownhost"
 )
 
 // Config describes one listener.
@@ -40,6 +41,16 @@ type Config struct {
 	// mochi sees it. The bridge support uses it to accept Mosquitto's
 	// try_private bridges.
 	Wrap func(net.Conn) net.Conn
+	// Limits are the CONNECT deadline, the half-open bound and the budget of
+	// partly received packets, shared by every listener of the broker; nil
+	// applies the defaults with a budget of this listener's own.
+	Limits *Limits
+	// Origins are websockets_origin: browser origins allowed besides the
+	// box's own (websockets only).
+	Origins []string
+	// OwnHosts decides which origins are the box's own (websockets only);
+	// nil uses the machine's hostname and addresses.
+	OwnHosts *ownhost.Hosts
 }
 
 // handshakeTimeout bounds a TLS handshake, so a peer that connects and stays
@@ -127,12 +138,6 @@ func (s *connSet) wait(d time.Duration) bool {
 	}
 }
 
-func (s *connSet) len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.conns)
-}
-
 func loggerOr(l *slog.Logger) *slog.Logger {
 	if l == nil {
 		return slog.Default()
@@ -154,6 +159,12 @@ type socket struct {
 }
 
 func newSocket(c Config) socket {
+	if c.Limits == nil {
+		c.Limits = &Limits{}
+	}
+	if c.OwnHosts == nil {
+		c.OwnHosts = &ownhost.Hosts{}
+	}
 	return socket{cfg: c, done: make(chan struct{}), log: slog.Default()}
 }
 

@@ -93,6 +93,8 @@ func (l *MQTT) handle(raw net.Conn, establish mochilisteners.EstablishFn) {
 		return
 	}
 	defer l.conns.remove(raw)
+	half := l.cfg.Limits.track(raw, l.cfg.ID) // closes raw at the CONNECT deadline
+	defer half.connected()
 
 	// Under TLS too: the handshake and the records are read through it.
 	conn := newPooledReadConn(raw)
@@ -108,12 +110,15 @@ func (l *MQTT) handle(raw net.Conn, establish mochilisteners.EstablishFn) {
 		}
 		conn = tc
 	}
+	frames := newFrameConn(conn, l.cfg.Limits, half)
+	defer frames.drop() // after establish: mochi reads no more
+	conn = frames
 	if l.cfg.Wrap != nil {
 		conn = l.cfg.Wrap(conn)
 	}
 	err := establish(l.cfg.ID, conn)
 	// Closing conn closes raw under it once the bytes it accepted for the
-	// peer are written (fanout.Conn drains them, for up to a second): a
+	// peer are written (fastpath.Conn drains them, for up to a second): a
 	// refusal CONNACK or the last messages before a DISCONNECT. Closing raw
 	// here as well would cut them off.
 	_ = conn.Close()

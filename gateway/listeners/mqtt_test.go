@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/homebox/gateway/internal/testkit"
 )
 
 func TestMQTTRoundTripMosquitto(t *testing.T) {
@@ -182,7 +184,7 @@ func TestCloseWithSilentPeers(t *testing.T) {
 	}
 	defer silent.Close()
 	ws := dialWS(t, "ws://"+wl.Address()+"/mqtt", nil, nil)
-	waitFor(t, 5*time.Second, "both silent peers handed to the broker", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "both silent peers handed to the broker", func() bool {
 		return ml.conns.len() == 1 && wl.conns.len() == 1
 	})
 

@@ -62,7 +62,7 @@ func newPooledReadConn(c net.Conn) net.Conn {
 }
 
 // Unwrap gives the TCP connection: writes pass through unchanged, so the
-// QoS 0 fast path (fanout.Wrap) may write to the socket underneath.
+// QoS 0 fast path (fastpath.Wrap) may write to the socket underneath.
 func (c *pooledReadConn) Unwrap() net.Conn { return c.Conn }
 
 // Buffered is how many bytes were read from the socket and not yet handed

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/homebox/gateway/internal/mqttwire"
+	"github.com/homebox/gateway/internal/testkit"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
@@ -55,7 +56,7 @@ func receive(t *testing.T, srv *mqtt.Server, filter string) *received {
 // wait polls until n messages arrived and returns them.
 func (r *received) wait(t *testing.T, n int) map[string][]byte {
 	t.Helper()
-	waitFor(t, 20*time.Second, fmt.Sprintf("%d messages", n), func() bool {
+	testkit.WaitFor(t, 20*time.Second, fmt.Sprintf("%d messages", n), func() bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		return len(r.payloads) >= n
@@ -269,7 +270,7 @@ func TestIdleConnectionsHoldNoReadBuffer(t *testing.T) {
 	got.wait(t, n)
 	// Every connection has sent all it will and mochi has read it: each
 	// reader is back waiting on its socket, holding no buffer.
-	waitFor(t, 5*time.Second, "idle connections to give their read buffers back", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "idle connections to give their read buffers back", func() bool {
 		return buffersHeld.Load() == before
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 
 	gwauth "github.com/homebox/gateway/gateway/auth"
+	"github.com/homebox/gateway/internal/testkit"
 )
 
 // TestIdleClientStacks measures the goroutine stacks an idle client costs,
@@ -39,7 +41,11 @@ func TestIdleClientStacks(t *testing.T) {
 		t.Fatal(err)
 	}
 	pw := filepath.Join(dir, "passwd")
-	if err := gwauth.WritePasswordFile(pw, map[string]string{"u": hash}); err != nil {
+	text, err := gwauth.PasswordFileText(map[string]string{"u": hash})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pw, text, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	hook, err := gwauth.NewHook(gwauth.Security{PasswordFile: pw}, nil, quietLogger())
@@ -75,7 +81,7 @@ func stackPerIdleClient(t *testing.T, srv *mqtt.Server, addr string, connect fun
 		for _, c := range conns {
 			_ = c.Close()
 		}
-		waitFor(t, 10*time.Second, "clients gone", func() bool { return atomic.LoadInt64(&srv.Info.ClientsConnected) == 0 })
+		testkit.WaitFor(t, 10*time.Second, "clients gone", func() bool { return atomic.LoadInt64(&srv.Info.ClientsConnected) == 0 })
 	}()
 	for i := range n {
 		c, err := net.Dial("tcp", addr)

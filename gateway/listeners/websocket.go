@@ -1,11 +1,14 @@
 package listeners
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -28,16 +31,59 @@ var _ mochilisteners.Listener = (*Websocket)(nil)
 
 // NewWebsocket returns a websocket listener for c; nothing is opened until Init.
 func NewWebsocket(c Config) *Websocket {
-	return &Websocket{
-		socket: newSocket(c),
-		upgrader: websocket.Upgrader{
-			Subprotocols:     []string{"mqtt", "mqttv3.1"},
-			HandshakeTimeout: handshakeTimeout,
-			// MQTT clients in browsers come from pages of any origin; the LAN
-			// guard and the broker's authentication are what protect it.
-			CheckOrigin: func(*http.Request) bool { return true },
-		},
+	l := &Websocket{socket: newSocket(c)}
+	l.upgrader = websocket.Upgrader{
+		Subprotocols:     []string{"mqtt", "mqttv3.1"},
+		HandshakeTimeout: handshakeTimeout,
+		CheckOrigin:      l.originAllowed,
 	}
+	return l
+}
+
+// originAllowed lets a browser in only from the box's own pages (its
+// addresses, hostname, <hostname>.local, localhost; any port) or from an
+// origin listed with websockets_origin. Any web page a LAN user opens could
+// otherwise use the broker (subscribe to #, publish) from inside the LAN.
+// Clients that send no Origin (devices, libraries) are not browsers and
+// are let in; the request's Host is not consulted, as a page reached
+// through DNS rebinding chooses it.
+func (l *Websocket) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	for _, o := range l.cfg.Origins {
+		if sameOrigin(o, origin) {
+			return true
+		}
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		l.log.Info("websocket refused: bad Origin", "listener", l.cfg.ID, "peer", r.RemoteAddr, "origin", origin)
+		return false
+	}
+	if l.cfg.OwnHosts.Allowed(u.Host) {
+		return true
+	}
+	l.log.Info("websocket refused: Origin is not the box's own nor in websockets_origin",
+		"listener", l.cfg.ID, "peer", r.RemoteAddr, "origin", origin)
+	return false
+}
+
+// sameOrigin compares a websockets_origin entry with an Origin header:
+// scheme and host without case, the port when either names one. An entry
+// without a scheme ("dash.example:8080") matches it over http and https.
+func sameOrigin(entry, origin string) bool {
+	entry = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(entry)), "/")
+	origin = strings.ToLower(origin)
+	if entry == "*" {
+		return true
+	}
+	if !strings.Contains(entry, "://") {
+		_, host, ok := strings.Cut(origin, "://")
+		return ok && host == entry
+	}
+	return entry == origin
 }
 
 // Protocol returns "wss" or "ws".
@@ -56,6 +102,9 @@ func (l *Websocket) Init(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// Every connection is half-open (CONNECT deadline, bound) from accept
+	// until its first MQTT packet, upgrade included.
+	ln = &trackingListener{Listener: ln, limits: l.cfg.Limits, id: l.cfg.ID}
 	if l.cfg.TLS != nil {
 		tc := l.cfg.TLS.Clone()
 		// gorilla upgrades HTTP/1.1 only: never negotiate h2.
@@ -70,6 +119,14 @@ func (l *Websocket) Init(log *slog.Logger) error {
 		IdleTimeout:       30 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(l.log.Handler(), slog.LevelDebug),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, halfOpenKey{}, halfOpenOf(c))
+		},
+		ConnState: func(c net.Conn, st http.ConnState) {
+			if st == http.StateClosed { // never upgraded: no longer half-open
+				halfOpenOf(c).connected()
+			}
+		},
 	}
 	return nil
 }
@@ -116,7 +173,10 @@ func (l *Websocket) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	establish := l.establish
 	l.mu.Unlock()
 
-	var conn net.Conn = wc
+	half, _ := r.Context().Value(halfOpenKey{}).(*halfOpen)
+	frames := newFrameConn(wc, l.cfg.Limits, half)
+	defer frames.drop() // after establish: mochi reads no more
+	var conn net.Conn = frames
 	if l.cfg.Wrap != nil {
 		conn = l.cfg.Wrap(conn)
 	}
@@ -124,6 +184,9 @@ func (l *Websocket) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = conn.Close() // closes wc, after what conn accepted is written (see MQTT.handle)
 	logEstablishErr(l.log, l.cfg.ID, conn, err)
 }
+
+// halfOpenKey carries a connection's half-open entry to its request.
+type halfOpenKey struct{}
 
 // Close stops the HTTP server, lets mochi disconnect its clients, then closes
 // any websocket left (upgraded connections are not the HTTP server's to close).

@@ -14,6 +14,8 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/gorilla/websocket"
 	mqtt "github.com/mochi-mqtt/server/v2"
+
+	"github.com/homebox/gateway/internal/testkit"
 )
 
 // dialWSErr opens a websocket as an MQTT client would, optionally from a
@@ -86,7 +88,7 @@ func pahoRoundTrip(t *testing.T, srv *mqtt.Server, url string, tlsCfg *tls.Confi
 	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("subscribe: %v", tok.Error())
 	}
-	waitFor(t, 5*time.Second, "subscription", subscribed(srv, "ws/test", "ws-sub"))
+	testkit.WaitFor(t, 5*time.Second, "subscription", subscribed(srv, "ws/test", "ws-sub"))
 
 	payloads := [][]byte{[]byte("small"), bytes.Repeat([]byte("0123456789abcdef"), 256<<10/16), {}, []byte("last")}
 	for i, p := range payloads {
@@ -250,7 +252,7 @@ func TestWebsocketFramesAndRemoteAddr(t *testing.T) {
 			break
 		}
 	}
-	waitFor(t, 5*time.Second, "client raw to leave", func() bool {
+	testkit.WaitFor(t, 5*time.Second, "client raw to leave", func() bool {
 		cl, ok := srv.Clients.Get("raw")
 		return !ok || cl.Closed()
 	})

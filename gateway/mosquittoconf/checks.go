@@ -55,6 +55,7 @@ func (in *interp) finish() {
 		c.Bridges = append(c.Bridges, *b)
 	}
 
+	in.confinePersistence()
 	in.checkFiles()
 }
 

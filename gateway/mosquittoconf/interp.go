@@ -30,8 +30,12 @@ type interp struct {
 	logTypeSet bool
 	logFile    *Pos
 	refs       []fileRef
-	skipFiles  bool // check names only, not the files themselves
-	suggested  int  // typo suggestions made, bounded for huge garbage files
+	skipFiles  bool            // check names only, not the files themselves
+	confine    *confiner       // nil: any file may be named
+	main       string          // the main file's name, under a confinement
+	refused    bool            // the line being applied names a file refused by confine
+	outside    map[string]bool // included files outside the confinement (the owner's include_dir)
+	suggested  int             // typo suggestions made, bounded for huge garbage files
 }
 
 // maxSuggestions bounds the work spent on "did you mean" for a file that
@@ -76,6 +80,7 @@ func newInterp(dir string) *interp {
 		baseDir: dir,
 		def:     newListener(0, "", Pos{}),
 		strSet:  map[dupKey]Pos{},
+		outside: map[string]bool{},
 	}
 }
 
@@ -132,6 +137,11 @@ func (in *interp) apply(st *fileState, l *Line) {
 	if opt.scope == scopeSecurity && in.secFirst == nil {
 		in.secFirst = &Diagnostic{Pos: pos, Option: name}
 	}
+	// A file option refused by the confinement is still taken, so that
+	// the options that go with it do not fail too, but its file is never
+	// looked at.
+	in.refused = !in.confinedLine(pos, l)
+	defer func() { in.refused = false }()
 	if !opt.supported {
 		in.ds.warnf(pos, name, "not supported by this broker, ignored")
 		return
@@ -360,6 +370,10 @@ func (in *interp) applyListener(st *fileState, pos Pos, l *Line, key string) {
 		in.setBool(pos, l, &ls.RequireCertificate)
 	case "tls_version":
 		in.tlsVersion(pos, l, &ls.TLSVersion)
+	case "websockets_origin":
+		if v, ok := in.word(pos, l); ok {
+			ls.WebsocketsOrigins = append(ls.WebsocketsOrigins, v)
+		}
 	}
 }
 

@@ -32,14 +32,7 @@ func Check(name string, data []byte, dir string) (*Config, Diagnostics) {
 }
 
 func check(name string, data []byte, dir string) (*Config, Diagnostics) {
-	in := newInterp(dir)
-	in.run(ParseDocument(name, data), 0)
-	in.finish()
-	in.sortDiagnostics()
-	if !in.ds.OK() {
-		return nil, in.ds
-	}
-	return in.cfg, in.ds
+	return CheckWith(name, data, dir, CheckOptions{})
 }
 
 // Defaults returns the meaning of an empty mosquitto.conf: Mosquitto 2's
@@ -81,10 +74,13 @@ func (in *interp) includeDir(st *fileState, pos Pos, l *Line) {
 		return
 	}
 	dir, ok := in.rest(pos, l)
-	if !ok {
+	if !ok || in.refused {
 		return
 	}
 	full := in.resolve(dir)
+	// A folder outside is read only when it is the owner's own line
+	// (Confinement.Kept); what its files say is then not shown at all.
+	keptOutside := in.confine != nil && in.confine.check(dir, in.baseDir, false) != nil
 	entries, err := os.ReadDir(full)
 	if err != nil {
 		in.ds.errorf(pos, l.Option, fmt.Sprintf("cannot read folder %q: %s", dir, pathErrText(err)))
@@ -105,6 +101,15 @@ func (in *interp) includeDir(st *fileState, pos Pos, l *Line) {
 	})
 	for _, n := range names {
 		shown := filepath.Join(dir, n)
+		if keptOutside {
+			in.outside[shown] = true
+		} else if in.confine != nil {
+			// An entry may be a link to a file outside.
+			if err := in.confine.check(filepath.Join(full, n), "", false); err != nil {
+				in.ds.errorf(pos, l.Option, err.Error())
+				continue
+			}
+		}
 		fi, err := os.Stat(filepath.Join(full, n))
 		if err != nil {
 			in.ds.errorf(pos, l.Option, fmt.Sprintf("cannot read %q: %s", shown, pathErrText(err)))

@@ -87,6 +87,10 @@ type Listener struct {
 
 	MaxConnections int // -1 = unlimited
 
+	// WebsocketsOrigins are the websockets_origin lines: browser origins
+	// (e.g. https://dash.example) allowed besides the box's own.
+	WebsocketsOrigins []string
+
 	// Security applies when the config has PerListenerSettings.
 	Security Security
 

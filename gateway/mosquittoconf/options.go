@@ -54,6 +54,7 @@ var options = map[string]option{
 	"capath":              {scopeListener, true},
 	"require_certificate": {scopeListener, true},
 	"tls_version":         {scopeListener, true},
+	"websockets_origin":   {scopeListener, true}, // Mosquitto 2.1; may be repeated
 
 	// Supported, security.
 	"allow_anonymous": {scopeSecurity, true},
@@ -137,7 +138,6 @@ var options = map[string]option{
 	"use_identity_as_username":        {scopeListener, false},
 	"use_subject_as_username":         {scopeListener, false},
 	"use_username_as_clientid":        {scopeListener, false},
-	"websockets_origin":               {scopeListener, false},
 
 	// Known, not supported: security.
 	"allow_zero_length_clientid":     {scopeSecurity, false},

@@ -203,7 +203,7 @@ func (in *interp) setString(pos Pos, l *Line, owner any, key string, dst *string
 // setFile is setString for a file (or, with dir, a folder) that must
 // exist when the config is checked.
 func (in *interp) setFile(pos Pos, l *Line, owner any, key string, dst *string, dir bool) {
-	if in.setString(pos, l, owner, key, dst) {
+	if in.setString(pos, l, owner, key, dst) && !in.refused {
 		in.refs = append(in.refs, fileRef{option: l.Option, path: *dst, pos: pos, dir: dir})
 	}
 }

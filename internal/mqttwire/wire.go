@@ -28,9 +28,6 @@ const (
 	DISCONNECT byte = 14
 )
 
-// maxRemaining is the largest remaining length MQTT can encode.
-const maxRemaining = 268435455
-
 // appendLength appends n as an MQTT variable byte integer.
 func appendLength(b []byte, n int) []byte {
 	for {
@@ -143,6 +140,12 @@ func AppendSubscribe(b []byte, id uint16, filter string, qos byte) []byte {
 }
 
 // AppendPingreq appends a PINGREQ.
+// AppendFixedHeader appends a fixed header of type typ claiming a body of
+// n bytes (an attacker's claim, in tests, may be far more than follows).
+func AppendFixedHeader(b []byte, typ byte, n int) []byte {
+	return appendLength(append(b, typ<<4), n)
+}
+
 func AppendPingreq(b []byte) []byte { return append(b, PINGREQ<<4, 0) }
 
 // AppendDisconnect appends a DISCONNECT.
@@ -285,14 +288,6 @@ func ParsePublish(p Packet) (Publish, error) {
 	}
 	pub.Payload = b[need:]
 	return pub, nil
-}
-
-// PacketID reads the packet id of a PUBACK or SUBACK body.
-func PacketID(p Packet) (uint16, error) {
-	if len(p.Body) < 2 {
-		return 0, fmt.Errorf("%w: packet type %d has no packet id", ErrMalformed, p.Type)
-	}
-	return binary.BigEndian.Uint16(p.Body), nil
 }
 
 // ConnackCode reads a CONNACK's return code (0 = accepted).

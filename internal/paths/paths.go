@@ -18,6 +18,13 @@ const (
 	Devices       = "data/gateway/devices.json"
 	GatewayID     = "data/gateway/id"
 
+	// A/B updates (rootfs/slots, rootfs/bundle).
+	UpdateResult     = "data/gateway/update.json"      // the last update's result
+	UpdateSpool      = "data/gateway"                  // an uploaded bundle while it is checked
+	FactoryResetFlag = "data/.factory-reset"           // wipe the data partition at the next boot
+	ESPMount         = "run/gateway/esp"               // where the ESP is mounted when needed
+	UpdateKeys       = "usr/share/gateway/update-keys" // the *.pub keys updates must be signed with
+
 	Logs       = "var/log/gateway"
 	OwnLogName = "gatewayd.log"
 

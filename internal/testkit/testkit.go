@@ -6,6 +6,7 @@ package testkit
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -38,13 +39,25 @@ func RequireTool(t testing.TB, name string) string {
 // WaitFor polls cond until it is true or the timeout passes.
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	WaitForReport(t, timeout, what, cond, nil)
+}
+
+// WaitForReport is WaitFor for a condition whose failure needs what was
+// seen meanwhile (a child's output, the last reply): on timeout, report's
+// text, taken then, follows the message.
+func WaitForReport(t testing.TB, timeout time.Duration, what string, cond func() bool, report func() string) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		if cond() {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+			msg := fmt.Sprintf("timed out after %s waiting for %s", timeout, what)
+			if report != nil {
+				msg += "\n" + report()
+			}
+			t.Fatal(msg)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -41,6 +41,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	distDir = dir
+	// The update bundles' development key, made once for these tests.
+	os.Setenv("GATEWAY_KEYS", filepath.Join(dir, "keys"))
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -76,6 +78,12 @@ func mkimage(t *testing.T, out string, arches ...string) error {
 // (comma-separated arch names).
 func mkimageDisks(t *testing.T, out, disks string, arches ...string) error {
 	t.Helper()
+	return mkimageVersion(t, out, testVersion, testEpoch, disks, arches...)
+}
+
+// mkimageVersion is mkimageDisks for another version and build time.
+func mkimageVersion(t *testing.T, out, version string, epoch time.Time, disks string, arches ...string) error {
+	t.Helper()
 	needTools(t, "mksquashfs")
 	toolOnce.Do(func() {
 		toolPath = filepath.Join(distDir, "mkimage")
@@ -90,8 +98,8 @@ func mkimageDisks(t *testing.T, out, disks string, arches ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, toolPath, "-module", "../..", "-out", out,
-		"-version", testVersion, "-commit", testCommit, "-arch", strings.Join(arches, ","), "-disk", disks)
-	cmd.Env = append(os.Environ(), fmt.Sprintf("SOURCE_DATE_EPOCH=%d", testEpoch.Unix()))
+		"-version", version, "-commit", testCommit, "-arch", strings.Join(arches, ","), "-disk", disks)
+	cmd.Env = append(os.Environ(), fmt.Sprintf("SOURCE_DATE_EPOCH=%d", epoch.Unix()))
 	b, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("mkimage -arch %s: %w\n%s", strings.Join(arches, ","), err, b)

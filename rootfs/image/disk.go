@@ -3,6 +3,7 @@ package image
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"embed"
 	"errors"
@@ -133,6 +134,8 @@ type diskInput struct {
 	debDir  string
 	work    string // an empty scratch folder
 	out     string // the .img to write
+	update  string // the .update to write
+	key     ed25519.PrivateKey
 }
 
 // buildDisk writes a GPT disk image: ESP (systemd-boot, slot A's kernel
@@ -201,6 +204,10 @@ func buildDisk(ctx context.Context, in diskInput) ([]string, error) {
 		{"a/initrd.img", initrd},
 	}
 	if err := makeFAT(ctx, espImg, ESPSize, in.epoch, in.work, espFiles); err != nil {
+		return nil, err
+	}
+
+	if err := writeUpdate(in.update, in, rootImg, vmlinuz, initrd); err != nil {
 		return nil, err
 	}
 
@@ -351,6 +358,13 @@ func rootTree(sys *sysroot, da diskArch, in diskInput, applets []string, kver st
 		if err := t.AddFile(f.path, f.mode, boxFile(f.src)); err != nil {
 			return nil, err
 		}
+	}
+	keyFile, pub, err := trustedKeyFile(in.key)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.AddFile(keyFile, 0o644, pub); err != nil {
+		return nil, err
 	}
 	osRelease := fmt.Sprintf("NAME=\"Gateway\"\nID=gateway\nPRETTY_NAME=\"Gateway %s\"\nVERSION_ID=%s\nIMAGE_ID=gateway\nIMAGE_VERSION=%s\nGATEWAY_SERIAL=%s\nGATEWAY_COMMIT=%s\nGATEWAY_KERNEL=%s\n",
 		in.version, in.version, in.version, Serial(in.epoch), in.commit, kver)

@@ -17,6 +17,7 @@ package image
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -95,7 +96,10 @@ type Options struct {
 	// from DebsDir/<arch>, else from DepsScript's cache.
 	Disks   []string
 	DebsDir string
-	Logger  *slog.Logger
+	// SigningKey signs the disk images' update bundles; its public half
+	// goes into their roots (see SigningKey). Required with Disks.
+	SigningKey ed25519.PrivateKey
+	Logger     *slog.Logger
 }
 
 // Image is one architecture's output.
@@ -105,6 +109,7 @@ type Image struct {
 	Squashfs string
 	Manifest string
 	Disk     string // the .img, when built
+	Update   string // its root slot's signed update bundle
 	// GatewaydSize is the size of usr/bin/gatewayd in bytes.
 	GatewaydSize int64
 }
@@ -151,6 +156,9 @@ func (o *Options) check() error {
 		errs = append(errs, fmt.Errorf("SOURCE_DATE_EPOCH %d: must be between 0 and %d", s, uint64(math.MaxUint32)))
 	}
 	seen := map[string]bool{}
+	if len(o.Disks) > 0 && len(o.SigningKey) != ed25519.PrivateKeySize {
+		errs = append(errs, errors.New("disk images need a signing key for their update bundles (image.SigningKey)"))
+	}
 	for _, d := range o.Disks {
 		if _, ok := diskArches[d]; !ok {
 			errs = append(errs, fmt.Errorf("no disk image for %s (only %s)", d, strings.Join(DiskArches(), ", ")))
@@ -233,6 +241,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		img.Manifest = filepath.Join(o.OutDir, img.Manifest)
 		if img.Disk != "" {
 			img.Disk = filepath.Join(o.OutDir, img.Disk)
+			img.Update = filepath.Join(o.OutDir, img.Update)
 		}
 	}
 	return res, nil
@@ -293,7 +302,9 @@ func buildArch(ctx context.Context, o Options, arch Arch, stage, goVersion strin
 		}
 		defer os.RemoveAll(work)
 		img.Disk = base + ".img"
+		img.Update = base + ".update"
 		if debs, err = buildDisk(ctx, diskInput{
+			update: filepath.Join(stage, img.Update), key: o.SigningKey,
 			arch: arch, version: o.Version, commit: o.Commit, epoch: o.Epoch, bins: bins,
 			overlay: filepath.Join(o.ModuleDir, "rootfs"), debDir: debDir, work: work,
 			out: filepath.Join(stage, img.Disk),
@@ -308,7 +319,7 @@ func buildArch(ctx context.Context, o Options, arch Arch, stage, goVersion strin
 		o.Logger.Info("disk image built", "arch", arch.Name, "took", time.Since(start).Round(time.Millisecond))
 	}
 	if img.Disk != "" {
-		names = append(names, img.Disk)
+		names = append(names, img.Disk, img.Update)
 		m.DebianPackages = debs
 	}
 	if m.Tarball, err = artifactOf(stage, img.Tarball); err != nil {

@@ -69,6 +69,7 @@ func (c *Config) App(name string) (App, bool) {
 func (c *Config) Clone() *Config {
 	n := *c
 	n.LAN.Allow = append([]string(nil), c.LAN.Allow...)
+	n.Console.Hosts = append([]string(nil), c.Console.Hosts...)
 	n.Discovery.MDNS.Interfaces = append([]string(nil), c.Discovery.MDNS.Interfaces...)
 	n.Apps = make([]App, len(c.Apps))
 	for i, a := range c.Apps {

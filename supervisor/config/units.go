@@ -5,7 +5,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"syscall"
 )
 
 var sizeUnits = map[string]uint64{
@@ -34,30 +33,4 @@ func ParseSize(s string) (uint64, error) {
 		return 0, fmt.Errorf("%q is out of range", s)
 	}
 	return uint64(b), nil
-}
-
-var signals = map[string]syscall.Signal{
-	"HUP": syscall.SIGHUP, "INT": syscall.SIGINT, "QUIT": syscall.SIGQUIT,
-	"KILL": syscall.SIGKILL, "USR1": syscall.SIGUSR1, "USR2": syscall.SIGUSR2,
-	"TERM": syscall.SIGTERM, "ABRT": syscall.SIGABRT, "ALRM": syscall.SIGALRM,
-	"PWR": syscall.SIGPWR, "WINCH": syscall.SIGWINCH,
-}
-
-// ParseSignal reads a signal name: SIGTERM, TERM or sigterm.
-func ParseSignal(s string) (syscall.Signal, error) {
-	name := strings.TrimPrefix(strings.ToUpper(strings.TrimSpace(s)), "SIG")
-	if sig, ok := signals[name]; ok {
-		return sig, nil
-	}
-	return 0, fmt.Errorf("%q is not a signal name this box knows (SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGKILL, ...)", s)
-}
-
-// SignalName is the SIG-prefixed name of sig, as gateway.yaml writes it.
-func SignalName(sig syscall.Signal) string {
-	for name, v := range signals {
-		if v == sig {
-			return "SIG" + name
-		}
-	}
-	return fmt.Sprintf("signal %d", int(sig))
 }

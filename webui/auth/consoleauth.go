@@ -1,4 +1,4 @@
-// Package consoleauth guards the LAN console: one admin password, stored
+// Package auth guards the LAN console: one admin password, stored
 // only as a bcrypt hash; sessions held in memory and named by random
 // tokens; a CSRF token per session; and failed logins slowed per client
 // address, so guessing the password from the home network takes forever.
@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -58,6 +59,7 @@ type Options struct {
 	SlowBase    time.Duration // wait after the first failure, doubled after each next [1s]
 	SlowMax     time.Duration // the longest wait [60s]
 	BcryptCost  int           // [bcrypt.DefaultCost]
+	HashWait    time.Duration // how long a check waits for a turn when maxHashing run [5s]
 	Now         func() time.Time
 }
 
@@ -66,7 +68,10 @@ type Session struct {
 	Token   string
 	CSRF    string
 	Created time.Time
-	seen    time.Time
+	// Keep is "keep me logged in": the session is not ended for being
+	// unused, only at SessionMax.
+	Keep bool
+	seen time.Time
 }
 
 // CheckCSRF reports whether token is the session's CSRF token.
@@ -90,6 +95,44 @@ type Auth struct {
 	hash     []byte
 	sessions map[string]*Session
 	fails    map[string]*failures
+	checking map[string]bool // clients with a password check under way
+
+	// hashing bounds the bcrypt checks running at once, whoever asks: each
+	// takes a core for tens of milliseconds.
+	hashing chan struct{}
+}
+
+// maxHashing is how many password checks run at once; more wait up to
+// Options.HashWait for a turn, then are refused as slowed.
+const maxHashing = 2
+
+// clientKey is what failures are counted by: an IPv4 address, or the /64
+// of an IPv6 one, since one home's (or one attacker's) IPv6 host can take
+// any address of its /64 at will.
+func clientKey(addr string) string {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return addr
+	}
+	ip = ip.Unmap()
+	if ip.Is6() {
+		p, _ := ip.WithZone("").Prefix(64)
+		return p.String()
+	}
+	return ip.String()
+}
+
+// compare runs one bcrypt check within the global bound.
+func (a *Auth) compare(h []byte, pw string) (bool, error) {
+	t := time.NewTimer(a.o.HashWait)
+	defer t.Stop()
+	select {
+	case a.hashing <- struct{}{}:
+	case <-t.C:
+		return false, &SlowedError{RetryAfter: time.Second}
+	}
+	defer func() { <-a.hashing }()
+	return bcrypt.CompareHashAndPassword(h, []byte(pw)) == nil, nil
 }
 
 type fileForm struct {
@@ -101,6 +144,9 @@ type fileForm struct {
 // is an error (rather than a box that asks anyone on the LAN to set a new
 // password).
 func New(o Options) (*Auth, error) {
+	if o.HashWait <= 0 {
+		o.HashWait = 5 * time.Second
+	}
 	if o.Path == "" {
 		return nil, errors.New("consoleauth: no password file path")
 	}
@@ -125,7 +171,8 @@ func New(o Options) (*Auth, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	a := &Auth{o: o, sessions: map[string]*Session{}, fails: map[string]*failures{}}
+	a := &Auth{o: o, sessions: map[string]*Session{}, fails: map[string]*failures{},
+		checking: map[string]bool{}, hashing: make(chan struct{}, maxHashing)}
 	b, err := os.ReadFile(o.Path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -180,7 +227,7 @@ func (a *Auth) Setup(pw string) (*Session, error) {
 	if err := a.store(h); err != nil {
 		return nil, err
 	}
-	return a.newSessionLocked()
+	return a.newSessionLocked(false)
 }
 
 // SetPassword replaces the password (gwctl console-password, or the
@@ -223,37 +270,53 @@ func (a *Auth) Verify(pw string) bool {
 	a.mu.Lock()
 	h := a.hash
 	a.mu.Unlock()
-	return h != nil && bcrypt.CompareHashAndPassword(h, []byte(pw)) == nil
+	if h == nil {
+		return false
+	}
+	ok, err := a.compare(h, pw)
+	return ok && err == nil
 }
 
 // Login checks pw for a client at addr (an IP address as text) and opens a
 // session. After a failure from addr the next attempt is refused with a
 // *SlowedError until a delay has passed, doubling with each failure up to
-// SlowMax; a good login clears it.
-func (a *Auth) Login(addr, pw string) (*Session, error) {
+// SlowMax; a good login clears it. One client (an IPv4 address, an IPv6
+// /64) has one check under way at a time: attempts sent side by side are
+// refused as slowed, not all evaluated before the first failure counts.
+func (a *Auth) Login(addr, pw string, keep bool) (*Session, error) {
 	now := a.o.Now()
+	key := clientKey(addr)
 	a.mu.Lock()
 	if a.hash == nil {
 		a.mu.Unlock()
 		return nil, ErrNotSet
 	}
-	if f := a.fails[addr]; f != nil && now.Before(f.next) {
+	if f := a.fails[key]; f != nil && now.Before(f.next) {
 		a.mu.Unlock()
 		return nil, &SlowedError{RetryAfter: f.next.Sub(now)}
 	}
+	if a.checking[key] {
+		a.mu.Unlock()
+		return nil, &SlowedError{RetryAfter: time.Second}
+	}
+	a.checking[key] = true
 	h := a.hash
 	a.mu.Unlock()
 
-	ok := bcrypt.CompareHashAndPassword(h, []byte(pw)) == nil
+	ok, err := a.compare(h, pw)
 
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	delete(a.checking, key)
+	if err != nil {
+		return nil, err
+	}
 	if !ok {
-		a.failedLocked(addr, now)
+		a.failedLocked(key, now)
 		return nil, ErrWrongPassword
 	}
-	delete(a.fails, addr)
-	return a.newSessionLocked()
+	delete(a.fails, key)
+	return a.newSessionLocked(keep)
 }
 
 func (a *Auth) failedLocked(addr string, now time.Time) {
@@ -287,7 +350,7 @@ func (a *Auth) pruneFailsLocked(now time.Time) {
 	}
 }
 
-func (a *Auth) newSessionLocked() (*Session, error) {
+func (a *Auth) newSessionLocked(keep bool) (*Session, error) {
 	tok, err := randomToken()
 	if err != nil {
 		return nil, err
@@ -306,7 +369,7 @@ func (a *Auth) newSessionLocked() (*Session, error) {
 		}
 		delete(a.sessions, oldest.Token)
 	}
-	s := &Session{Token: tok, CSRF: csrf, Created: now, seen: now}
+	s := &Session{Token: tok, CSRF: csrf, Created: now, Keep: keep, seen: now}
 	a.sessions[tok] = s
 	cp := *s
 	return &cp, nil
@@ -324,13 +387,22 @@ func (a *Auth) Session(token string) (*Session, bool) {
 	if !ok {
 		return nil, false
 	}
-	if now.Sub(s.seen) > a.o.SessionIdle || now.Sub(s.Created) > a.o.SessionMax {
+	if now.Sub(s.seen) > a.Lifetime(s.Keep) || now.Sub(s.Created) > a.o.SessionMax {
 		delete(a.sessions, token)
 		return nil, false
 	}
 	s.seen = now
 	cp := *s
 	return &cp, true
+}
+
+// Lifetime is how long a session lasts unused: SessionIdle, or SessionMax
+// for one kept logged in. The console's cookie lasts as long.
+func (a *Auth) Lifetime(keep bool) time.Duration {
+	if keep {
+		return a.o.SessionMax
+	}
+	return a.o.SessionIdle
 }
 
 // Logout ends the session named by token, if any.
@@ -345,7 +417,7 @@ func (a *Auth) Logout(token string) {
 func (a *Auth) NewSession() (*Session, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.newSessionLocked()
+	return a.newSessionLocked(false)
 }
 
 func randomToken() (string, error) {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -248,9 +247,6 @@ func js(s string) string {
 	q, _ := json.Marshal(s)
 	return string(q)
 }
-
-// contains is strings.Contains, for conditions read from the page.
-func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 func chromedpNavigate(url string) chromedp.Action[chromedp.Void] { return chromedp.Navigate(url) }
 

@@ -42,18 +42,6 @@ func socketGet(t *testing.T, root, path string, out any) {
 	}
 }
 
-// poll waits until cond is true or timeout passes, and says which.
-func poll(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return true
-}
-
 // mqttPub publishes one message with the real mosquitto_pub and says
 // whether the broker took it.
 func mqttPub(t *testing.T, port int, args ...string) (string, bool) {
@@ -261,11 +249,18 @@ log_dest stdout
 		return len(list) == 1
 	})
 	// A message published before the remote subscription is in place is
-	// lost, so publish again (at most 15 times) until the subscriber has one.
-	for i := 0; i < 15 && !sub.Exited(); i++ {
-		mqttPub(t, brokerPort, "-t", "e2e/bridged/x", "-m", "across")
-		poll(time.Second, sub.Exited)
-	}
+	// lost, so publish again, once a second, until the subscriber has one.
+	var published time.Time
+	testkit.WaitFor(t, 15*time.Second, "mosquitto_sub on the remote to get a bridged message", func() bool {
+		if sub.Exited() {
+			return true
+		}
+		if time.Since(published) >= time.Second {
+			mqttPub(t, brokerPort, "-t", "e2e/bridged/x", "-m", "across")
+			published = time.Now()
+		}
+		return false
+	})
 	if !strings.Contains(sub.Output(), "e2e/bridged/x across") {
 		t.Errorf("the remote did not get the bridged message; mosquitto_sub printed %q", sub.Output())
 	}

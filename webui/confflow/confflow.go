@@ -26,6 +26,7 @@ import (
 
 	"github.com/homebox/gateway/gateway/mosquittoconf"
 	"github.com/homebox/gateway/internal/atomicfile"
+	"github.com/homebox/gateway/internal/paths"
 	"github.com/homebox/gateway/supervisor"
 )
 
@@ -52,7 +53,13 @@ type Options struct {
 	// BrokerDir is the broker's working folder, where relative paths of
 	// the conf are taken from. "" asks the supervisor for the app's cwd,
 	// else the conf's own folder.
-	BrokerDir    string
+	BrokerDir string
+	// Root is the box's root folder (gatewayd's --root). The conf the
+	// console writes may name files only in the box's folders under it
+	// (see Confinement). "" takes it from ConfPath when that is
+	// <root>/etc/mosquitto/mosquitto.conf; otherwise only the conf's
+	// folder and BrokerDir are allowed.
+	Root         string
 	History      *History
 	ReadyTimeout time.Duration // [15s]
 	// Settle is how long a ready broker must stay up to count: a broker
@@ -177,9 +184,88 @@ func (f *Flow) BrokerDir() string {
 	return filepath.Dir(f.o.ConfPath)
 }
 
-// Check checks conf text as the broker would read it.
+// Check checks conf text as the broker would read it, with the files it
+// names confined to the box's folders (Confinement): lines that are in the
+// conf on the box already, as its owner wrote them, are kept wherever they
+// point.
 func (f *Flow) Check(text []byte) (*mosquittoconf.Config, mosquittoconf.Diagnostics) {
-	return mosquittoconf.Check(filepath.Base(f.o.ConfPath), text, f.BrokerDir())
+	c := f.Confinement()
+	c.Kept = f.ownersLines()
+	return mosquittoconf.CheckWith(filepath.Base(f.o.ConfPath), text, f.BrokerDir(), mosquittoconf.CheckOptions{Confine: &c})
+}
+
+// root is the box's root, or "" when it is not known.
+func (f *Flow) root() string {
+	if f.o.Root != "" {
+		return f.o.Root
+	}
+	suffix := string(filepath.Separator) + filepath.FromSlash(paths.MosquittoConf)
+	if r, ok := strings.CutSuffix(filepath.Clean(f.o.ConfPath), suffix); ok {
+		if r == "" {
+			r = string(filepath.Separator)
+		}
+		return r
+	}
+	return ""
+}
+
+// Confinement is where the files the console's conf names may be: the
+// conf's folder (certificates are uploaded to its certs folder) and the
+// broker's working folder <root>/data, each with what is below it, and
+// for log_dest file also <root>/var/log/gateway; gatewayd's own state
+// (<root>/data/gateway: the console's login, this history) is refused.
+func (f *Flow) Confinement() mosquittoconf.Confinement {
+	c := mosquittoconf.Confinement{Folders: []string{filepath.Dir(f.o.ConfPath)}}
+	if r := f.root(); r != "" {
+		at := paths.Root(r)
+		c.Folders = append(c.Folders, at.Join(paths.Data))
+		c.LogFolders = []string{at.Join(paths.Logs)}
+		c.Refused = []string{at.Join(filepath.Dir(paths.ConsoleLogin))}
+	} else {
+		c.Folders = append(c.Folders, f.BrokerDir())
+	}
+	if f.o.History != nil {
+		c.Refused = append(c.Refused, f.o.History.dir)
+	}
+	return c
+}
+
+// Confined says why the console may not read or write the file at p, a
+// path from the conf (relative ones are taken from the broker's working
+// folder); nil when it may. Unlike Check, it keeps no owner's line: the
+// console itself never opens a file outside the box's folders.
+func (f *Flow) Confined(p string) error {
+	c := f.Confinement()
+	if err := c.Check(p, f.BrokerDir(), false); err != nil {
+		return outsideError{err}
+	}
+	return nil
+}
+
+// ErrOutside is what errors.Is finds in the error of a file the console
+// will not read or write because it is outside the box's folders.
+var ErrOutside = errors.New("outside the box's folders")
+
+// outsideError says which file and why; it is ErrOutside.
+type outsideError struct{ err error }
+
+func (e outsideError) Error() string        { return e.err.Error() }
+func (e outsideError) Is(target error) bool { return target == ErrOutside }
+
+// ownersLines reports the file options of the conf on the box, by option
+// and value: an edit through the console may keep them as they are.
+func (f *Flow) ownersLines() func(option, value string) bool {
+	data, err := os.ReadFile(f.o.ConfPath)
+	if err != nil {
+		return nil
+	}
+	kept := map[[2]string]bool{}
+	for _, l := range mosquittoconf.ParseDocument(filepath.Base(f.o.ConfPath), data).Lines {
+		if l.IsOption() {
+			kept[[2]string{l.Option, l.Rest}] = true
+		}
+	}
+	return func(option, value string) bool { return kept[[2]string{option, value}] }
 }
 
 // Resolve turns a path from the conf into one this process can open.
@@ -216,6 +302,14 @@ func (f *Flow) Run(ctx context.Context, kind string, prepare func() ([]File, err
 		return res, err
 	}
 	for _, nf := range files {
+		if nf.Path != f.o.ConfPath {
+			// The console writes only in the box's folders, whatever
+			// the conf on the box names.
+			if err := f.Confined(nf.Path); err != nil {
+				step("check", "failed", "%v", err)
+				return res, err
+			}
+		}
 		if nf.Path == f.o.ConfPath {
 			if _, ds := f.Check(nf.Data); !ds.OK() {
 				step("check", "failed", "mosquitto.conf has errors; nothing was written")
@@ -289,7 +383,7 @@ func (f *Flow) Run(ctx context.Context, kind string, prepare func() ([]File, err
 		return res, nil
 	}
 	rb := &RolledBackError{Flow: id, Cause: cause}
-	rb.Log = readFrom(logFile, offset, 20)
+	rb.Log = f.unquoteOthers(readFrom(logFile, offset, 20))
 	rb.BrokerError = brokerError(rb.Log)
 
 	step("rollback", "running", "putting the previous files back")
@@ -431,6 +525,60 @@ func readFrom(path string, offset int64, max int) []string {
 		lines = lines[len(lines)-max:]
 	}
 	return lines
+}
+
+// unquoteOthers cuts, from the broker's log lines, what follows the
+// FILE:LINE: position of a line of a file other than the conf being
+// edited: the broker's own errors quote such lines (an ACL keyword, a user
+// name), and the console shows the content of no file but mosquitto.conf.
+func (f *Flow) unquoteOthers(lines []string) []string {
+	conf := filepath.Base(f.o.ConfPath)
+	for i, l := range lines {
+		for from := 0; ; {
+			p, end := filePos(l, from)
+			if end < 0 {
+				break
+			}
+			if p != conf && f.Resolve(p) != f.o.ConfPath && isFile(f.Resolve(p)) {
+				lines[i] = l[:end] + " (the rest is not shown: the console quotes no file but " + conf + "; look at this line on the box)"
+				break
+			}
+			from = end
+		}
+	}
+	return lines
+}
+
+// isFile reports whether p is a file: a FILE:LINE: naming none (a time of
+// day, an address and port) quotes nothing.
+func isFile(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}
+
+// filePos finds the first FILE:LINE: in l at or after from: the file and
+// the index just past the position; end is -1 when there is none.
+func filePos(l string, from int) (file string, end int) {
+	for i := from; i < len(l); i++ {
+		if l[i] != ':' {
+			continue
+		}
+		j := i + 1
+		for j < len(l) && l[j] >= '0' && l[j] <= '9' {
+			j++
+		}
+		if j == i+1 || j == len(l) || l[j] != ':' {
+			continue
+		}
+		k := i
+		for k > 0 && !strings.ContainsRune(" \t\"'(", rune(l[k-1])) {
+			k--
+		}
+		if k < i {
+			return l[k:i], j + 1
+		}
+	}
+	return "", -1
 }
 
 // brokerError picks the broker's own error line out of its log: the last

@@ -62,6 +62,7 @@ var menu = []menuItem{
 	{"/bridges", "Bridges", "bridges"},
 	{"/devices", "Devices", "devices"},
 	{"/broker/users", "Broker users", "users"},
+	{"/system", "System", "system"},
 }
 
 // routes maps each path pattern to its page. {param} parts end up in
@@ -80,6 +81,7 @@ var routes = []struct {
 	{"GET /devices", page{"devices", "Devices", "devices"}},
 	{"GET /devices/{param}", page{"device", "Device", "devices"}},
 	{"GET /broker/users", page{"users", "Broker users", "users"}},
+	{"GET /system", page{"system", "System", "system"}},
 	{"GET /setup", page{"setup", "Set the admin password", ""}},
 	{"GET /login", page{"login", "Log in", ""}},
 }

@@ -118,6 +118,7 @@
     const headers = { Accept: 'application/json' };
     let payload;
     if (body instanceof FormData) payload = body;
+    else if (body instanceof Blob) { headers['Content-Type'] = 'application/octet-stream'; payload = body; }
     else if (body !== undefined) { headers['Content-Type'] = 'application/json'; payload = JSON.stringify(body); }
     if (method !== 'GET' && csrf) headers['X-CSRF-Token'] = csrf;
     let res;
@@ -337,7 +338,7 @@
       e.preventDefault();
       errP.textContent = '';
       try {
-        const res = await busy($('button[type=submit]', form), 'Logging in…', () => api('POST', '/api/login', { password: pw.value }));
+        const res = await busy($('button[type=submit]', form), 'Logging in…', () => api('POST', '/api/login', { password: pw.value, keep: $('#login-keep').checked }));
         csrf = res.csrf_token || '';
         location.assign(nextPath());
       } catch (err) {
@@ -1156,11 +1157,71 @@
     });
   }
 
+  // ---------- system: version, slots, update, rollback, factory reset ----------
+
+  function pageSystem() {
+    const dl = $('#system');
+    function fact(k, v) { return [el('dt', {}, k), el('dd', {}, v)]; }
+    function slotText(s) {
+      if (!s || s.state === 'empty') return '–';
+      return s.slot.toUpperCase() + ': ' + s.version + ' (' + s.state + (s.state === 'trial' ? ', ' + s.tries_left + ' tries left' : '') + ')';
+    }
+    async function load() {
+      try {
+        const s = await api('GET', '/api/system');
+        const rows = [...fact('Version', s.version + ' (' + s.arch + ')')];
+        if (s.slots) {
+          rows.push(...fact('Running slot', slotText(s.booted)), ...fact('Other slot', slotText(s.other)));
+          if (s.last_update) {
+            const u = s.last_update;
+            rows.push(...fact('Last update', u.version + ' → slot ' + u.slot.toUpperCase() + ': ' + u.state + (u.message ? ' (' + u.message + ')' : '')));
+          }
+        } else {
+          rows.push(...fact('Updates', 'not here: ' + (s.problem || 'this box did not start from the gateway disk image')));
+          $('#update-card').hidden = true;
+          $('#reset-card').hidden = true;
+        }
+        dl.replaceChildren(...rows);
+      } catch (err) {
+        dl.replaceChildren(...fact('System', err.message));
+      }
+    }
+    load();
+    $('#update-form').addEventListener('submit', async e => {
+      e.preventDefault();
+      const errP = $('#update-error');
+      errP.textContent = '';
+      const f = $('#update-file').files[0];
+      if (!f) { errP.textContent = 'Choose an update bundle first.'; return; }
+      try {
+        const res = await busy($('button[type=submit]', e.target), 'Checking and installing ' + f.name + '…', () => api('POST', '/api/system/update', f));
+        say('Installed ' + res.version + ' into slot ' + res.slot.toUpperCase() + ': the box is restarting into it. This page reconnects when it is back.', 'ok');
+      } catch (err) { errP.textContent = err.message; say('', 'info'); }
+    });
+    function confirmed(button, question, action) {
+      let armed = false;
+      button.addEventListener('click', async () => {
+        if (!armed) { armed = true; button.dataset.label = button.textContent; button.textContent = question; say('Press again to confirm.', 'info'); return; }
+        armed = false;
+        button.textContent = button.dataset.label;
+        try { say(await action(), 'ok'); } catch (err) { say(err.message, 'error'); }
+      });
+    }
+    confirmed($('#rollback'), 'Really restart into the other slot?', async () => {
+      await api('POST', '/api/system/rollback');
+      return 'Rolling back: the box is restarting into the other slot.';
+    });
+    confirmed($('#factory-reset'), 'Really wipe everything?', async () => {
+      await api('POST', '/api/system/factory-reset');
+      return 'Factory reset: the box is restarting and will start as new.';
+    });
+  }
+
   // ---------- start ----------
 
   const pages = {
     overview: pageOverview, apps: pageApps, app: pageApp, config: pageConfig, bridges: pageBridges,
-    bridge: pageBridge, devices: pageDevices, device: pageDevice, users: pageUsers,
+    bridge: pageBridge, devices: pageDevices, device: pageDevice, users: pageUsers, system: pageSystem,
   };
 
   async function boot() {

@@ -1,8 +1,0 @@
-//go:build !linux
-
-package fanout
-
-import "syscall"
-
-// unsentBytes is unknown here.
-func unsentBytes(syscall.RawConn) int { return -1 }
