@@ -8,6 +8,7 @@ import (
 	"log"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -321,10 +322,19 @@ func interfaceIPs(ifi net.Interface) ([]net.IP, error) {
 		return nil, fmt.Errorf("mdns: addresses of %s: %w", ifi.Name, err)
 	}
 	var ips []net.IP
+	var skip map[ifAddr]bool
 	for _, a := range addrs {
 		n, ok := a.(*net.IPNet)
 		if !ok || n.IP.IsLoopback() || n.IP.IsMulticast() {
 			continue
+		}
+		if n.IP.To4() == nil {
+			if skip == nil {
+				skip = unusableV6()
+			}
+			if ip, ok := netip.AddrFromSlice(n.IP); ok && skip[ifAddr{index: ifi.Index, addr: ip}] {
+				continue
+			}
 		}
 		ips = append(ips, n.IP)
 	}
