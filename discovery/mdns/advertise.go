@@ -308,8 +308,11 @@ func sendV6(ifi net.Interface, buf []byte) error {
 	if err := p.SetMulticastHopLimit(255); err != nil {
 		return fmt.Errorf("ipv6 hop limit: %w", err)
 	}
-	dst := &net.UDPAddr{IP: groupV6.IP, Port: groupV6.Port, Zone: ifi.Name}
-	if _, err := p.WriteTo(buf, nil, dst); err != nil {
+	// No zone on the destination: the kernel then sends out of the
+	// multicast interface set above, by index. A zone by name goes through
+	// Go's name->index cache (refreshed once a minute) and, after the
+	// interface was re-created, names the dead one: ENETUNREACH.
+	if _, err := p.WriteTo(buf, nil, groupV6); err != nil {
 		return fmt.Errorf("ipv6 send on %s: %w", ifi.Name, err)
 	}
 	return nil
