@@ -75,8 +75,7 @@ type Service struct {
 	wg     sync.WaitGroup
 
 	mu        sync.Mutex
-	adv       *mdns.Advertiser
-	ifaces    []net.Interface
+	adv       *mdns.Follower
 	closed    bool
 	closeOnce sync.Once
 	closeErr  error
@@ -101,8 +100,7 @@ func RegistryPath(root string) string { return paths.Root(root).Join(paths.Devic
 
 // Start opens the registry, connects to the broker (retrying in the
 // background until it accepts), and starts mDNS when enabled. Only bad
-// options or an unusable interface list fail it; a broker that is not up yet
-// does not.
+// options fail it; a broker or a network that is not up yet does not.
 func Start(ctx context.Context, o Options) (*Service, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -142,10 +140,9 @@ func Start(ctx context.Context, o Options) (*Service, error) {
 	}
 	var ifaces []net.Interface
 	if o.MDNS.Enabled {
-		var err error
-		if ifaces, err = mdns.Interfaces(o.MDNS.Interfaces); err != nil {
-			return nil, fmt.Errorf("discovery: %w", err)
-		}
+		// Not fatal: mDNS follows interfaces as they come and go; this only
+		// picks the announce's address when one is up already.
+		ifaces, _ = mdns.Interfaces(o.MDNS.Interfaces)
 	}
 	if o.Address == "" {
 		o.Address = firstIPv4(ifaces)
@@ -165,7 +162,7 @@ func Start(ctx context.Context, o Options) (*Service, error) {
 		MaxClaims:      o.Limits.Registry.MaxDevices,
 		MaxEntities:    o.Limits.Registry.MaxEntitiesPerDevice,
 	}
-	s := &Service{opts: o, log: log, reg: reg, parsers: parsers, drops: newDropLog(log), ctx: sctx, cancel: cancel, ifaces: ifaces}
+	s := &Service{opts: o, log: log, reg: reg, parsers: parsers, drops: newDropLog(log), ctx: sctx, cancel: cancel}
 	// The box's own device first: a registry that a flood filled to its cap
 	// refuses new devices, and the box must never be one of them. Its
 	// retained announce, read once connected, replaces this claim.

@@ -19,28 +19,22 @@ func (s *Service) services() []mdns.ServiceSpec {
 }
 
 func (s *Service) startMDNS() error {
-	if len(s.ifaces) == 0 {
-		s.log.Warn("discovery: mDNS enabled but no interface is up and multicast-capable")
-		return nil
-	}
-	adv, err := mdns.Advertise(s.ifaces, s.opts.MDNS.Hostname, s.services(), s.log)
+	// Follow, not a fixed list: the network may come up after gatewayd,
+	// and interfaces may come, go and change address while it runs.
+	f, err := mdns.Follow(mdns.FollowConfig{
+		Interfaces:  s.opts.MDNS.Interfaces,
+		Hostname:    s.opts.MDNS.Hostname,
+		Services:    s.services(),
+		Found:       s.foundMDNS,
+		BrowseEvery: s.opts.MDNS.BrowseEvery,
+		Logger:      s.log,
+	})
 	if err != nil {
 		return err
 	}
 	s.mu.Lock()
-	s.adv = adv
+	s.adv = f
 	s.mu.Unlock()
-	names := make([]string, len(s.ifaces))
-	for i, ifi := range s.ifaces {
-		names[i] = ifi.Name
-	}
-	s.log.Info("discovery: mDNS advertising and browsing", "interfaces", names, "hostname", s.opts.MDNS.Hostname)
-	b := &mdns.Browser{Interfaces: s.ifaces, Every: s.opts.MDNS.BrowseEvery, Logger: s.log, Found: s.foundMDNS}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		b.Run(s.ctx)
-	}()
 	return nil
 }
 

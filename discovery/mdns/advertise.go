@@ -8,6 +8,8 @@ import (
 	"log"
 	"log/slog"
 	"net"
+	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -29,15 +31,19 @@ const announceGap = time.Second
 
 // Advertiser answers queries for the gateway's services on each chosen
 // interface, announces them when they start or change, and says goodbye
-// when stopped.
+// when stopped. Interfaces can be added, re-addressed and removed while it
+// runs (see Follower).
 type Advertiser struct {
-	log   *slog.Logger
-	ifs   []*ifaceAdvertiser
-	mu    sync.Mutex
-	wg    sync.WaitGroup
-	ctx   context.Context
-	stop  context.CancelFunc
-	close sync.Once
+	log      *slog.Logger
+	instance string // the box's hostname
+	host     string // "<label>.local."
+	services []ServiceSpec
+	ifs      []*ifaceAdvertiser
+	mu       sync.Mutex
+	wg       sync.WaitGroup
+	ctx      context.Context
+	stop     context.CancelFunc
+	close    sync.Once
 }
 
 type ifaceAdvertiser struct {
@@ -46,9 +52,7 @@ type ifaceAdvertiser struct {
 	server *hmdns.Server
 }
 
-// Advertise starts answering for services on the interfaces, named hostname
-// (the instance name and the host's .local name), and announces them.
-func Advertise(ifaces []net.Interface, hostname string, services []ServiceSpec, logger *slog.Logger) (*Advertiser, error) {
+func newAdvertiser(hostname string, services []ServiceSpec, logger *slog.Logger) (*Advertiser, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -57,7 +61,17 @@ func Advertise(ifaces []net.Interface, hostname string, services []ServiceSpec, 
 		return nil, fmt.Errorf("mdns: hostname %q has no letters or digits to advertise", hostname)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a := &Advertiser{log: logger, ctx: ctx, stop: cancel}
+	return &Advertiser{log: logger, instance: hostname, host: label + "." + domain, services: services, ctx: ctx, stop: cancel}, nil
+}
+
+// Advertise starts answering for services on the interfaces, named hostname
+// (the instance name and the host's .local name), and announces them.
+func Advertise(ifaces []net.Interface, hostname string, services []ServiceSpec, logger *slog.Logger) (*Advertiser, error) {
+	a, err := newAdvertiser(hostname, services, logger)
+	if err != nil {
+		return nil, err
+	}
+	// a is not shared yet: no lock needed until the announcement.
 	for _, ifi := range ifaces {
 		ips, err := interfaceIPs(ifi)
 		if err != nil {
@@ -65,25 +79,84 @@ func Advertise(ifaces []net.Interface, hostname string, services []ServiceSpec, 
 			return nil, err
 		}
 		if len(ips) == 0 {
-			logger.Warn("mdns: interface has no address, not advertised there", "interface", ifi.Name)
+			a.log.Warn("mdns: interface has no address, not advertised there", "interface", ifi.Name)
 			continue
 		}
-		z := &zone{instance: hostname, host: label + "." + domain, ips: ips}
-		z.set(services)
-		ifi := ifi
-		srv, err := hmdns.NewServer(&hmdns.Config{Zone: z, Iface: &ifi, Logger: log.New(io.Discard, "", 0)})
-		if err != nil {
+		if _, err := a.addLocked(ifi, ips, false); err != nil {
 			a.shutdown(false)
-			return nil, fmt.Errorf("mdns: responder on %s: %w", ifi.Name, err)
+			return nil, err
 		}
-		a.ifs = append(a.ifs, &ifaceAdvertiser{iface: ifi, zone: z, server: srv})
 	}
 	if len(a.ifs) == 0 {
-		cancel()
+		a.stop()
 		return nil, errors.New("mdns: no interface with an address to advertise on")
 	}
-	a.announce()
+	a.mu.Lock()
+	a.announceLocked(a.ifs)
+	a.mu.Unlock()
 	return a, nil
+}
+
+// addLocked starts a responder on ifi answering with ips, and announces on
+// it when announce is set.
+func (a *Advertiser) addLocked(ifi net.Interface, ips []net.IP, announce bool) (*ifaceAdvertiser, error) {
+	z := &zone{instance: a.instance, host: a.host, ips: ips}
+	z.set(a.services)
+	srv, err := hmdns.NewServer(&hmdns.Config{Zone: z, Iface: &ifi, Logger: log.New(io.Discard, "", 0)})
+	if err != nil {
+		return nil, fmt.Errorf("mdns: responder on %s: %w", ifi.Name, err)
+	}
+	ia := &ifaceAdvertiser{iface: ifi, zone: z, server: srv}
+	a.ifs = append(a.ifs, ia)
+	if announce {
+		a.announceLocked([]*ifaceAdvertiser{ia})
+	}
+	return ia, nil
+}
+
+// removeLocked withdraws the records from ia's interface (if it can still
+// send there) and stops its responder.
+func (a *Advertiser) removeLocked(ia *ifaceAdvertiser, goodbye bool) {
+	for i, x := range a.ifs {
+		if x == ia {
+			a.ifs = append(a.ifs[:i], a.ifs[i+1:]...)
+			break
+		}
+	}
+	if goodbye {
+		// Usually the interface has just gone or lost its addresses: a
+		// failure here is expected, not worth a warning.
+		if err := send(ia.iface, ia.zone.all(0)); err != nil {
+			a.log.Debug("mdns: goodbye not sent", "interface", ia.iface.Name, "error", err)
+		}
+	}
+	ia.server.Shutdown()
+}
+
+// readdressLocked makes ia answer with ips: the addresses it no longer has
+// are withdrawn, the current ones announced.
+func (a *Advertiser) readdressLocked(ia *ifaceAdvertiser, ips []net.IP) {
+	old := ia.zone.all(0)
+	ia.zone.setIPs(ips)
+	a.withdrawLocked(ia, old)
+	a.announceLocked([]*ifaceAdvertiser{ia})
+}
+
+// withdrawLocked sends goodbyes for the records of old that ia no longer
+// publishes.
+func (a *Advertiser) withdrawLocked(ia *ifaceAdvertiser, old []dns.RR) {
+	now := ia.zone.all(ttl)
+	var gone []dns.RR
+	for _, rr := range old {
+		if !containsRR(now, rr) {
+			gone = append(gone, rr)
+		}
+	}
+	if len(gone) > 0 {
+		if err := send(ia.iface, gone); err != nil {
+			a.log.Warn("mdns: goodbye for changed records not sent", "interface", ia.iface.Name, "error", err)
+		}
+	}
 }
 
 // Update replaces the advertised services (after a port change) and
@@ -94,23 +167,13 @@ func (a *Advertiser) Update(services []ServiceSpec) {
 	if a.ctx.Err() != nil {
 		return
 	}
+	a.services = services
 	for _, ia := range a.ifs {
 		old := ia.zone.all(0)
 		ia.zone.set(services)
-		now := ia.zone.all(ttl)
-		var gone []dns.RR
-		for _, rr := range old {
-			if !containsRR(now, rr) {
-				gone = append(gone, rr)
-			}
-		}
-		if len(gone) > 0 {
-			if err := send(ia.iface, gone); err != nil {
-				a.log.Warn("mdns: goodbye for changed records not sent", "interface", ia.iface.Name, "error", err)
-			}
-		}
+		a.withdrawLocked(ia, old)
 	}
-	a.announceLocked()
+	a.announceLocked(a.ifs)
 }
 
 func containsRR(list []dns.RR, rr dns.RR) bool {
@@ -136,6 +199,8 @@ func (a *Advertiser) shutdown(goodbye bool) {
 		a.stop()
 		a.mu.Unlock()
 		a.wg.Wait()
+		a.mu.Lock()
+		defer a.mu.Unlock()
 		for _, ia := range a.ifs {
 			if goodbye {
 				if err := send(ia.iface, ia.zone.all(0)); err != nil {
@@ -144,22 +209,22 @@ func (a *Advertiser) shutdown(goodbye bool) {
 			}
 			ia.server.Shutdown()
 		}
+		a.ifs = nil
 	})
 }
 
-func (a *Advertiser) announce() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.announceLocked()
-}
-
-// announceLocked sends the records now and once more a second later.
-func (a *Advertiser) announceLocked() {
-	for _, ia := range a.ifs {
+// announceLocked sends the records on targets now and once more a second
+// later, on those of them still advertised then.
+func (a *Advertiser) announceLocked(targets []*ifaceAdvertiser) {
+	if len(targets) == 0 || a.ctx.Err() != nil {
+		return
+	}
+	for _, ia := range targets {
 		if err := send(ia.iface, ia.zone.all(ttl)); err != nil {
 			a.log.Warn("mdns: announcement not sent", "interface", ia.iface.Name, "error", err)
 		}
 	}
+	targets = append([]*ifaceAdvertiser(nil), targets...)
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -175,7 +240,10 @@ func (a *Advertiser) announceLocked() {
 		if a.ctx.Err() != nil {
 			return
 		}
-		for _, ia := range a.ifs {
+		for _, ia := range targets {
+			if !slices.Contains(a.ifs, ia) {
+				continue // removed or replaced meanwhile
+			}
 			if err := send(ia.iface, ia.zone.all(ttl)); err != nil {
 				a.log.Warn("mdns: announcement not sent", "interface", ia.iface.Name, "error", err)
 			}
@@ -240,8 +308,11 @@ func sendV6(ifi net.Interface, buf []byte) error {
 	if err := p.SetMulticastHopLimit(255); err != nil {
 		return fmt.Errorf("ipv6 hop limit: %w", err)
 	}
-	dst := &net.UDPAddr{IP: groupV6.IP, Port: groupV6.Port, Zone: ifi.Name}
-	if _, err := p.WriteTo(buf, nil, dst); err != nil {
+	// No zone on the destination: the kernel then sends out of the
+	// multicast interface set above, by index. A zone by name goes through
+	// Go's name->index cache (refreshed once a minute) and, after the
+	// interface was re-created, names the dead one: ENETUNREACH.
+	if _, err := p.WriteTo(buf, nil, groupV6); err != nil {
 		return fmt.Errorf("ipv6 send on %s: %w", ifi.Name, err)
 	}
 	return nil
@@ -254,10 +325,19 @@ func interfaceIPs(ifi net.Interface) ([]net.IP, error) {
 		return nil, fmt.Errorf("mdns: addresses of %s: %w", ifi.Name, err)
 	}
 	var ips []net.IP
+	var skip map[ifAddr]bool
 	for _, a := range addrs {
 		n, ok := a.(*net.IPNet)
 		if !ok || n.IP.IsLoopback() || n.IP.IsMulticast() {
 			continue
+		}
+		if n.IP.To4() == nil {
+			if skip == nil {
+				skip = unusableV6()
+			}
+			if ip, ok := netip.AddrFromSlice(n.IP); ok && skip[ifAddr{index: ifi.Index, addr: ip}] {
+				continue
+			}
 		}
 		ips = append(ips, n.IP)
 	}

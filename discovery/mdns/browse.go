@@ -38,6 +38,9 @@ type Browser struct {
 	Logger     *slog.Logger
 	// Found receives every entry heard; it runs on the browser's goroutine.
 	Found func(Entry)
+
+	// follows, when set, skips interfaces no longer followed (Follower).
+	follows func(net.Interface) bool
 }
 
 // Run browses until ctx ends.
@@ -72,6 +75,9 @@ func (b *Browser) Round(ctx context.Context) {
 		for _, typ := range types {
 			if ctx.Err() != nil {
 				return
+			}
+			if b.follows != nil && !b.follows(ifi) {
+				break
 			}
 			if err := b.query(ctx, ifi, typ); err != nil {
 				logger.Warn("mdns: browse failed", "interface", ifi.Name, "type", typ, "error", err)

@@ -21,6 +21,7 @@ import (
 	hmdns "github.com/hashicorp/mdns"
 	"github.com/miekg/dns"
 	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 
 	"github.com/homebox/gateway/internal/testkit"
 )
@@ -195,6 +196,7 @@ type packetLine struct {
 		Type string `json:"type"`
 		TTL  uint32 `json:"ttl"`
 		Port int    `json:"port,omitempty"`
+		Addr string `json:"addr,omitempty"`
 	} `json:"records"`
 }
 
@@ -309,6 +311,9 @@ func slicesAny(list []string, f func(string) bool) bool {
 
 // runHelper is the child side, inside a namespace.
 func runHelper(mode string) int {
+	if mode == "follow" {
+		return followHelper()
+	}
 	ifi, err := net.InterfaceByName(os.Getenv("IFACE"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "helper:", err)
@@ -385,16 +390,23 @@ func runHelper(mode string) int {
 	return 2
 }
 
-// listenHelper joins the mDNS group on one interface and prints every
+// listenHelper joins the mDNS group (IPv4, or IPv6 with NET=udp6) on one interface and prints every
 // response it hears, one JSON line each.
 func listenHelper(ifi *net.Interface) int {
-	c, err := net.ListenMulticastUDP("udp4", ifi, groupV4)
+	network, group := "udp4", groupV4
+	if os.Getenv("NET") == "udp6" {
+		network, group = "udp6", groupV6
+	}
+	c, err := net.ListenMulticastUDP(network, ifi, group)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "helper:", err)
 		return 1
 	}
-	p := ipv4.NewPacketConn(c)
-	p.SetMulticastLoopback(false)
+	if network == "udp6" {
+		ipv6.NewPacketConn(c).SetMulticastLoopback(false)
+	} else {
+		ipv4.NewPacketConn(c).SetMulticastLoopback(false)
+	}
 	go func() { io.Copy(io.Discard, os.Stdin); c.Close() }()
 	fmt.Println("READY")
 	buf := make([]byte, 65536)
@@ -414,9 +426,15 @@ func listenHelper(ifi *net.Interface) int {
 				Type string `json:"type"`
 				TTL  uint32 `json:"ttl"`
 				Port int    `json:"port,omitempty"`
+				Addr string `json:"addr,omitempty"`
 			}{Name: rr.Header().Name, Type: dns.TypeToString[rr.Header().Rrtype], TTL: rr.Header().Ttl}
-			if srv, ok := rr.(*dns.SRV); ok {
-				r.Port = int(srv.Port)
+			switch rr := rr.(type) {
+			case *dns.SRV:
+				r.Port = int(rr.Port)
+			case *dns.A:
+				r.Addr = rr.A.String()
+			case *dns.AAAA:
+				r.Addr = rr.AAAA.String()
 			}
 			pl.Records = append(pl.Records, r)
 		}

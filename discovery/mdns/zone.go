@@ -53,6 +53,13 @@ func (z *zone) set(services []ServiceSpec) {
 	}
 }
 
+// setIPs replaces the addresses the A/AAAA records name.
+func (z *zone) setIPs(ips []net.IP) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	z.ips = ips
+}
+
 func serviceName(typ string) string { return strings.Trim(typ, ".") + "." + domain }
 
 func (z *zone) instanceName(typ string) string {
