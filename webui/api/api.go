@@ -84,7 +84,7 @@ type App struct {
 	LastExitCode     *int      `json:"last_exit_code"`
 	LastSignal       string    `json:"last_signal"`
 	LastExitAt       time.Time `json:"last_exit_at,omitzero"`
-	LastError        string    `json:"last_error,omitempty"` // why errored, or why last restarted (e.g. max_memory)
+	LastError        string    `json:"last_error,omitempty"`     // why errored, or why last restarted (e.g. max_memory)
 	RestartReason    string    `json:"restart_reason,omitempty"` // what caused the last automatic restart: exited, max_memory
 	Ready            bool      `json:"ready"`
 	CPUPercent       float64   `json:"cpu_percent"`
