@@ -148,13 +148,15 @@ func startBox(ctx context.Context, opts boxOptions) (*box, error) {
 	if err != nil {
 		return nil, fmt.Errorf("supervisor: %w", err)
 	}
-	console, err := b.consoleParts()
+	// Where the box's own clients reach the broker, read once for both.
+	mqttAddr, mqttPort := brokerAddr(root)
+	console, err := b.consoleParts(mqttAddr)
 	if err != nil {
 		return nil, err
 	}
 	// Discovery does not wait for the broker: it connects once the broker
 	// accepts.
-	if b.disc, err = b.startDiscovery(ctx, cfg); err != nil {
+	if b.disc, err = b.startDiscovery(ctx, cfg, mqttAddr, mqttPort); err != nil {
 		return nil, fmt.Errorf("start discovery: %w", err)
 	}
 	b.system = newSlotSystem(root, opts.Version, b.log.With("part", "update"))
@@ -206,7 +208,7 @@ func (b *box) loadConfig() (*config.Config, error) {
 // consoleParts makes what the console serves besides the apps: the admin
 // login, the config-change flow (with its history and its steps on the
 // event stream) and the broker's statistics.
-func (b *box) consoleParts() (*webui.Console, error) {
+func (b *box) consoleParts(mqttAddr string) (*webui.Console, error) {
 	at := paths.Root(b.root)
 	login, err := auth.New(auth.Options{Path: at.Join(paths.ConsoleLogin)})
 	if err != nil {
@@ -222,8 +224,7 @@ func (b *box) consoleParts() (*webui.Console, error) {
 		Logger:   b.log.With("part", "console"),
 		OnStep:   func(s confflow.Step) { events.Publish("flow", api.FlowStep(s)) },
 	})
-	addr, _ := brokerAddr(b.root)
-	b.stats = sysstats.Start(sysstats.Options{BrokerURL: "mqtt://" + addr, Logger: b.log.With("part", "console")})
+	b.stats = sysstats.Start(sysstats.Options{BrokerURL: "mqtt://" + mqttAddr, Logger: b.log.With("part", "console")})
 	return &webui.Console{
 		Auth: login, Flow: flow, Stats: b.stats, Events: events, Done: b.stopSSE,
 		CertsDir: at.Join(paths.Certs),

@@ -15,8 +15,7 @@ import (
 // startDiscovery starts discovery against the local broker, with where the
 // broker and the console listen (mosquitto.conf and gateway.yaml) for the
 // box's own adverts.
-func (b *box) startDiscovery(ctx context.Context, cfg *config.Config) (*discovery.Service, error) {
-	mqttAddr, mqttPort := brokerAddr(b.root)
+func (b *box) startDiscovery(ctx context.Context, cfg *config.Config, mqttAddr string, mqttPort int) (*discovery.Service, error) {
 	id, err := discovery.GatewayID(b.root)
 	if err != nil {
 		return nil, err
