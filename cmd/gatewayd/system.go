@@ -43,6 +43,15 @@ func (s *slotSystem) onImage() error {
 	return err
 }
 
+// needImage refuses, as a conflict the owner can read, what only a box
+// started from the disk image can do.
+func (s *slotSystem) needImage(what string) error {
+	if err := s.onImage(); err != nil {
+		return &webui.SystemError{Status: http.StatusConflict, Msg: what + err.Error()}
+	}
+	return nil
+}
+
 func (s *slotSystem) Info() api.System {
 	out := api.System{Version: s.version, Arch: slots.HostArch()}
 	if err := s.onImage(); err != nil {
@@ -68,16 +77,16 @@ func apiSlot(i slots.SlotInfo) api.Slot {
 }
 
 func (s *slotSystem) Install(ctx context.Context, r io.Reader, maxSize int64) (api.Updated, error) {
-	if err := s.onImage(); err != nil {
-		return api.Updated{}, &webui.SystemError{Status: http.StatusConflict, Msg: err.Error()}
+	if err := s.needImage(""); err != nil {
+		return api.Updated{}, err
 	}
 	m, err := s.box.InstallReader(ctx, r, maxSize)
 	return s.installed(m, err)
 }
 
 func (s *slotSystem) InstallFile(ctx context.Context, path string) (api.Updated, error) {
-	if err := s.onImage(); err != nil {
-		return api.Updated{}, &webui.SystemError{Status: http.StatusConflict, Msg: err.Error()}
+	if err := s.needImage(""); err != nil {
+		return api.Updated{}, err
 	}
 	m, err := s.box.InstallFile(ctx, path)
 	return s.installed(m, err)
@@ -103,8 +112,8 @@ func (s *slotSystem) installed(m bundle.Manifest, err error) (api.Updated, error
 }
 
 func (s *slotSystem) Rollback() error {
-	if err := s.onImage(); err != nil {
-		return &webui.SystemError{Status: http.StatusConflict, Msg: err.Error()}
+	if err := s.needImage(""); err != nil {
+		return err
 	}
 	if err := s.box.Rollback(); err != nil {
 		return &webui.SystemError{Status: http.StatusConflict, Msg: err.Error()}
@@ -115,8 +124,8 @@ func (s *slotSystem) Rollback() error {
 // FactoryReset sets the flag the next boot wipes the data partition for;
 // the API reboots after answering.
 func (s *slotSystem) FactoryReset() error {
-	if err := s.onImage(); err != nil {
-		return &webui.SystemError{Status: http.StatusConflict, Msg: "factory reset: " + err.Error()}
+	if err := s.needImage("factory reset: "); err != nil {
+		return err
 	}
 	// A Box without a reboot function only sets the flag: the API reboots
 	// once its answer is out.
