@@ -329,6 +329,7 @@ func TestPages(t *testing.T) {
 	testkit.WaitFor(t, 10*time.Second, "the apps page's event stream to follow the apps", func() bool { return e.apps.subscribed() > streams })
 	release := e.apps.holdNext("home-assistant")
 	b.click(`tr[data-app="home-assistant"] button[data-action="restart"]`)
+	b.confirm("Restart home-assistant?")
 	b.waitText("#status", "home-assistant restarted: now launching")
 	b.waitJS("the row launching", `document.querySelector('tr[data-app="home-assistant"] .badge').dataset.state === "launching"`)
 	release()
@@ -358,6 +359,21 @@ func TestPages(t *testing.T) {
 	if outline, _ := eval[string](b, `getComputedStyle(document.activeElement).outlineStyle`); outline == "none" {
 		t.Error("the focused button shows no outline")
 	}
+	// Stopping the broker asks first, naming what it drops; Cancel has
+	// the focus, so Enter alone changes nothing.
+	b.do("press Enter", chromedp.KeyEvent(kb.Enter))
+	b.waitJS("the dialog asks about the broker", `document.querySelector("#confirm").open && document.querySelector("#confirm-text").textContent.includes("every connected client")`)
+	if focus, _ := eval[string](b, `document.activeElement.id`); focus != "confirm-cancel" {
+		t.Errorf("focus in the dialog is on %q, want confirm-cancel", focus)
+	}
+	b.do("press Enter", chromedp.KeyEvent(kb.Enter))
+	b.waitText("#status", "Stopping mqtt cancelled.")
+	if sent, _ := e.spy.sent("POST /api/apps/mqtt/stop"); sent {
+		t.Fatal("a cancelled stop reached the API")
+	}
+	b.click(`tr[data-app="mqtt"] button[data-action="stop"]`)
+	b.waitJS("the dialog open", `document.querySelector("#confirm").open`)
+	b.do("press Tab", chromedp.KeyEvent(kb.Tab))
 	b.do("press Enter", chromedp.KeyEvent(kb.Enter))
 	b.waitText("#status", "mqtt stopped: now stopped")
 	if st, _ := e.apps.Get("mqtt"); st.Status != supervisor.StatusStopped {

@@ -91,6 +91,22 @@
     }
   }
 
+  // ask shows the page's confirmation dialog before something that drops
+  // clients or data; it resolves true only when the owner presses okLabel.
+  // Cancel is focused first, so Enter alone never confirms.
+  function ask(title, text, okLabel) {
+    const d = $('#confirm');
+    $('#confirm-title').textContent = title;
+    $('#confirm-text').textContent = text;
+    $('#confirm-ok').textContent = okLabel;
+    d.returnValue = '';
+    return new Promise(resolve => {
+      d.addEventListener('close', () => resolve(d.returnValue === 'ok'), { once: true });
+      d.showModal();
+      $('#confirm-cancel').focus();
+    });
+  }
+
   // A message kept across one page change (e.g. "bridge saved").
   function flash(msg, kind) { sessionStorage.setItem('gw-flash', JSON.stringify([msg, kind])); }
   function showFlash() {
@@ -463,9 +479,27 @@
     return duration((a.uptime_s || 0) + (Date.now() - (a._at || Date.now())) / 1000);
   }
   function stamp(a) { a._at = Date.now(); return a; }
+  const secs = s => (s < 10 && s % 1 ? s.toFixed(1) : Math.round(s)) + ' s';
 
-  async function appAction(button, name, action) {
+  // isBroker tells the broker's app (gatewayd broker) from the others: its
+  // stop drops every client on the box.
+  const isBroker = a => a && (a.args || [])[0] === 'broker' && /gatewayd$/.test(a.command || '');
+
+  // confirmAction asks before a stop or restart, saying what it drops.
+  function confirmAction(a, name, action) {
+    if (action === 'start') return Promise.resolve(true);
+    const verb = action === 'stop' ? 'Stop' : 'Restart';
+    const what = isBroker(a)
+      ? (action === 'stop'
+        ? 'It is the broker: every connected client and device is disconnected, and nothing can publish until it is started again.'
+        : 'It is the broker: every connected client and device is disconnected for a moment and has to reconnect.')
+      : (action === 'stop' ? name + ' stops until you start it again.' : name + ' is stopped and started again.');
+    return ask(verb + ' ' + name + '?', what, verb + ' ' + name);
+  }
+
+  async function appAction(button, name, action, app) {
     const words = { start: ['Starting', 'started'], stop: ['Stopping', 'stopped'], restart: ['Restarting', 'restarted'] }[action];
+    if (!await confirmAction(app, name, action)) { say(words[0] + ' ' + name + ' cancelled.', 'info'); return null; }
     try {
       const res = await busy(button, words[0] + ' ' + name + '…', () => api('POST', '/api/apps/' + encodeURIComponent(name) + '/' + action));
       const st = (res || []).find(a => a.name === name);
@@ -484,7 +518,7 @@
       const name = a.name;
       const buttons = ['start', 'stop', 'restart'].map(act => el('button', {
         type: 'button', 'data-action': act, 'aria-label': act[0].toUpperCase() + act.slice(1) + ' ' + name,
-        onclick: async e => { const r = await appAction(e.currentTarget, name, act); if (r) { r.forEach(x => apps.set(x.name, x)); draw(); } },
+        onclick: async e => { const r = await appAction(e.currentTarget, name, act, apps.get(name)); if (r) { r.forEach(x => apps.set(x.name, x)); draw(); } },
       }, act[0].toUpperCase() + act.slice(1)));
       return el('tr', { 'data-app': name },
         td('App', null, el('a', { href: '/apps/' + encodeURIComponent(name) }, name)),
@@ -534,8 +568,13 @@
         ['CPU', a.cpu_percent !== undefined ? rate(a.cpu_percent) + ' %' : '–'],
         ['Last exit', a.last_exit_at ? (a.last_signal ? 'signal ' + a.last_signal : 'code ' + a.last_exit_code) + ', ' + ago(a.last_exit_at) : '–'],
         ['Last error', a.last_error || '–'],
+        ['Next restart', a.next_restart_in_s == null ? '–' : 'in ' + secs(a.next_restart_in_s) + ' (backoff ' + secs(a.restart_delay_s) + ')'],
+        ['Restart policy', a.restart ? 'delay ' + secs(a.restart.delay_s) + ', backoff up to ' + secs(a.restart.backoff_max_s) + ', stable after ' + secs(a.restart.min_uptime_s) : '–'],
+        ['Max memory', a.max_memory_bytes ? bytes(a.max_memory_bytes) : 'no limit'],
+        ['Ready check', a.ready_check || '–'],
         ['Command', el('code', {}, [a.command, ...(a.args || [])].join(' '))],
       ];
+      if (a.restart_reason) f.splice(9, 0, ['Last restart', a.restart_reason]);
       facts.replaceChildren(...f.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
     }
     const set = a => { app = stamp(a); draw(); };
@@ -548,7 +587,7 @@
     setInterval(() => { const u = $('#app-uptime'); if (u && app) u.textContent = uptimeOf(app); }, 1000);
     for (const b of $$('#app-actions button')) {
       b.addEventListener('click', async () => {
-        const r = await appAction(b, name, b.dataset.action);
+        const r = await appAction(b, name, b.dataset.action, app);
         const st = r && r.find(x => x.name === name);
         if (st) set(st);
       });
@@ -1198,20 +1237,17 @@
         say('Installed ' + res.version + ' into slot ' + res.slot.toUpperCase() + ': the box is restarting into it. This page reconnects when it is back.', 'ok');
       } catch (err) { errP.textContent = err.message; say('', 'info'); }
     });
-    function confirmed(button, question, action) {
-      let armed = false;
+    function confirmed(button, question, text, action) {
       button.addEventListener('click', async () => {
-        if (!armed) { armed = true; button.dataset.label = button.textContent; button.textContent = question; say('Press again to confirm.', 'info'); return; }
-        armed = false;
-        button.textContent = button.dataset.label;
+        if (!await ask(question, text, button.textContent)) { say('Cancelled.', 'info'); return; }
         try { say(await action(), 'ok'); } catch (err) { say(err.message, 'error'); }
       });
     }
-    confirmed($('#rollback'), 'Really restart into the other slot?', async () => {
+    confirmed($('#rollback'), 'Restart into the other slot?', 'The box restarts into the firmware it ran before; every client is disconnected while it boots.', async () => {
       await api('POST', '/api/system/rollback');
       return 'Rolling back: the box is restarting into the other slot.';
     });
-    confirmed($('#factory-reset'), 'Really wipe everything?', async () => {
+    confirmed($('#factory-reset'), 'Wipe everything?', 'Every setting, user, retained message and log on the data partition is erased and the box starts as new.', async () => {
       await api('POST', '/api/system/factory-reset');
       return 'Factory reset: the box is restarting and will start as new.';
     });
