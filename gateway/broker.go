@@ -104,7 +104,7 @@ func New(o Options) (*Broker, error) {
 		Capabilities:           capabilities(cfg),
 		InlineClient:           true,
 		SysTopicResendInterval: sysInterval(cfg.SysInterval),
-		Logger:                 o.Logger,
+		Logger:                 slog.New(quietMochi{o.Logger.Handler()}),
 		// While a client's outbound queue is not empty, mochi gathers its
 		// packets in a buffer and writes when it holds this much: 16 KiB
 		// (mochi: 2 KiB) is about 250 fan-in messages per write() instead
