@@ -354,7 +354,8 @@ func TestDevBannerAndInit(t *testing.T) {
 	writeConfig(t, root, twoApps)
 	box := runBox(t, root, "--dev")
 	for _, re := range []string{`root: +` + regexp.QuoteMeta(root), `socket: +` + regexp.QuoteMeta(filepath.Join(root, "run/gateway/gatewayd.sock")),
-		`logs: +` + regexp.QuoteMeta(filepath.Join(root, "var/log/gateway")), `console: +http://127\.0\.0\.1:8080/`, `mDNS is off on a development machine`, `broker: `} {
+		`logs: +` + regexp.QuoteMeta(filepath.Join(root, "var/log/gateway")), `console: +http://127\.0\.0\.1:8080/`, `mDNS is off on a development machine`,
+		`broker: +mqtt +\S+:1883`, `^ +websockets +\S+:9001`} {
 		box.WaitLine(t, 5*time.Second, regexp.MustCompile(re))
 	}
 	_ = box.Signal(syscall.SIGINT)
