@@ -213,10 +213,12 @@ type FlowStep struct {
 
 // HistoryEntry is one earlier version of a file.
 type HistoryEntry struct {
-	ID     string    `json:"id"`
-	Time   time.Time `json:"time"`
-	Size   int       `json:"size"`
-	Reason string    `json:"reason"`
+	ID      string    `json:"id"`
+	Time    time.Time `json:"time"`
+	Size    int       `json:"size"`
+	Reason  string    `json:"reason"`
+	Change  string    `json:"change,omitempty"`  // what the save that replaced this version changed
+	Outcome string    `json:"outcome,omitempty"` // how that save ended: "applied" or "rolled back"
 }
 
 // HistoryVersion is one earlier version with its text.

@@ -392,6 +392,10 @@ func TestPages(t *testing.T) {
 	b.setValue("#conf", "# mosquitto.conf\nlistener\npersistence true yes\n")
 	b.click("#check")
 	b.waitText("#status", "1 error and 1 warning")
+	// The editor jumps to the first error's line by itself.
+	if caret, err := eval[int](b, `document.querySelector("#conf").selectionStart`); err != nil || caret != len("# mosquitto.conf\n") {
+		t.Errorf("after Check the caret is at %d (%v), want the start of line 2, the first error", caret, err)
+	}
 	b.waitJS("line 2 marked as an error", `document.querySelector('#gutter [data-line="2"]').classList.contains("err")`)
 	b.waitJS("line 3 marked as a warning", `document.querySelector('#gutter [data-line="3"]').classList.contains("warn")`)
 	b.waitText(`#backdrop [data-line="2"] .msg`, "missing port")
@@ -418,6 +422,9 @@ func TestPages(t *testing.T) {
 	release()
 	b.waitText("#status", "Saved: the broker runs on the new file")
 	b.waitJS("wait step done", `document.querySelector('#steps [data-step="wait"]').dataset.state === "done"`)
+	if d := b.text(`#steps [data-step="wait"] .detail`); strings.Contains(d, "waiting") {
+		t.Errorf("the done wait step still says %q", d)
+	}
 	if st, _ := e.apps.Get("mqtt"); !st.Ready {
 		t.Errorf("mqtt after the save: %s, not ready", st.Status)
 	}
@@ -435,6 +442,9 @@ func TestPages(t *testing.T) {
 	b.waitText("#broker-error", "exit status 1")
 	b.waitJS("wait step failed", `document.querySelector('#steps [data-step="wait"]').dataset.state === "failed"`)
 	b.waitJS("rollback step shown", `document.querySelector('#steps [data-step="rollback"]').dataset.state === "done"`)
+	// The history says what each save changed and which was undone.
+	b.waitJS("the rolled-back save in the history", `[...document.querySelectorAll("#history li")].some(li => li.textContent.includes("rolled back") && li.textContent.includes("Tried, then undone: + listener 80"))`)
+	b.waitJS("the good save in the history", `[...document.querySelectorAll("#history li")].some(li => li.textContent.includes("Then changed: + listener 1884; − persistence true"))`)
 	if got := e.readConf(t); got != saved {
 		t.Errorf("after the roll back the conf on disk is\n%s\nwant the one saved before", got)
 	}

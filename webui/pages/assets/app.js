@@ -273,9 +273,12 @@
       this.active = false;
       const running = Object.keys(this.items).find(k => this.items[k].dataset.state === 'running');
       if (!err) {
+        // A step whose own "ok" event was not seen still shows its running
+        // text ("waiting for mqtt…"): the answer says it ended well.
+        const doneText = { check: 'the change checks', write: 'written', restart: 'restarted', wait: 'the broker is ready' };
         for (const [k, li] of Object.entries(this.items)) {
           if (res && res.unchanged && k !== 'check') this.set(k, 'skipped', 'nothing changed');
-          else if (li.dataset.state !== 'failed') li.dataset.state = 'done';
+          else if (li.dataset.state !== 'failed' && li.dataset.state !== 'done') this.set(k, 'done', doneText[k]);
         }
         return;
       }
@@ -683,7 +686,7 @@
       for (let i = 0; i < n - 1 && i < lines.length; i++) pos += lines[i].length + 1;
       this.ta.focus();
       this.ta.setSelectionRange(pos, pos);
-      const lh = 21;
+      const lh = parseFloat(getComputedStyle(this.ta).lineHeight) || 21;
       this.ta.scrollTop = Math.max(0, (n - 3) * lh);
       this.sync();
     }
@@ -702,6 +705,11 @@
       const base = file.split('/').pop();
       const mine = d => !d.file || d.file === base || d.file === file;
       ed.setMarks(errors.filter(mine), warnings.filter(mine));
+      // The editor shows the first error's line (or the first warning's);
+      // the others are marked beside their lines and listed below.
+      const first = [...errors.filter(mine), ...warnings.filter(mine)].filter(d => d.line)
+        .sort((a, b) => (errors.includes(b) - errors.includes(a)) || a.line - b.line)[0];
+      if (first) ed.goTo(first.line);
       const items = [...errors.map(d => [d, 'err']), ...warnings.map(d => [d, 'warn'])]
         .sort((a, b) => (a[0].line || 0) - (b[0].line || 0));
       const box = $('#diag');
@@ -741,7 +749,7 @@
         const ne = (res.errors || []).length, nw = (res.warnings || []).length;
         if (res.ok && !nw) say('Check passed: no errors or warnings.', 'ok');
         else if (res.ok) say('Check passed with ' + nw + ' warning' + (nw > 1 ? 's' : '') + ': see beside the lines.', 'ok');
-        else say(ne + ' error' + (ne > 1 ? 's' : '') + (nw ? ' and ' + nw + ' warning' + (nw > 1 ? 's' : '') : '') + ': see beside the lines.', 'error');
+        else say(ne + ' error' + (ne > 1 ? 's' : '') + (nw ? ' and ' + nw + ' warning' + (nw > 1 ? 's' : '') : '') + ': the editor shows the first; all are marked beside their lines.', 'error');
       } catch (err) {
         say('Could not check: ' + err.message, 'error');
       }
@@ -776,7 +784,10 @@
         const list = await api('GET', '/api/broker/config/history');
         if (!list || !list.length) { ul.replaceChildren(el('li', { class: 'muted' }, 'No earlier versions yet: one is kept at each save.')); return; }
         ul.replaceChildren(...list.map(h => el('li', { 'data-id': h.id },
-          el('span', { class: 'grow' }, new Date(h.time).toLocaleString(), el('span', { class: 'muted small' }, ' · ' + bytes(h.size) + (h.reason ? ' · ' + h.reason : ''))),
+          el('span', { class: 'grow' }, new Date(h.time).toLocaleString(),
+            h.outcome === 'rolled back' ? el('span', {}, ' ', badge('errored', 'rolled back')) : '',
+            el('span', { class: 'muted small' }, ' · ' + bytes(h.size) + (h.reason ? ' · ' + h.reason : '')),
+            h.change ? el('div', { class: 'small change' }, (h.outcome === 'rolled back' ? 'Tried, then undone: ' : 'Then changed: ') + h.change) : ''),
           el('button', { type: 'button', 'aria-label': 'Show changes of the version of ' + new Date(h.time).toLocaleString(), onclick: e => showVersion(h, e.currentTarget) }, 'Show changes'))));
       } catch (err) {
         ul.replaceChildren(el('li', {}, badge('unavailable', 'unavailable'), ' ', err.message));
