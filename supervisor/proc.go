@@ -68,6 +68,9 @@ func startProc(sp Spec, logw io.Writer, readyRE *regexp.Regexp, logger *slog.Log
 	cmd := exec.Command(sp.Command, sp.Args...)
 	cmd.Dir = sp.Cwd
 	cmd.Env = mergeEnv(os.Environ(), sp.Env)
+	// copyOutput stamps every line: an app that reads this can leave its
+	// own timestamp out, so a log line carries one.
+	cmd.Env = append(cmd.Env, TimestampedEnv+"=1")
 	cmd.Stdout, cmd.Stderr = w, w
 	// Pdeathsig: if gatewayd dies, the app dies with it. Setpgid: one signal
 	// to the group reaches every descendant.
@@ -199,6 +202,10 @@ func waitExitedNoReap(pid int) error {
 		}
 	}
 }
+
+// TimestampedEnv is set to 1 in every app's environment: the supervisor
+// prefixes each line the app prints with the time.
+const TimestampedEnv = "GATEWAY_LOG_TIMESTAMPED"
 
 // tsLayout is RFC 3339 with milliseconds.
 const tsLayout = "2006-01-02T15:04:05.000Z07:00"

@@ -14,6 +14,18 @@ type ReadyCheck struct {
 	Log string // regexp matched against each line the app prints
 }
 
+// String names the check for people: "tcp HOST:PORT", "log REGEXP", or
+// "process running" when the app is ready as soon as it runs.
+func (r ReadyCheck) String() string {
+	switch {
+	case r.TCP != "":
+		return "tcp " + r.TCP
+	case r.Log != "":
+		return "log " + r.Log
+	}
+	return "process running"
+}
+
 // RestartPolicy shapes restarts after an app exits on its own.
 // Zero values take the defaults named below.
 type RestartPolicy struct {

@@ -95,6 +95,22 @@ type App struct {
 	LogFile          string    `json:"log_file"`
 	CreatedAt        time.Time `json:"created_at"`
 	After            []string  `json:"after,omitempty"`
+
+	Restart        RestartPolicy `json:"restart"`
+	RestartDelay   float64       `json:"restart_delay_s"`   // the delay chosen for the pending or last restart
+	NextRestartIn  *float64      `json:"next_restart_in_s"` // null when no restart is pending
+	MaxMemoryBytes uint64        `json:"max_memory_bytes"`  // 0: no limit
+	ReadyCheck     string        `json:"ready_check"`       // "tcp HOST:PORT", "log REGEXP" or "process running"
+	StopSignal     string        `json:"stop_signal"`
+	KillTimeout    float64       `json:"kill_timeout_s"`
+	EnvNames       []string      `json:"env,omitempty"` // names only: values may be secrets
+}
+
+// RestartPolicy is an app's restart policy in seconds, defaults applied.
+type RestartPolicy struct {
+	DelaySeconds      float64 `json:"delay_s"`
+	BackoffMaxSeconds float64 `json:"backoff_max_s"`
+	MinUptimeSeconds  float64 `json:"min_uptime_s"`
 }
 
 // Logs is GET /api/apps/:name/logs's answer. Offset is the log file's size
@@ -197,10 +213,12 @@ type FlowStep struct {
 
 // HistoryEntry is one earlier version of a file.
 type HistoryEntry struct {
-	ID     string    `json:"id"`
-	Time   time.Time `json:"time"`
-	Size   int       `json:"size"`
-	Reason string    `json:"reason"`
+	ID      string    `json:"id"`
+	Time    time.Time `json:"time"`
+	Size    int       `json:"size"`
+	Reason  string    `json:"reason"`
+	Change  string    `json:"change,omitempty"`  // what the save that replaced this version changed
+	Outcome string    `json:"outcome,omitempty"` // how that save ended: "applied" or "rolled back"
 }
 
 // HistoryVersion is one earlier version with its text.
