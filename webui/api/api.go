@@ -313,7 +313,18 @@ type BrokerStats struct {
 	Subscriptions    int64     `json:"subscriptions"`
 	InPerS           float64   `json:"messages_in_per_s"`
 	OutPerS          float64   `json:"messages_out_per_s"`
-	Updated          time.Time `json:"updated,omitzero"`
+	// The split of the figures above (Mosquitto's totals) by whose they
+	// are; split is false while the broker has not told it.
+	Split        bool      `json:"split"`
+	OwnerClients int64     `json:"owner_clients"` // clients_connected less the box's own
+	BoxClients   int64     `json:"box_clients"`   // the box's own: console statistics, discovery, explorer
+	OwnerInPerS  float64   `json:"owner_in_per_s"`
+	OwnerOutPerS float64   `json:"owner_out_per_s"`
+	BoxInPerS    float64   `json:"box_in_per_s"`
+	BoxOutPerS   float64   `json:"box_out_per_s"`
+	SysInPerS    float64   `json:"sys_in_per_s"`
+	SysOutPerS   float64   `json:"sys_out_per_s"`
+	Updated      time.Time `json:"updated,omitzero"`
 }
 
 // RatePoint is one sample of the message rates.

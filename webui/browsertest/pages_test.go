@@ -320,6 +320,19 @@ func TestPages(t *testing.T) {
 	testkit.WaitFor(t, 10*time.Second, "the overview's event stream to follow the figures", func() bool { return e.stats.subscribed() > streams })
 	e.stats.set(func(s *sysstats.Snapshot) { s.ClientsConnected = 5 })
 	b.waitJS("the clients tile updated", `document.querySelector("#t-clients dd").textContent === "5"`)
+	b.waitText("#t-clients-box", "all clients")
+	// A broker that splits its figures: the owner's in the tiles, the
+	// box's own and $SYS apart, each tile explained on hover.
+	e.stats.set(func(s *sysstats.Snapshot) {
+		s.Split, s.BoxClients, s.InPerS, s.OwnerInPerS, s.OwnerOutPerS, s.SysOutPerS, s.BoxOutPerS = true, 2, 9, 3, 6, 4, 1
+	})
+	b.waitJS("the owner's clients", `document.querySelector("#t-clients dd").textContent === "3"`)
+	b.waitText("#t-clients-box", "+ 2 of the box")
+	b.waitText("#t-rate dd", "3 in · 6 out")
+	b.waitText("#t-rate-box", "$SYS 4 · box 1")
+	if tip, _ := eval[string](b, `document.querySelector("#t-clients").title`); !strings.Contains(tip, "box's own clients") {
+		t.Errorf("the clients tile explains %q", tip)
+	}
 
 	// Apps: restart the errored one; the answer says launching, the event
 	// stream says when it is online.

@@ -381,8 +381,16 @@
     function drawStats(s) {
       const b = s.broker || {};
       tile('t-broker').replaceChildren(b.up ? badge('up', 'up') : badge('down', 'down'));
-      tile('t-clients').textContent = b.up ? String(b.clients_connected ?? '–') : '–';
-      tile('t-rate').textContent = b.up ? rate((b.messages_in_per_s || 0)) + ' in' : '–';
+      // The owner's figures where the broker tells them apart (a plain
+      // Mosquitto does not: its totals are shown, and said to be totals).
+      const split = b.up && b.split;
+      tile('t-clients').textContent = b.up ? String((split ? b.owner_clients : b.clients_connected) ?? '–') : '–';
+      $('#t-clients-box').textContent = !b.up ? '' : split ? '+ ' + b.box_clients + ' of the box' : 'all clients';
+      const inS = split ? b.owner_in_per_s : b.messages_in_per_s, outS = split ? b.owner_out_per_s : b.messages_out_per_s;
+      tile('t-rate').textContent = b.up ? rate(inS || 0) + ' in · ' + rate(outS || 0) + ' out' : '–';
+      $('#t-rate-box').textContent = !b.up ? '' : split
+        ? '$SYS ' + rate((b.sys_in_per_s || 0) + (b.sys_out_per_s || 0)) + ' · box ' + rate((b.box_in_per_s || 0) + (b.box_out_per_s || 0))
+        : 'all messages, $SYS included';
       tile('t-retained').textContent = b.up ? String(b.retained ?? '–') : '–';
       const br = s.bridges;
       if (!br) tile('t-bridges').replaceChildren(badge('unavailable', 'unavailable'));
