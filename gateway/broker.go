@@ -10,7 +10,6 @@ import (
 	"math"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -332,13 +331,7 @@ func (b *Broker) bridgeTopics() map[string]string {
 }
 
 // StorePath is where the broker keeps its store.
-func (b *Broker) StorePath() string {
-	name := b.cfg.PersistenceFile
-	if name == "" {
-		name = "mosquitto.db"
-	}
-	return filepath.Join(b.cfg.PersistenceLocation, name)
-}
+func (b *Broker) StorePath() string { return b.cfg.StorePath() }
 
 func securityOf(s mosquittoconf.Security) auth.Security {
 	out := auth.Security{PasswordFile: s.PasswordFile, ACLFile: s.ACLFile}

@@ -261,7 +261,7 @@ func (a *app) launch() error {
 	a.mu.Lock()
 	a.startedAt = p.started
 	a.mu.Unlock()
-	a.update(func(st *AppState) { st.Status, st.PID, st.Ready = StatusLaunching, p.pid, false })
+	a.update(func(st *AppState) { st.Status, st.PID, st.Ready, st.User = StatusLaunching, p.pid, false, p.runsAs })
 	a.event("started %s (pid %d)", a.eff.Command, p.pid)
 	switch {
 	case a.eff.Ready.TCP != "":

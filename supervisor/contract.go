@@ -49,7 +49,8 @@ type AppState struct {
 	ReadyCheck     string      `json:"ready_check"`       // "tcp HOST:PORT", "log REGEXP" or "process running"
 	StopSignal     string      `json:"stop_signal"`
 	KillTimeout    float64     `json:"kill_timeout_s"`
-	EnvNames       []string    `json:"env,omitempty"` // names only: values may be secrets
+	EnvNames       []string    `json:"env,omitempty"`  // names only: values may be secrets
+	User           string      `json:"user,omitempty"` // user[:group] the running app was started as; empty: gatewayd's own
 }
 
 // RestartInfo is an app's restart policy in seconds, defaults applied.

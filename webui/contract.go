@@ -19,7 +19,7 @@ func apiApp(s supervisor.AppState) api.App {
 		Cwd: s.Cwd, LogFile: s.LogFile, CreatedAt: s.CreatedAt, After: s.After,
 		Restart: api.RestartPolicy(s.Restart), RestartDelay: s.RestartDelay, NextRestartIn: s.NextRestartIn,
 		MaxMemoryBytes: s.MaxMemoryBytes, ReadyCheck: s.ReadyCheck, StopSignal: s.StopSignal,
-		KillTimeout: s.KillTimeout, EnvNames: s.EnvNames,
+		KillTimeout: s.KillTimeout, EnvNames: s.EnvNames, User: s.User,
 	}
 }
 

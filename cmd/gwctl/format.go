@@ -50,6 +50,7 @@ func printShow(w io.Writer, a api.App, color bool) {
 	row("max memory", maxMemory(a.MaxMemoryBytes))
 	row("stop", fmt.Sprintf("%s, SIGKILL after %s", orDash(a.StopSignal), seconds(a.KillTimeout)))
 	row("env", orDash(strings.Join(a.EnvNames, ", ")))
+	row("user", orDash(a.User))
 	row("command", a.Command)
 	row("args", shellJoin(a.Args))
 	row("cwd", orDash(a.Cwd))

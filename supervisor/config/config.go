@@ -79,7 +79,9 @@ type App struct {
 	MinUptime   time.Duration
 	MaxMemory   uint64
 	After       []string
-	Line        int // where the entry starts in the file
+	User        string // run as this account when gatewayd is root (PM2's uid)
+	Group       string // and this group (PM2's gid); default: the user's
+	Line        int    // where the entry starts in the file
 }
 
 // Error is one mistake in the file: what, and where.

@@ -103,7 +103,8 @@ type App struct {
 	ReadyCheck     string        `json:"ready_check"`       // "tcp HOST:PORT", "log REGEXP" or "process running"
 	StopSignal     string        `json:"stop_signal"`
 	KillTimeout    float64       `json:"kill_timeout_s"`
-	EnvNames       []string      `json:"env,omitempty"` // names only: values may be secrets
+	EnvNames       []string      `json:"env,omitempty"`  // names only: values may be secrets
+	User           string        `json:"user,omitempty"` // user[:group] the running app was started as; empty: gatewayd's own
 }
 
 // RestartPolicy is an app's restart policy in seconds, defaults applied.
@@ -305,14 +306,14 @@ type BridgeInput struct {
 
 // BrokerStats is the broker's figures from $SYS.
 type BrokerStats struct {
-	Up               bool      `json:"up"`
-	Version          string    `json:"version"`
-	UptimeS          int64     `json:"uptime_s"`
-	ClientsConnected int64     `json:"clients_connected"`
-	Retained         int64     `json:"retained"`
-	Subscriptions    int64     `json:"subscriptions"`
-	InPerS           float64   `json:"messages_in_per_s"`
-	OutPerS          float64   `json:"messages_out_per_s"`
+	Up               bool    `json:"up"`
+	Version          string  `json:"version"`
+	UptimeS          int64   `json:"uptime_s"`
+	ClientsConnected int64   `json:"clients_connected"`
+	Retained         int64   `json:"retained"`
+	Subscriptions    int64   `json:"subscriptions"`
+	InPerS           float64 `json:"messages_in_per_s"`
+	OutPerS          float64 `json:"messages_out_per_s"`
 	// The split of the figures above (Mosquitto's totals) by whose they
 	// are; split is false while the broker has not told it.
 	Split        bool      `json:"split"`

@@ -70,6 +70,11 @@ type Options struct {
 	// OnStep, when set, hears every step as it happens (the console's
 	// event stream). It must not block.
 	OnStep func(Step)
+	// BeforeRestart, when set, runs before each restart of the broker, on
+	// the files as they are then (new, or put back): gatewayd hands the
+	// files the broker reads to the account it runs as. An error fails the
+	// restart.
+	BeforeRestart func() error
 }
 
 // Step is one stage of a change, for a page that shows progress.
@@ -451,6 +456,12 @@ func (f *Flow) restartAndWait(ctx context.Context, step func(name, status, forma
 	ch, unsub := f.o.Apps.Subscribe()
 	defer unsub()
 	step("restart", "running", "restarting %s", name)
+	if f.o.BeforeRestart != nil {
+		if err := f.o.BeforeRestart(); err != nil {
+			step("restart", "failed", "%v", err)
+			return fmt.Errorf("before restarting %s: %w", name, err)
+		}
+	}
 	if err := f.o.Apps.RestartApp(name); err != nil {
 		step("restart", "failed", "%v", err)
 		return fmt.Errorf("restart %s: %w", name, err)
