@@ -85,11 +85,13 @@ func TestSplitCountsKnownTraffic(t *testing.T) {
 				return false
 			}
 		}
+		// The broker's own $SYS publishes of a tick are counted after the
+		// tick's figures are taken: they show from the next one on.
+		for _, k := range []string{traffic.TopicReceived + "sys", traffic.TopicSent + "sys"} {
+			if v, _ := strconv.Atoi(last[k]); v == 0 {
+				return false
+			}
+		}
 		return true
 	})
-	for _, k := range []string{traffic.TopicReceived + "sys", traffic.TopicSent + "sys"} {
-		if v, _ := strconv.Atoi(last[k]); v == 0 {
-			t.Errorf("%s = %q, want the broker's own $SYS messages counted", k, last[k])
-		}
-	}
 }
