@@ -17,6 +17,7 @@ import (
 
 	"github.com/homebox/gateway/discovery"
 	"github.com/homebox/gateway/gateway/sysstats"
+	"github.com/homebox/gateway/internal/account"
 	"github.com/homebox/gateway/internal/paths"
 	"github.com/homebox/gateway/rootfs"
 	"github.com/homebox/gateway/supervisor"
@@ -208,6 +209,13 @@ func (b *box) loadConfig() (*config.Config, error) {
 		// account: every app runs as the developer.
 		for i := range cfg.Apps {
 			cfg.Apps[i].User, cfg.Apps[i].Group = "", ""
+		}
+	}
+	// Only root can run an app as another account; as anyone else the app
+	// runs as gatewayd and the supervisor says so.
+	if os.Geteuid() == 0 {
+		if err := cfg.CheckAccounts(func(u, g string) error { _, err := account.Lookup(u, g); return err }); err != nil {
+			return nil, err
 		}
 	}
 	return cfg, nil

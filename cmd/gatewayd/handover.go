@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,13 +16,15 @@ import (
 
 // handOverAppFiles gives each app's account its working folder (see
 // handOverWorkFolders), and the broker's account (gateway.yaml's user: of
-// the broker app) the files the broker writes or reads after its start:
-// its persistence folder, the password and ACL files, the certificates
-// folder. gatewayd writes them as root (the console's saves, an older
-// firmware's broker), and a broker running as mosquitto could not read a
-// new password file or write its store otherwise. It runs before the apps
-// start and before every restart of the broker by a config change. Nothing
-// is done when gatewayd is not root or the broker runs as gatewayd does.
+// the broker app) what the broker uses after its start: its persistence
+// folder to own, and the password and ACL files and the certificates to
+// read (root's files, the account's group, mode 0640: a broker broken into
+// cannot rewrite its own logins). gatewayd writes these as root (the
+// console's saves, an older firmware's broker). It runs before the apps
+// start and before every restart of the broker by a config change, and
+// touches only files in the box's own folders: an owner's line naming a
+// file elsewhere is left to them (logged). Nothing is done when gatewayd is
+// not root or the broker runs as gatewayd does.
 func (b *box) handOverAppFiles(cfg *config.Config) error {
 	if os.Geteuid() != 0 {
 		return nil
@@ -44,28 +48,47 @@ func (b *box) handOverAppFiles(cfg *config.Config) error {
 	}
 	resolve := func(p string) string {
 		if filepath.IsAbs(p) {
-			return p
+			return filepath.Clean(p)
 		}
 		return filepath.Join(cwd, p)
 	}
+	data, own := at.Join(paths.Data), at.Join(paths.GatewayData)
+	boxFile := func(p string) bool {
+		return (inside(data, p) || inside(at.Join(paths.MosquittoDir), p)) && p != own && !inside(own, p)
+	}
 	if conf.Persistence {
-		// A folder of its own is the broker's; a store kept in a shared
-		// folder (no persistence_location) is handed over file by file.
-		if conf.PersistenceLocation != "" {
-			if err := a.OwnTree(resolve(conf.PersistenceLocation)); err != nil {
-				return fmt.Errorf("handing the persistence folder to %s: %w", a.Name, err)
-			}
-		} else if err := a.Own(resolve(conf.StorePath())); err != nil {
-			return fmt.Errorf("handing the store to %s: %w", a.Name, err)
+		// Only a folder of the broker's own is handed over, never one
+		// that holds anything else of the box.
+		dir := resolve(conf.PersistenceLocation)
+		if conf.PersistenceLocation == "" || !inside(data, dir) || dir == own || inside(dir, own) || inside(own, dir) {
+			b.log.Warn("the broker's store is not in a folder of its own, so it is not handed to its account: set persistence_location (the shipped conf says mosquitto/)",
+				"folder", dir, "user", a.Name)
+		} else if err := a.OwnTree(dir); err != nil {
+			return fmt.Errorf("handing the persistence folder to %s: %w", a.Name, err)
 		}
 	}
 	for _, f := range conf.SecurityFiles() {
-		if err := a.Own(resolve(f)); err != nil {
-			return fmt.Errorf("handing %s to %s: %w", f, a.Name, err)
+		p := resolve(f)
+		if !boxFile(p) {
+			b.log.Warn("a file outside the box's folders is left as it is: the broker's account must be able to read it", "file", p, "user", a.Name)
+			continue
+		}
+		if err := a.LetRead(p); err != nil {
+			return fmt.Errorf("letting %s read %s: %w", a.Name, f, err)
 		}
 	}
-	if err := a.OwnTree(at.Join(paths.Certs)); err != nil {
-		return fmt.Errorf("handing the certificates to %s: %w", a.Name, err)
+	certs := at.Join(paths.Certs)
+	err = filepath.WalkDir(certs, func(p string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil || d.Type()&fs.ModeSymlink != 0 {
+			return err
+		}
+		return a.LetRead(p)
+	})
+	if err != nil {
+		return fmt.Errorf("letting %s read the certificates: %w", a.Name, err)
 	}
 	return nil
 }
@@ -73,12 +96,14 @@ func (b *box) handOverAppFiles(cfg *config.Config) error {
 // handOverWorkFolders gives each app that runs as another account its own
 // working folder under the data partition (Home Assistant's
 // /data/homeassistant): made when missing, handed over whole when it is
-// not the account's yet (an older firmware ran the app as root). A folder
-// apps share, the data partition itself, is left as it is.
+// not the account's yet (an older firmware ran the app as root). The data
+// partition itself, which apps share, and gatewayd's own folder in it are
+// never handed over.
 func (b *box) handOverWorkFolders(cfg *config.Config) error {
-	data := paths.Root(b.root).Join("data")
+	at := paths.Root(b.root)
+	data, own := at.Join(paths.Data), at.Join(paths.GatewayData)
 	for _, sp := range cfg.Specs(b.root, b.opts.Self) {
-		if sp.User == "" || sp.Cwd == "" || !inside(data, sp.Cwd) {
+		if sp.User == "" || sp.Cwd == "" || !inside(data, sp.Cwd) || sp.Cwd == own || inside(own, sp.Cwd) || inside(sp.Cwd, own) {
 			continue
 		}
 		a, err := account.Lookup(sp.User, sp.Group)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,10 +13,11 @@ import (
 
 // dropPrivileges is Mosquitto's `user` option: a broker started as root
 // gives root up once its listeners are open (ports below 1024 and key
-// files read as root), running on as that account. Before it does, it
-// hands the account what it writes or reads later: the persistence folder
-// and the password and ACL files, which a reload reads again (Mosquitto 2
-// expects those owned by its user too).
+// files are read as root), running on as that account. It changes no
+// file's owner: the account must already be able to write the persistence
+// folder and read the password and ACL files, which a reload reads again;
+// when it cannot, the broker stops with each file and what to do, rather
+// than fail later as that account.
 //
 // Unlike Mosquitto, an unset `user` keeps the account the broker was
 // started as: the box's supervisor already starts it as gateway.yaml's
@@ -31,15 +33,17 @@ func dropPrivileges(cfg *mosquittoconf.Config, storeDir string, log *slog.Logger
 	if err != nil {
 		return fmt.Errorf("user %s: cannot drop privileges: %w", cfg.User, err)
 	}
-	if cfg.Persistence {
-		if err := a.OwnTree(storeDir); err != nil {
-			return fmt.Errorf("user %s: handing over the persistence folder: %w", cfg.User, err)
-		}
+	var errs []error
+	if cfg.Persistence && !a.CanWrite(storeDir) {
+		errs = append(errs, fmt.Errorf("the persistence folder %s is not writable by %s", storeDir, cfg.User))
 	}
 	for _, f := range cfg.SecurityFiles() {
-		if err := a.Own(f); err != nil {
-			return fmt.Errorf("user %s: handing over %s: %w", cfg.User, f, err)
+		if !a.CanRead(f) {
+			errs = append(errs, fmt.Errorf("%s is not readable by %s", f, cfg.User))
 		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("user %s: cannot drop privileges: %w (give them to the account, e.g. chown, or change `user`)", cfg.User, errors.Join(errs...))
 	}
 	groups := append([]int{a.GID}, a.Groups...)
 	if err := syscall.Setgroups(groups); err != nil {

@@ -102,13 +102,20 @@ apps:
 			t.Errorf("%s runs as uid %s, want nobody", name, uid)
 		}
 	}
-	for _, p := range []string{"data/mosquitto", "data/passwd", "data/helper"} {
+	for _, p := range []string{"data/mosquitto", "data/helper"} {
 		if uid := ownerOf(t, filepath.Join(root, p)); uid != 65534 {
 			t.Errorf("%s is owned by uid %d, want the app's account (nobody)", p, uid)
 		}
 	}
-	if uid := ownerOf(t, filepath.Join(root, "data")); uid != 0 {
-		t.Errorf("the shared data folder went to uid %d", uid)
+	// The password file is the broker's to read, not to rewrite.
+	if st, err := os.Stat(filepath.Join(root, "data/passwd")); err != nil || st.Sys().(*syscall.Stat_t).Uid != 0 ||
+		st.Sys().(*syscall.Stat_t).Gid != 65534 || st.Mode().Perm() != 0o640 {
+		t.Errorf("data/passwd: %v %v, want root's, group nogroup, 0640", st.Mode(), err)
+	}
+	for _, p := range []string{"data", "data/gateway"} {
+		if uid := ownerOf(t, filepath.Join(root, p)); uid != 0 {
+			t.Errorf("%s went to uid %d, want root's (shared, and gatewayd's own)", p, uid)
+		}
 	}
 
 	// A user the console adds: the file is written as root, handed over
@@ -171,5 +178,32 @@ func copyFile(t *testing.T, src, dst string, mode os.FileMode) {
 	}
 	if err := out.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An account that does not exist is a mistake of gateway.yaml at its line
+// (as root, where accounts apply): at start nothing runs, at a reload
+// nothing changes.
+func TestUnknownAccountIsAConfigError(t *testing.T) {
+	testkit.RequireRoot(t, "running apps as other accounts")
+	root := t.TempDir()
+	bad := twoApps + "    user: no-such-account\n"
+	writeConfig(t, root, bad)
+	out, code := testkit.Run(t, 15*time.Second, gatewaydBin, "run", "--root", root)
+	want := filepath.Join(root, "etc/gateway/gateway.yaml") + `:15: apps[worker].user: no user "no-such-account" on this system`
+	if code != 1 || !strings.Contains(out, want) {
+		t.Fatalf("exit %d, want 1 with %q:\n%s", code, want, out)
+	}
+
+	writeConfig(t, root, twoApps)
+	box := runBox(t, root)
+	before := waitOnline(t, root, "ticker", "worker")
+	writeConfig(t, root, bad)
+	if err := box.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	box.WaitLine(t, 10*time.Second, regexp.MustCompile(`reload refused: gateway.yaml has mistakes.*no-such-account`))
+	if after := states(t, root); after["worker"].PID != before["worker"].PID {
+		t.Errorf("a refused reload restarted worker: pid %d -> %d", before["worker"].PID, after["worker"].PID)
 	}
 }

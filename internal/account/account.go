@@ -11,7 +11,9 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"syscall"
 )
 
 // Account is a user with the group it runs under.
@@ -70,14 +72,29 @@ func (a *Account) fill(u *user.User) {
 	}
 }
 
-// Own makes path the account's, unless it is already. A missing file is
-// not an error: there is nothing to hand over yet.
-func (a Account) Own(path string) error {
-	err := os.Lchown(path, a.UID, a.GID)
-	if errors.Is(err, fs.ErrNotExist) {
+// LetRead lets the account read path, and only read it: the file stays
+// root's, its group becomes the account's and its mode 0640 (a broker that
+// is broken into cannot rewrite its own logins). A missing file is not an
+// error: there is nothing to hand over yet. A symlink is refused: it could
+// point anywhere.
+func (a Account) LetRead(path string) error {
+	st, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return nil
+	case err != nil:
+		return err
+	case st.Mode()&fs.ModeSymlink != 0:
+		return fmt.Errorf("%s is a symbolic link: not handed over", path)
 	}
-	return err
+	if err := os.Lchown(path, 0, a.GID); err != nil {
+		return err
+	}
+	mode := os.FileMode(0o640)
+	if st.IsDir() {
+		mode = 0o750
+	}
+	return os.Chmod(path, mode)
 }
 
 // OwnTree makes dir and everything under it the account's, creating dir
@@ -92,4 +109,43 @@ func (a Account) OwnTree(dir string) error {
 		}
 		return os.Lchown(p, a.UID, a.GID)
 	})
+}
+
+// CanRead reports whether the account may read path, by its mode bits (as
+// the kernel will judge once a process runs as the account).
+func (a Account) CanRead(path string) bool { return a.may(path, 4) }
+
+// CanWrite reports whether the account may create files in dir.
+func (a Account) CanWrite(dir string) bool { return a.may(dir, 2|1) }
+
+func (a Account) may(path string, want os.FileMode) bool {
+	// Every folder on the way must let the account through.
+	for d := filepath.Dir(path); ; d = filepath.Dir(d) {
+		if !a.allows(d, 1) {
+			return false
+		}
+		if d == filepath.Dir(d) {
+			break
+		}
+	}
+	return a.allows(path, want)
+}
+
+func (a Account) allows(path string, want os.FileMode) bool {
+	st, err := os.Stat(path)
+	if err != nil {
+		return false
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return false
+	}
+	perm := st.Mode().Perm()
+	switch {
+	case int(sys.Uid) == a.UID:
+		return perm>>6&want == want
+	case int(sys.Gid) == a.GID || slices.Contains(a.Groups, int(sys.Gid)):
+		return perm>>3&want == want
+	}
+	return perm&want == want
 }

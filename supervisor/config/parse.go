@@ -381,6 +381,10 @@ func (p *parser) app(y *appYAML, i int, w *appLines) App {
 	check("user")
 	a.Group, _ = p.str(y.Group, at("group", y.Group.Line))
 	check("group")
+	a.AccountLine = y.User.Line
+	if a.AccountLine == 0 {
+		a.AccountLine = y.Group.Line
+	}
 	return a
 }
 
