@@ -6,6 +6,7 @@ import (
 	"github.com/homebox/gateway/gateway/auth"
 	"github.com/homebox/gateway/supervisor"
 	"github.com/homebox/gateway/supervisor/config"
+	"github.com/homebox/gateway/webui/api"
 )
 
 // homeAssistantApp is the gateway.yaml app that gets the box's Home
@@ -41,4 +42,14 @@ func (b *box) homeAssistantLogin() map[string]string {
 		"GATEWAY_MQTT_USER":     auth.HomeAssistantUser,
 		"GATEWAY_MQTT_PASSWORD": b.accounts[auth.HomeAssistantUser],
 	}
+}
+
+// appLogin is the broker login the box made for an app, for its page:
+// Home Assistant's, when gateway.yaml runs it.
+func (b *box) appLogin(app string) (api.MQTTLogin, bool) {
+	if _, ok := b.config().App(app); !ok || app != homeAssistantApp {
+		return api.MQTTLogin{}, false
+	}
+	host, port := brokerAddr(b.root)
+	return api.MQTTLogin{Host: host, Port: port, Username: auth.HomeAssistantUser, Password: b.accounts[auth.HomeAssistantUser]}, true
 }

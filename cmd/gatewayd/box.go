@@ -178,6 +178,7 @@ func startBox(ctx context.Context, opts boxOptions) (*box, error) {
 	b.hosts = &webui.OwnHosts{Names: cfg.Console.Hosts}
 	b.api = webui.New(webui.Deps{
 		Apps: b.sup, Devices: b.disc, Console: console, Version: opts.Version, System: b.system, Hosts: b.hosts,
+		AppLogins: b.appLogin,
 		Pages:  pages.Handler(pages.Options{Version: opts.Version}),
 		Logger: b.log.With("part", "api"),
 	})
