@@ -179,8 +179,8 @@ func startBox(ctx context.Context, opts boxOptions) (*box, error) {
 	b.api = webui.New(webui.Deps{
 		Apps: b.sup, Devices: b.disc, Console: console, Version: opts.Version, System: b.system, Hosts: b.hosts,
 		AppLogins: b.appLogin,
-		Pages:  pages.Handler(pages.Options{Version: opts.Version}),
-		Logger: b.log.With("part", "api"),
+		Pages:     pages.Handler(pages.Options{Version: opts.Version}),
+		Logger:    b.log.With("part", "api"),
 	})
 	// The socket goes up before the apps start so that gwctl can watch a
 	// slow start.
