@@ -27,9 +27,14 @@ func (h *handlers) statsView() (api.Stats, error) {
 	if con.Flow != nil {
 		for _, name := range h.confBridges(con.Flow) {
 			out.Bridges.Total++
-			if l, ok := snap.Bridges[name]; ok && l.State == "up" && snap.Up {
+			switch l, ok := snap.Bridges[name]; {
+			case !snap.Up && snap.Error != "":
+				// The box's own client has no figures: a bridge's state
+				// is not known, not down.
+				out.Bridges.Unknown++
+			case ok && l.State == "up" && snap.Up:
 				out.Bridges.Up++
-			} else {
+			default:
 				out.Bridges.Down++
 			}
 		}

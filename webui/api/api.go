@@ -338,9 +338,10 @@ type RatePoint struct {
 
 // BridgeCount sums up the bridges of the conf by live state.
 type BridgeCount struct {
-	Total int `json:"total"`
-	Up    int `json:"up"`
-	Down  int `json:"down"`
+	Total   int `json:"total"`
+	Up      int `json:"up"`
+	Down    int `json:"down"`
+	Unknown int `json:"unknown"` // while the box's own statistics client has no figures
 }
 
 // AppCount sums up the apps by status.
