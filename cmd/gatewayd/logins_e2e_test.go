@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -21,10 +22,21 @@ import (
 // device publishes with its login), anonymous clients are refused, the
 // device cannot publish outside its ACL → and back.
 func TestLoginsOnAndEverythingStillWorks(t *testing.T) {
+	root := t.TempDir()
 	testkit.RequireTool(t, "mosquitto_pub")
 	testkit.RequireTool(t, "mosquitto_sub")
 	gatewayd := testkit.Build(t, "./cmd/gatewayd")
-	root := t.TempDir()
+	gwctl := testkit.Build(t, "./cmd/gwctl")
+	gwctlIn := func(stdin string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(gwctl, append([]string{"--root", root}, args...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("gwctl %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
 	port := testkit.FreePort(t)
 	write(t, filepath.Join(root, "etc/gateway/gateway.yaml"), fmt.Sprintf(`console: {listen: "127.0.0.1:0"}
 lan: {allow: [loopback]}
@@ -60,8 +72,9 @@ apps:
 	}
 	liveFigures("live figures while open")
 
-	if r := sock.do("POST", "/api/broker/users", map[string]string{"username": "owner", "password": "owner-pw"}); r.code != 200 {
-		t.Fatalf("owner user: %d %s", r.code, r.raw)
+	// Over SSH as over the console: gwctl users.
+	if out := gwctlIn("owner-pw\n", "users", "add", "owner"); !strings.Contains(out, "user owner saved") {
+		t.Fatalf("gwctl users add: %s", out)
 	}
 	r := sock.do("POST", "/api/broker/devices", map[string]string{"name": "plug1"})
 	if r.code != 201 {
@@ -71,8 +84,14 @@ apps:
 	if r.m["port"] != float64(port) {
 		t.Errorf("device settings name port %v, want %d", r.m["port"], port)
 	}
-	if r := sock.do("PUT", "/api/broker/logins", map[string]any{"required": true}); r.code != 200 {
-		t.Fatalf("logins on: %d %s", r.code, r.raw)
+	gwctlIn("", "users", "require")
+	var listed struct {
+		Users          []string `json:"users"`
+		LoginsRequired bool     `json:"logins_required"`
+	}
+	if err := json.Unmarshal([]byte(gwctlIn("", "users", "--json")), &listed); err != nil || !listed.LoginsRequired ||
+		strings.Join(listed.Users, ",") != "owner,plug1" {
+		t.Errorf("gwctl users --json: %+v %v", listed, err)
 	}
 
 	// The box's own clients: figures again (the broker restarted), from a
