@@ -20,6 +20,7 @@ import (
 
 	"github.com/homebox/gateway/gateway/auth"
 	"github.com/homebox/gateway/gateway/bridge"
+	"github.com/homebox/gateway/gateway/clientid"
 	"github.com/homebox/gateway/gateway/durable"
 	"github.com/homebox/gateway/gateway/fastpath"
 	"github.com/homebox/gateway/gateway/inorder"
@@ -152,6 +153,16 @@ func capabilities(cfg *mosquittoconf.Config) *mqtt.Capabilities {
 	if !cfg.RetainAvailable {
 		caps.RetainAvailable = 0
 	}
+	// max_qos and max_topic_alias: the check made every listener agree.
+	// mochi enforces both and tells MQTT 5 clients in the CONNACK.
+	caps.MaximumQos = byte(cfg.MaxQoS)
+	caps.TopicAliasMaximum = uint16(cfg.MaxTopicAlias)
+	if cfg.PersistentClientExpiration > 0 {
+		// mochi keeps a disconnected session for this long when the client
+		// set no shorter expiry (every 3.x persistent session), and caps
+		// what an MQTT 5 client asks for.
+		caps.MaximumSessionExpiryInterval = uint32(min(cfg.PersistentClientExpiration, math.MaxUint32))
+	}
 	return caps
 }
 
@@ -213,6 +224,11 @@ func (b *Broker) addHooks() error {
 		// Mosquitto 2 with no listener configured serves loopback only and
 		// lets anonymous clients in there.
 		def.AllowAnonymous = true
+	}
+	// Client ids first: the id it sets is the one the password check,
+	// the ACLs and the session see.
+	if err := b.server.AddHook(clientid.New(b.server, cfg.ClientIDPrefixes, b.clientIDRules(), b.log), nil); err != nil {
+		return err
 	}
 	b.auth, err = auth.NewHook(def, b.perListenerSecurity(), b.log)
 	if err != nil {
@@ -340,6 +356,20 @@ func (b *Broker) perListenerSecurity() map[string]auth.Security {
 	out := map[string]auth.Security{}
 	for i, l := range b.effectiveListeners() {
 		out[listenerID(i, l)] = securityOf(l.Security)
+	}
+	return out
+}
+
+// clientIDRules are each listener's client-id options, by listener id.
+func (b *Broker) clientIDRules() map[string]clientid.Rules {
+	out := map[string]clientid.Rules{}
+	for i, l := range b.effectiveListeners() {
+		sec := b.cfg.SecurityFor(l)
+		out[listenerID(i, l)] = clientid.Rules{
+			RefuseZeroLength:      sec.RefuseZeroLengthClientID,
+			AutoIDPrefix:          sec.AutoIDPrefix,
+			UseUsernameAsClientID: l.UseUsernameAsClientID,
+		}
 	}
 	return out
 }

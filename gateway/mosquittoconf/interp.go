@@ -90,6 +90,8 @@ func newListener(port int, addr string, pos Pos) *Listener {
 		Address:        addr,
 		Protocol:       "mqtt",
 		MaxConnections: -1,
+		MaxQoS:         2,
+		MaxTopicAlias:  10,
 		Security:       Security{Pos: map[string]Pos{}},
 		Pos:            pos,
 		Where:          map[string]Pos{},
@@ -142,6 +144,12 @@ func (in *interp) apply(st *fileState, l *Line) {
 	// looked at.
 	in.refused = !in.confinedLine(pos, l)
 	defer func() { in.refused = false }()
+	if r := refusal(name); r != "" {
+		if !in.refused { // one error per line: the confinement's says enough
+			in.ds.errorf(pos, name, "cannot apply on this box: "+r)
+		}
+		return
+	}
 	if !opt.supported {
 		in.ds.warnf(pos, name, "not supported by this broker, ignored")
 		return
@@ -231,6 +239,10 @@ func (in *interp) applyGlobal(st *fileState, pos Pos, l *Line, key string) {
 		in.setInt(pos, l, 0, 65535, &c.SysInterval)
 	case "connection_messages":
 		in.setBool(pos, l, &c.ConnectionMessages)
+	case "persistent_client_expiration":
+		in.expiration(pos, l)
+	case "clientid_prefixes":
+		in.setString(pos, l, in.cfg, key, &c.ClientIDPrefixes)
 	case "log_dest":
 		in.logDest(pos, l)
 	case "log_type":
@@ -374,6 +386,22 @@ func (in *interp) applyListener(st *fileState, pos Pos, l *Line, key string) {
 		if v, ok := in.word(pos, l); ok {
 			ls.WebsocketsOrigins = append(ls.WebsocketsOrigins, v)
 		}
+	case "max_qos":
+		in.setInt(pos, l, 0, 2, &ls.MaxQoS)
+	case "max_topic_alias":
+		in.setInt(pos, l, 0, 65535, &ls.MaxTopicAlias)
+	case "use_username_as_clientid":
+		in.setBool(pos, l, &ls.UseUsernameAsClientID)
+	case "tls_keyform":
+		if v, ok := in.word(pos, l); ok {
+			switch v {
+			case "pem":
+			case "engine":
+				in.ds.errorf(pos, l.Option, "cannot apply on this box: "+noEngines)
+			default:
+				in.ds.errorf(pos, l.Option, fmt.Sprintf("invalid value %q: want pem or engine", v))
+			}
+		}
 	}
 }
 
@@ -397,6 +425,12 @@ func (in *interp) applySecurity(st *fileState, pos Pos, l *Line, key string) {
 		in.setFile(pos, l, sec, key, &sec.PasswordFile, false)
 	case "acl_file":
 		in.setFile(pos, l, sec, key, &sec.ACLFile, false)
+	case "allow_zero_length_clientid":
+		if v, ok := in.boolean(pos, l); ok {
+			sec.RefuseZeroLengthClientID = !v
+		}
+	case "auto_id_prefix":
+		in.setString(pos, l, sec, key, &sec.AutoIDPrefix)
 	}
 }
 
@@ -664,4 +698,21 @@ func (in *interp) topic(pos Pos, l *Line) (BridgeTopic, bool) {
 		return t, false
 	}
 	return t, true
+}
+
+// expiration reads persistent_client_expiration: a whole number followed
+// by h, d, w, m (30 days) or y (365 days), as Mosquitto reads it.
+func (in *interp) expiration(pos Pos, l *Line) {
+	v, ok := in.word(pos, l)
+	if !ok {
+		return
+	}
+	units := map[byte]int64{'h': 3600, 'd': 86400, 'w': 7 * 86400, 'm': 30 * 86400, 'y': 365 * 86400}
+	unit, known := units[v[len(v)-1]]
+	n, err := strconv.ParseInt(v[:len(v)-1], 10, 32)
+	if !known || err != nil || n <= 0 {
+		in.ds.errorf(pos, l.Option, fmt.Sprintf("invalid duration %q: want a positive whole number followed by h, d, w, m or y (e.g. 14d)", v))
+		return
+	}
+	in.cfg.PersistentClientExpiration = n * unit
 }

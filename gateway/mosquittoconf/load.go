@@ -51,6 +51,8 @@ func Defaults() *Config {
 		LogDest:             []string{"stderr"},
 		LogType:             []string{"error", "warning", "notice", "information"},
 		ConnectionMessages:  true,
+		MaxQoS:              2,
+		MaxTopicAlias:       10,
 		Security:            Security{Pos: map[string]Pos{}},
 		Where:               map[string]Pos{},
 	}

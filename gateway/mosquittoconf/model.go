@@ -48,6 +48,21 @@ type Config struct {
 	ConnectionMessages bool     // connection_messages (default true)
 	PidFile            string   // pid_file
 
+	// PersistentClientExpiration is persistent_client_expiration in
+	// seconds: how long a disconnected persistent session is kept; 0 =
+	// for ever (Mosquitto's default).
+	PersistentClientExpiration int64
+	// ClientIDPrefixes is clientid_prefixes: when set, only clients whose
+	// id starts with it may connect.
+	ClientIDPrefixes string
+
+	// MaxQoS and MaxTopicAlias are the listeners' max_qos and
+	// max_topic_alias. mochi has one value for the whole broker, so the
+	// check refuses listeners that disagree; these are the common value
+	// (Mosquitto's defaults 2 and 10 when none is set).
+	MaxQoS        int
+	MaxTopicAlias int
+
 	Bridges []Bridge
 
 	// Pos of each option by name, where it was last set (for start-up
@@ -68,7 +83,12 @@ type Security struct {
 	AllowAnonymous *bool
 	PasswordFile   string
 	ACLFile        string
-	Pos            map[string]Pos // where each of the three was written
+	// RefuseZeroLengthClientID is allow_zero_length_clientid false.
+	RefuseZeroLengthClientID bool
+	// AutoIDPrefix is auto_id_prefix: the start of the ids given to
+	// clients that sent none ("" = Mosquitto's "auto-").
+	AutoIDPrefix string
+	Pos          map[string]Pos // where each option was written
 }
 
 // Listener is one `listener PORT [ADDRESS]` block with the options that
@@ -86,6 +106,10 @@ type Listener struct {
 	TLSVersion         string // "", "tlsv1.3", "tlsv1.2", "tlsv1.1"
 
 	MaxConnections int // -1 = unlimited
+
+	MaxQoS                int  // max_qos, default 2
+	MaxTopicAlias         int  // max_topic_alias, default 10 (told to MQTT 5 clients in CONNACK)
+	UseUsernameAsClientID bool // use_username_as_clientid
 
 	// WebsocketsOrigins are the websockets_origin lines: browser origins
 	// (e.g. https://dash.example) allowed besides the box's own.

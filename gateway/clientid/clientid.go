@@ -1,0 +1,102 @@
+// Package clientid applies mosquitto.conf's rules on client ids, which
+// mochi has no option for: allow_zero_length_clientid and auto_id_prefix
+// (mochi names id-less clients with an xid of its own), clientid_prefixes
+// and use_username_as_clientid. It acts in OnConnect, before the password
+// check and before mochi looks for the client's old session, so the id
+// it sets is the one the session, the ACLs and the logs see.
+package clientid
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// Rules are one listener's client-id options.
+type Rules struct {
+	RefuseZeroLength      bool   // allow_zero_length_clientid false
+	AutoIDPrefix          string // auto_id_prefix; "" = "auto-"
+	UseUsernameAsClientID bool   // use_username_as_clientid
+}
+
+// Hook applies the rules of the listener a client came in on.
+type Hook struct {
+	mqtt.HookBase
+	server   *mqtt.Server
+	prefixes string           // clientid_prefixes, broker-wide
+	byID     map[string]Rules // by mochi listener id
+	log      *slog.Logger
+}
+
+// New returns the hook; byListener maps mochi listener ids to their rules
+// (a listener not in it gets Mosquitto's defaults).
+func New(server *mqtt.Server, prefixes string, byListener map[string]Rules, log *slog.Logger) *Hook {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Hook{server: server, prefixes: prefixes, byID: byListener, log: log}
+}
+
+// ID names the hook.
+func (h *Hook) ID() string { return "mosquitto-clientid" }
+
+// Provides says which events the hook handles.
+func (h *Hook) Provides(b byte) bool { return b == mqtt.OnConnect }
+
+// ErrRefused is returned to mochi after the refusal CONNACK is sent.
+var ErrRefused = errors.New("client id refused")
+
+// OnConnect sets or checks the client's id.
+func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	if cl.Net.Inline {
+		return nil
+	}
+	r := h.byID[cl.Net.Listener]
+	if r.UseUsernameAsClientID {
+		if len(pk.Connect.Username) == 0 {
+			// Mosquitto refuses a client with no username to take as its id.
+			return h.refuse(cl, packets.ErrNotAuthorized, "use_username_as_clientid and no username")
+		}
+		cl.ID = string(pk.Connect.Username)
+		cl.Properties.Props.AssignedClientID = ""
+	} else if len(pk.Connect.ClientIdentifier) == 0 {
+		if r.RefuseZeroLength {
+			return h.refuse(cl, packets.ErrClientIdentifierNotValid, "empty client id and allow_zero_length_clientid false")
+		}
+		prefix := r.AutoIDPrefix
+		if prefix == "" {
+			prefix = "auto-"
+		}
+		cl.ID = prefix + uuid()
+		if pk.ProtocolVersion >= 5 {
+			cl.Properties.Props.AssignedClientID = cl.ID
+		}
+	}
+	if h.prefixes != "" && !strings.HasPrefix(cl.ID, h.prefixes) {
+		return h.refuse(cl, packets.ErrNotAuthorized, "client id does not start with clientid_prefixes")
+	}
+	return nil
+}
+
+func (h *Hook) refuse(cl *mqtt.Client, code packets.Code, why string) error {
+	h.log.Info("client refused: "+why, "client", cl.ID, "remote", cl.Net.Remote)
+	if err := h.server.SendConnack(cl, code, false, nil); err != nil {
+		return fmt.Errorf("refuse client: %w", err)
+	}
+	return ErrRefused
+}
+
+// uuid is a random version 4 UUID in its text form, the shape of the ids
+// Mosquitto gives.
+func uuid() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
