@@ -85,6 +85,10 @@ func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 
 func (h *Hook) refuse(cl *mqtt.Client, code packets.Code, why string) error {
 	h.log.Info("client refused: "+why, "client", cl.ID, "remote", cl.Net.Remote)
+	if code == packets.ErrNotAuthorized && cl.Properties.ProtocolVersion < 5 {
+		// mochi maps only some v5 codes to 3.x; "not authorized" is 5 there.
+		code = packets.Err3NotAuthorized
+	}
 	if err := h.server.SendConnack(cl, code, false, nil); err != nil {
 		return fmt.Errorf("refuse client: %w", err)
 	}

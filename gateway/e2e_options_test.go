@@ -1,0 +1,218 @@
+package gateway_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+	pahomqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/homebox/gateway/internal/testkit"
+)
+
+// connack5 connects an MQTT 5 client (paho.golang) and returns the
+// CONNACK, whatever its reason code.
+func connack5(t *testing.T, port, id, user string) *paho.Connack {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", "127.0.0.1:"+port, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := paho.NewClient(paho.ClientConfig{ClientID: id, Conn: conn})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ca, err := c.Connect(ctx, &paho.Connect{ClientID: id, KeepAlive: 30, CleanStart: true, Username: user, UsernameFlag: user != ""})
+	if ca == nil {
+		t.Fatalf("no CONNACK: %v", err)
+	}
+	if err == nil {
+		_ = c.Disconnect(&paho.Disconnect{})
+	}
+	conn.Close()
+	return ca
+}
+
+// connect3 connects an MQTT 3.1.1 client (paho.mqtt.golang) and returns
+// the CONNACK return code (0 = accepted).
+func connect3(t *testing.T, port, id, user string) byte {
+	t.Helper()
+	o := pahomqtt.NewClientOptions().AddBroker("tcp://127.0.0.1:" + port).SetClientID(id).SetUsername(user).
+		SetProtocolVersion(4).SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).SetConnectTimeout(10 * time.Second)
+	c := pahomqtt.NewClient(o)
+	tok := c.Connect()
+	if !tok.WaitTimeout(15 * time.Second) {
+		t.Fatal("no CONNACK within 15 s")
+	}
+	if tok.Error() == nil {
+		c.Disconnect(100)
+	}
+	return tok.(*pahomqtt.ConnectToken).ReturnCode()
+}
+
+var autoID = regexp.MustCompile(`^gw-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+
+// TestClientIDOptions: allow_zero_length_clientid, auto_id_prefix,
+// clientid_prefixes and use_username_as_clientid, each on a listener of
+// its own (per_listener_settings), against MQTT 5 and 3.1.1 clients.
+func TestClientIDOptions(t *testing.T) {
+	b := startBroker(t, `per_listener_settings true
+listener 0 127.0.0.1
+allow_anonymous true
+auto_id_prefix gw-
+listener 0 127.0.0.1
+allow_anonymous true
+allow_zero_length_clientid false
+listener 0 127.0.0.1
+allow_anonymous true
+use_username_as_clientid true
+`)
+	prefixed, refusing, byUser := b.ports["mqtt"][0], b.ports["mqtt"][1], b.ports["mqtt"][2]
+
+	t.Run("auto_id_prefix", func(t *testing.T) {
+		ca := connack5(t, prefixed, "", "")
+		if ca.ReasonCode != 0 || !autoID.MatchString(ca.Properties.AssignedClientID) {
+			t.Fatalf("CONNACK %d, assigned id %q: want 0 and gw-<uuid>", ca.ReasonCode, ca.Properties.AssignedClientID)
+		}
+		if rc := connect3(t, prefixed, "", ""); rc != 0 {
+			t.Fatalf("3.1.1 with empty id: return code %d", rc)
+		}
+		b.proc.WaitLine(t, 10*time.Second, regexp.MustCompile(`New client connected from \S+ as gw-[0-9a-f-]{36} \(p4`))
+	})
+	t.Run("allow_zero_length_clientid false", func(t *testing.T) {
+		if ca := connack5(t, refusing, "", ""); ca.ReasonCode != 0x85 {
+			t.Fatalf("v5 CONNACK %#x, want 0x85 (client identifier not valid)", ca.ReasonCode)
+		}
+		if rc := connect3(t, refusing, "", ""); rc != 2 {
+			t.Fatalf("3.1.1 return code %d, want 2 (identifier rejected)", rc)
+		}
+		if ca := connack5(t, refusing, "lamp", ""); ca.ReasonCode != 0 {
+			t.Fatalf("a client with an id got %#x", ca.ReasonCode)
+		}
+	})
+	t.Run("use_username_as_clientid", func(t *testing.T) {
+		sub, _ := subscribe(t, byUser, "-V", "mqttv311", "-i", "ignored-id", "-u", "kitchen", "-t", "x")
+		_ = sub
+		b.proc.WaitLine(t, 10*time.Second, regexp.MustCompile(`New client connected from \S+ as kitchen \(p4`))
+		if ca := connack5(t, byUser, "x", ""); ca.ReasonCode != 0x87 {
+			t.Fatalf("no username: v5 CONNACK %#x, want 0x87 (not authorized)", ca.ReasonCode)
+		}
+		if rc := connect3(t, byUser, "x", ""); rc != 5 {
+			t.Fatalf("no username: 3.1.1 return code %d, want 5 (not authorized)", rc)
+		}
+	})
+}
+
+// TestClientIDPrefixes: clientid_prefixes lets in only the ids that start
+// with it (Mosquitto answers "not authorised").
+func TestClientIDPrefixes(t *testing.T) {
+	b := startBroker(t, "clientid_prefixes zb-\nlistener 0 127.0.0.1\nallow_anonymous true\n")
+	pub(t, b.port(), "-V", "mqttv5", "-i", "zb-plug", "-t", "t", "-m", "ok")
+	testkit.RequireTool(t, "mosquitto_pub")
+	for _, v := range []string{"mqttv5", "mqttv311"} {
+		out, code := testkit.Run(t, 20*time.Second, "mosquitto_pub", "-h", "127.0.0.1", "-p", b.port(), "-V", v, "-i", "plug", "-t", "t", "-m", "no")
+		if code == 0 || !strings.Contains(strings.ToLower(out), "not authori") {
+			t.Fatalf("%s: id without the prefix: exit %d, %q", v, code, out)
+		}
+	}
+}
+
+// aliasAnswer connects with MQTT 5 over a raw socket, publishes with topic
+// alias n and a PINGREQ, and returns the type of the packet that comes
+// back: PINGRESP when the alias was taken, DISCONNECT (0x94) when not.
+func aliasAnswer(t *testing.T, port string, n uint16) byte {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", "127.0.0.1:"+port, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	var out bytes.Buffer
+	connect := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 5,
+		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 30, ClientIdentifier: "alias"}}
+	pub := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, ProtocolVersion: 5, TopicName: "a/b",
+		Payload: []byte("x"), Properties: packets.Properties{TopicAlias: n, TopicAliasFlag: true}}
+	ping := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}, ProtocolVersion: 5}
+	for _, e := range []error{connect.ConnectEncode(&out), pub.PublishEncode(&out), ping.PingreqEncode(&out)} {
+		if e != nil {
+			t.Fatal(e)
+		}
+	}
+	if _, err := conn.Write(out.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(conn)
+	for range 2 { // the CONNACK, then the answer
+		h, err := r.ReadByte()
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		size, mult := 0, 1
+		for {
+			c, err := r.ReadByte()
+			if err != nil {
+				t.Fatal(err)
+			}
+			size += int(c&0x7f) * mult
+			mult <<= 7
+			if c < 0x80 {
+				break
+			}
+		}
+		if _, err := io.CopyN(io.Discard, r, int64(size)); err != nil {
+			t.Fatal(err)
+		}
+		if h>>4 != packets.Connack {
+			return h >> 4
+		}
+	}
+	t.Fatal("two CONNACKs")
+	return 0
+}
+
+// TestMaxQoSAndTopicAlias: max_qos caps what subscriptions are granted and
+// is told to MQTT 5 clients; max_topic_alias bounds the aliases a client
+// may use, 10 when not set (Mosquitto's default). (Advertising it in the
+// CONNACK is the wire answers' part.)
+func TestMaxQoSAndTopicAlias(t *testing.T) {
+	def := startBroker(t, "listener 0 127.0.0.1\nallow_anonymous true\n")
+	ca := connack5(t, def.port(), "a", "")
+	if ca.Properties.MaximumQoS != nil {
+		t.Fatalf("default maximum QoS %v, want absent (2)", *ca.Properties.MaximumQoS)
+	}
+	if got := aliasAnswer(t, def.port(), 10); got != packets.Pingresp {
+		t.Fatalf("alias 10 of 10: answer type %d, want PINGRESP", got)
+	}
+	if got := aliasAnswer(t, def.port(), 11); got != packets.Disconnect {
+		t.Fatalf("alias 11 of 10: answer type %d, want DISCONNECT", got)
+	}
+	_, granted := subscribe(t, def.port(), "-V", "mqttv311", "-q", "2", "-t", "a/#")
+	if granted != "2" {
+		t.Fatalf("default granted %q", granted)
+	}
+
+	b := startBroker(t, "listener 0 127.0.0.1\nallow_anonymous true\nmax_qos 1\nmax_topic_alias 3\n")
+	ca = connack5(t, b.port(), "a", "")
+	if ca.Properties.MaximumQoS == nil || *ca.Properties.MaximumQoS != 1 {
+		t.Fatalf("maximum QoS %v, want 1", ca.Properties.MaximumQoS)
+	}
+	if got := aliasAnswer(t, b.port(), 4); got != packets.Disconnect {
+		t.Fatalf("alias 4 of 3: answer type %d, want DISCONNECT", got)
+	}
+	for _, v := range []string{"mqttv5", "mqttv311"} {
+		sub, granted := subscribe(t, b.port(), "-V", v, "-q", "2", "-t", "m/"+v)
+		if granted != "1" {
+			t.Fatalf("%s: granted %q, want 1", v, granted)
+		}
+		pub(t, b.port(), "-V", v, "-q", "1", "-t", "m/"+v, "-m", "hello")
+		equalLines(t, sub.waitMessages(t, 1), []string{"m/" + v + " hello"})
+	}
+}
