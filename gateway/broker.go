@@ -237,7 +237,7 @@ func (b *Broker) addHooks() error {
 	if err := b.server.AddHook(b.auth, b.server); err != nil {
 		return fmt.Errorf("auth: %w", err)
 	}
-	rules := policy.Rules{MaxKeepalive: cfg.MaxKeepalive, MessageSizeLimit: cfg.MessageSizeLimit, ConnectionMessages: cfg.ConnectionMessages}
+	rules := policy.Rules{MaxKeepalive: cfg.MaxKeepalive, MessageSizeLimit: cfg.MessageSizeLimit, ConnectionMessages: cfg.ConnectionMessages, SessionExpiry: cfg.PersistentClientExpiration > 0}
 	if err := b.server.AddHook(policy.New(b.server, rules, b.log), nil); err != nil {
 		return err
 	}
@@ -421,6 +421,18 @@ func (b *Broker) addListeners() error {
 		b.log.Info("listener open", "protocol", l.Protocol, "address", impl.Address(), "tls", l.TLS())
 	}
 	return nil
+}
+
+// Addrs are the listeners' addresses, in conf order (the real ports of
+// port 0 listeners).
+func (b *Broker) Addrs() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]string, len(b.listeners))
+	for i, l := range b.listeners {
+		out[i] = l.impl.Address()
+	}
+	return out
 }
 
 // wrapConn puts the fast path's connection outermost, over WrapConn's.
