@@ -216,3 +216,16 @@ func TestMaxQoSAndTopicAlias(t *testing.T) {
 		equalLines(t, sub.waitMessages(t, 1), []string{"m/" + v + " hello"})
 	}
 }
+
+// TestLogTimestamp: log_timestamp false drops the time from the broker's
+// log lines; log_timestamp_format writes it in the owner's strftime format.
+func TestLogTimestamp(t *testing.T) {
+	b := startBroker(t, "log_timestamp false\nlistener 0 127.0.0.1\n")
+	for _, l := range b.proc.Lines() {
+		if strings.Contains(l, "time=") {
+			t.Fatalf("log_timestamp false, and a line has a time: %s", l)
+		}
+	}
+	b = startBroker(t, "log_timestamp_format %Y-%m-%dT%H:%M:%S\nlistener 0 127.0.0.1\n")
+	b.proc.WaitLine(t, 5*time.Second, regexp.MustCompile(`^time=20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d level=INFO msg="broker running"`))
+}

@@ -45,7 +45,21 @@ func NewLogger(cfg *mosquittoconf.Config, stdout, stderr io.Writer) (*slog.Logge
 			level = slog.LevelDebug
 		}
 	}
-	h := slog.NewTextHandler(io.MultiWriter(outs...), &slog.HandlerOptions{Level: level})
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogNoTimestamp || cfg.LogTimestampLayout != "" {
+		// log_timestamp false drops the time; log_timestamp_format writes it
+		// in the owner's format.
+		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) > 0 || a.Key != slog.TimeKey {
+				return a
+			}
+			if cfg.LogNoTimestamp {
+				return slog.Attr{}
+			}
+			return slog.String(slog.TimeKey, a.Value.Time().Format(cfg.LogTimestampLayout))
+		}
+	}
+	h := slog.NewTextHandler(io.MultiWriter(outs...), opts)
 	return slog.New(h), closerFunc(func() error { closeAll(files); return nil }), nil
 }
 

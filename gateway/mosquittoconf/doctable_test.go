@@ -39,7 +39,7 @@ func TestEveryOptionHasARow(t *testing.T) {
 				t.Errorf("%s: the table says %q; the check refuses it", name, got)
 			}
 		case o.supported:
-			if got != "honoured" {
+			if !strings.HasPrefix(got, "honoured") {
 				t.Errorf("%s: the table says %q; the broker honours it", name, got)
 			}
 		default:

@@ -241,6 +241,20 @@ func (in *interp) applyGlobal(st *fileState, pos Pos, l *Line, key string) {
 		in.setBool(pos, l, &c.ConnectionMessages)
 	case "persistent_client_expiration":
 		in.expiration(pos, l)
+	case "log_timestamp":
+		if on, ok := in.boolean(pos, l); ok {
+			c.LogNoTimestamp = !on
+		}
+	case "log_timestamp_format":
+		var f string
+		if in.setString(pos, l, in.cfg, key, &f) {
+			layout, err := strftimeToGo(f)
+			if err != nil {
+				in.ds.errorf(pos, l.Option, fmt.Sprintf("%q: %v", f, err))
+				return
+			}
+			c.LogTimestampLayout = layout
+		}
 	case "clientid_prefixes":
 		in.setString(pos, l, in.cfg, key, &c.ClientIDPrefixes)
 	case "log_dest":

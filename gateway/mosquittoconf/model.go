@@ -47,6 +47,10 @@ type Config struct {
 	LogType            []string // log_type values
 	ConnectionMessages bool     // connection_messages (default true)
 	PidFile            string   // pid_file
+	LogNoTimestamp     bool     // log_timestamp false
+	// LogTimestampLayout is log_timestamp_format as a Go time layout; ""
+	// keeps the log's own timestamps (RFC 3339 with milliseconds).
+	LogTimestampLayout string
 
 	// PersistentClientExpiration is persistent_client_expiration in
 	// seconds: how long a disconnected persistent session is kept; 0 =

@@ -53,6 +53,8 @@ var options = map[string]option{
 	"connection":                   {scopeGlobal, true},
 	"persistent_client_expiration": {scopeGlobal, true},
 	"clientid_prefixes":            {scopeGlobal, true},
+	"log_timestamp":                {scopeGlobal, true},
+	"log_timestamp_format":         {scopeGlobal, true},
 
 	// Supported, per listener.
 	"max_connections":          {scopeListener, true},
@@ -115,8 +117,6 @@ var options = map[string]option{
 	"global_max_connections":   {scopeGlobal, false},
 	"global_plugin":            {scopeGlobal, false},
 	"log_facility":             {scopeGlobal, false},
-	"log_timestamp":            {scopeGlobal, false},
-	"log_timestamp_format":     {scopeGlobal, false},
 	"max_inflight_bytes":       {scopeGlobal, false},
 	"max_queued_bytes":         {scopeGlobal, false},
 	"memory_limit":             {scopeGlobal, false},

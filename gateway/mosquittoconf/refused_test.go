@@ -80,3 +80,15 @@ func TestHonouredOptionValues(t *testing.T) {
 		t.Fatalf("per listener: %+v %v", cfg.Listeners, ds.Err())
 	}
 }
+
+func TestLogTimestampFormat(t *testing.T) {
+	dir := testDir(t)
+	cfg, ds := Check("m.conf", []byte("log_timestamp false\nlog_timestamp_format %F %T %z\n"), dir)
+	if !ds.OK() || !cfg.LogNoTimestamp || cfg.LogTimestampLayout != "2006-01-02 15:04:05 -0700" {
+		t.Fatalf("%+v %v", cfg, ds.Err())
+	}
+	_, ds = Check("m.conf", []byte("log_timestamp_format %s\n"), dir)
+	if want := `m.conf:1: log_timestamp_format: "%s": %s has no equivalent here`; len(ds.Errors) != 1 || !strings.HasPrefix(ds.Errors[0].Error(), want) {
+		t.Fatalf("errors %v, want %q", messages(ds.Errors), want)
+	}
+}
