@@ -18,9 +18,9 @@ import (
 	mochilisteners "github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/homebox/gateway/gateway/admit"
 	"github.com/homebox/gateway/gateway/auth"
 	"github.com/homebox/gateway/gateway/bridge"
-	"github.com/homebox/gateway/gateway/clientid"
 	"github.com/homebox/gateway/gateway/durable"
 	"github.com/homebox/gateway/gateway/fastpath"
 	"github.com/homebox/gateway/gateway/inorder"
@@ -227,7 +227,7 @@ func (b *Broker) addHooks() error {
 	}
 	// Client ids first: the id it sets is the one the password check,
 	// the ACLs and the session see.
-	if err := b.server.AddHook(clientid.New(b.server, cfg.ClientIDPrefixes, b.clientIDRules(), b.log), nil); err != nil {
+	if err := b.server.AddHook(admit.New(b.server, cfg.ClientIDPrefixes, b.admitRules(), b.log), nil); err != nil {
 		return err
 	}
 	b.auth, err = auth.NewHook(def, b.perListenerSecurity(), b.log)
@@ -360,15 +360,16 @@ func (b *Broker) perListenerSecurity() map[string]auth.Security {
 	return out
 }
 
-// clientIDRules are each listener's client-id options, by listener id.
-func (b *Broker) clientIDRules() map[string]clientid.Rules {
-	out := map[string]clientid.Rules{}
+// admitRules are each listener's admission options, by listener id.
+func (b *Broker) admitRules() map[string]admit.Rules {
+	out := map[string]admit.Rules{}
 	for i, l := range b.effectiveListeners() {
 		sec := b.cfg.SecurityFor(l)
-		out[listenerID(i, l)] = clientid.Rules{
-			RefuseZeroLength:      sec.RefuseZeroLengthClientID,
-			AutoIDPrefix:          sec.AutoIDPrefix,
-			UseUsernameAsClientID: l.UseUsernameAsClientID,
+		out[listenerID(i, l)] = admit.Rules{
+			RefuseZeroLength:       sec.RefuseZeroLengthClientID,
+			AutoIDPrefix:           sec.AutoIDPrefix,
+			UseUsernameAsClientID:  l.UseUsernameAsClientID,
+			AcceptProtocolVersions: l.AcceptProtocolVersions,
 		}
 	}
 	return out

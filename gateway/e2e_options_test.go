@@ -229,3 +229,25 @@ func TestLogTimestamp(t *testing.T) {
 	b = startBroker(t, "log_timestamp_format %Y-%m-%dT%H:%M:%S\nlistener 0 127.0.0.1\n")
 	b.proc.WaitLine(t, 5*time.Second, regexp.MustCompile(`^time=20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d level=INFO msg="broker running"`))
 }
+
+// TestAcceptProtocolVersions: a listener lets in only the protocol levels
+// listed (Mosquitto 2.1); others get "unacceptable protocol version"
+// (3.x: 1; MQTT 5: 0x84).
+func TestAcceptProtocolVersions(t *testing.T) {
+	b := startBroker(t, "listener 0 127.0.0.1\nallow_anonymous true\naccept_protocol_versions 5\n"+
+		"listener 0 127.0.0.1\nallow_anonymous true\naccept_protocol_versions 3, 4\n")
+	only5, only3 := b.ports["mqtt"][0], b.ports["mqtt"][1]
+	if ca := connack5(t, only5, "a", ""); ca.ReasonCode != 0 {
+		t.Fatalf("v5 on a v5 listener: %#x", ca.ReasonCode)
+	}
+	if rc := connect3(t, only5, "a", ""); rc != 1 {
+		t.Fatalf("3.1.1 on a v5 listener: return code %d, want 1", rc)
+	}
+	if ca := connack5(t, only3, "a", ""); ca.ReasonCode != 0x84 {
+		t.Fatalf("v5 on a 3.x listener: %#x, want 0x84", ca.ReasonCode)
+	}
+	if rc := connect3(t, only3, "a", ""); rc != 0 {
+		t.Fatalf("3.1.1 on a 3.x listener: return code %d", rc)
+	}
+	pub(t, only3, "-V", "mqttv31", "-t", "t", "-m", "v3.1 is let in")
+}

@@ -404,6 +404,8 @@ func (in *interp) applyListener(st *fileState, pos Pos, l *Line, key string) {
 		in.setInt(pos, l, 0, 2, &ls.MaxQoS)
 	case "max_topic_alias":
 		in.setInt(pos, l, 0, 65535, &ls.MaxTopicAlias)
+	case "accept_protocol_versions":
+		in.protocolVersions(pos, l, ls)
 	case "use_username_as_clientid":
 		in.setBool(pos, l, &ls.UseUsernameAsClientID)
 	case "tls_keyform":
@@ -729,4 +731,23 @@ func (in *interp) expiration(pos Pos, l *Line) {
 		return
 	}
 	in.cfg.PersistentClientExpiration = n * unit
+}
+
+// protocolVersions reads accept_protocol_versions: a comma separated list
+// of protocol levels, 3 (MQTT 3.1), 4 (3.1.1) and 5.
+func (in *interp) protocolVersions(pos Pos, l *Line, ls *Listener) {
+	v, ok := in.rest(pos, l)
+	if !ok {
+		return
+	}
+	var out []byte
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if f != "3" && f != "4" && f != "5" {
+			in.ds.errorf(pos, l.Option, fmt.Sprintf("invalid version %q: want a comma separated list of 3 (MQTT 3.1), 4 (3.1.1) and 5", f))
+			return
+		}
+		out = append(out, f[0]-'0')
+	}
+	ls.AcceptProtocolVersions = out
 }

@@ -114,6 +114,9 @@ type Listener struct {
 	MaxQoS                int  // max_qos, default 2
 	MaxTopicAlias         int  // max_topic_alias, default 10 (told to MQTT 5 clients in CONNACK)
 	UseUsernameAsClientID bool // use_username_as_clientid
+	// AcceptProtocolVersions is accept_protocol_versions: the protocol
+	// levels let in (3 = MQTT 3.1, 4 = 3.1.1, 5 = 5.0); nil = all.
+	AcceptProtocolVersions []byte
 
 	// WebsocketsOrigins are the websockets_origin lines: browser origins
 	// (e.g. https://dash.example) allowed besides the box's own.

@@ -70,6 +70,7 @@ var options = map[string]option{
 	"max_topic_alias":          {scopeListener, true},
 	"use_username_as_clientid": {scopeListener, true},
 	"tls_keyform":              {scopeListener, true}, // pem only; engine is refused
+	"accept_protocol_versions": {scopeListener, true}, // Mosquitto 2.1
 
 	// Supported, security.
 	"allow_anonymous":            {scopeSecurity, true},
@@ -130,7 +131,6 @@ var options = map[string]option{
 	"websockets_log_level":     {scopeGlobal, false},
 
 	// Known, not applied yet (warned about), or refused with a reason: per listener.
-	"accept_protocol_versions":        {scopeListener, false},
 	"bind_interface":                  {scopeListener, false},
 	"ciphers":                         {scopeListener, false},
 	"ciphers_tls1.3":                  {scopeListener, false},

@@ -92,3 +92,15 @@ func TestLogTimestampFormat(t *testing.T) {
 		t.Fatalf("errors %v, want %q", messages(ds.Errors), want)
 	}
 }
+
+func TestAcceptProtocolVersionsValues(t *testing.T) {
+	dir := testDir(t)
+	cfg, ds := Check("m.conf", []byte("listener 1883\naccept_protocol_versions 3, 5\nlistener 1884\n"), dir)
+	if !ds.OK() || string(cfg.Listeners[0].AcceptProtocolVersions) != "\x03\x05" || cfg.Listeners[1].AcceptProtocolVersions != nil {
+		t.Fatalf("%+v %v", cfg.Listeners, ds.Err())
+	}
+	_, ds = Check("m.conf", []byte("listener 1883\naccept_protocol_versions 4,6\n"), dir)
+	if want := `m.conf:2: accept_protocol_versions: invalid version "6"`; len(ds.Errors) != 1 || !strings.HasPrefix(ds.Errors[0].Error(), want) {
+		t.Fatalf("errors %v, want %q", messages(ds.Errors), want)
+	}
+}

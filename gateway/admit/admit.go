@@ -1,27 +1,32 @@
-// Package clientid applies mosquitto.conf's rules on client ids, which
-// mochi has no option for: allow_zero_length_clientid and auto_id_prefix
+// Package admit applies mosquitto.conf's rules on who may connect to a
+// listener and under which client id, which mochi has no option for:
+// accept_protocol_versions, allow_zero_length_clientid and auto_id_prefix
 // (mochi names id-less clients with an xid of its own), clientid_prefixes
 // and use_username_as_clientid. It acts in OnConnect, before the password
 // check and before mochi looks for the client's old session, so the id
 // it sets is the one the session, the ACLs and the logs see.
-package clientid
+package admit
 
 import (
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
-// Rules are one listener's client-id options.
+// Rules are one listener's admission options.
 type Rules struct {
-	RefuseZeroLength      bool   // allow_zero_length_clientid false
-	AutoIDPrefix          string // auto_id_prefix; "" = "auto-"
-	UseUsernameAsClientID bool   // use_username_as_clientid
+	// AcceptProtocolVersions are the protocol levels let in (3 = 3.1,
+	// 4 = 3.1.1, 5); nil = all, Mosquitto's default.
+	AcceptProtocolVersions []byte
+	RefuseZeroLength       bool   // allow_zero_length_clientid false
+	AutoIDPrefix           string // auto_id_prefix; "" = "auto-"
+	UseUsernameAsClientID  bool   // use_username_as_clientid
 }
 
 // Hook applies the rules of the listener a client came in on.
@@ -43,7 +48,7 @@ func New(server *mqtt.Server, prefixes string, byListener map[string]Rules, log 
 }
 
 // ID names the hook.
-func (h *Hook) ID() string { return "mosquitto-clientid" }
+func (h *Hook) ID() string { return "mosquitto-admit" }
 
 // Provides says which events the hook handles.
 func (h *Hook) Provides(b byte) bool { return b == mqtt.OnConnect }
@@ -57,6 +62,10 @@ func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		return nil
 	}
 	r := h.byID[cl.Net.Listener]
+	if r.AcceptProtocolVersions != nil && !slices.Contains(r.AcceptProtocolVersions, pk.ProtocolVersion) {
+		// 0x84 for MQTT 5; mochi sends 3.x clients 0x01.
+		return h.refuse(cl, packets.ErrUnsupportedProtocolVersion, "protocol version not in accept_protocol_versions")
+	}
 	if r.UseUsernameAsClientID {
 		if len(pk.Connect.Username) == 0 {
 			// Mosquitto refuses a client with no username to take as its id.
