@@ -399,6 +399,9 @@ func (b *Broker) addListeners() error {
 			Wrap:    b.wrapConn,
 			Limits:  b.limits,
 			Origins: l.WebsocketsOrigins,
+			// socket_domain and bind_interface
+			Network:   map[string]string{"ipv4": "tcp4", "ipv6": "tcp6"}[l.SocketDomain],
+			Interface: l.BindInterface,
 		}
 		if l.TLS() {
 			tc, err := listeners.TLSConfig(l.CertFile, l.KeyFile, l.CAFile, l.CAPath, l.RequireCertificate, l.TLSVersion)

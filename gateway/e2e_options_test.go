@@ -251,3 +251,34 @@ func TestAcceptProtocolVersions(t *testing.T) {
 	}
 	pub(t, only3, "-V", "mqttv31", "-t", "t", "-m", "v3.1 is let in")
 }
+
+// TestSocketDomainAndBindInterface: socket_domain serves one IP version
+// only; bind_interface ties the listener to an interface, and one that
+// does not exist stops the start with the listener's line.
+func TestSocketDomainAndBindInterface(t *testing.T) {
+	b := startBroker(t, "listener 0\nallow_anonymous true\nsocket_domain ipv4\nbind_interface lo\n"+
+		"listener 0\nallow_anonymous true\nsocket_domain ipv6\n")
+	v4, v6 := b.ports["mqtt"][0], b.ports["mqtt"][1]
+	reach := func(host, port string) bool {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(host, port), 5*time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}
+	if !reach("127.0.0.1", v4) || reach("::1", v4) {
+		t.Errorf("ipv4 listener: 127.0.0.1 %v, ::1 %v; want true, false", reach("127.0.0.1", v4), reach("::1", v4))
+	}
+	if reach("127.0.0.1", v6) || !reach("::1", v6) {
+		t.Errorf("ipv6 listener: 127.0.0.1 %v, ::1 %v; want false, true", reach("127.0.0.1", v6), reach("::1", v6))
+	}
+	pub(t, v4, "-t", "t", "-m", "over lo")
+
+	bin := testkit.Build(t, "./cmd/gatewayd")
+	conf := t.TempDir() + "/m.conf"
+	testkit.WriteFile(t, conf, "listener 0 127.0.0.1\nbind_interface nosuch0\n")
+	out, code := testkit.Run(t, 20*time.Second, bin, "broker", "--config", conf)
+	if code == 0 || !strings.Contains(out, conf+":1") || !strings.Contains(out, "bind_interface nosuch0") {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+}

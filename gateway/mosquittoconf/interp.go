@@ -404,6 +404,18 @@ func (in *interp) applyListener(st *fileState, pos Pos, l *Line, key string) {
 		in.setInt(pos, l, 0, 2, &ls.MaxQoS)
 	case "max_topic_alias":
 		in.setInt(pos, l, 0, 65535, &ls.MaxTopicAlias)
+	case "socket_domain":
+		if v, ok := in.word(pos, l); ok {
+			if v != "ipv4" && v != "ipv6" {
+				in.ds.errorf(pos, l.Option, fmt.Sprintf("invalid value %q: want ipv4 or ipv6", v))
+				return
+			}
+			ls.SocketDomain = v
+		}
+	case "bind_interface":
+		if v, ok := in.word(pos, l); ok {
+			ls.BindInterface = v
+		}
 	case "accept_protocol_versions":
 		in.protocolVersions(pos, l, ls)
 	case "use_username_as_clientid":

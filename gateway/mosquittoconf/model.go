@@ -111,9 +111,11 @@ type Listener struct {
 
 	MaxConnections int // -1 = unlimited
 
-	MaxQoS                int  // max_qos, default 2
-	MaxTopicAlias         int  // max_topic_alias, default 10 (told to MQTT 5 clients in CONNACK)
-	UseUsernameAsClientID bool // use_username_as_clientid
+	MaxQoS                int    // max_qos, default 2
+	MaxTopicAlias         int    // max_topic_alias, default 10 (told to MQTT 5 clients in CONNACK)
+	UseUsernameAsClientID bool   // use_username_as_clientid
+	SocketDomain          string // socket_domain: "ipv4", "ipv6" or "" (both)
+	BindInterface         string // bind_interface: a network interface name
 	// AcceptProtocolVersions is accept_protocol_versions: the protocol
 	// levels let in (3 = MQTT 3.1, 4 = 3.1.1, 5 = 5.0); nil = all.
 	AcceptProtocolVersions []byte

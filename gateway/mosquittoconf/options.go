@@ -71,6 +71,8 @@ var options = map[string]option{
 	"use_username_as_clientid": {scopeListener, true},
 	"tls_keyform":              {scopeListener, true}, // pem only; engine is refused
 	"accept_protocol_versions": {scopeListener, true}, // Mosquitto 2.1
+	"socket_domain":            {scopeListener, true},
+	"bind_interface":           {scopeListener, true},
 
 	// Supported, security.
 	"allow_anonymous":            {scopeSecurity, true},
@@ -131,7 +133,6 @@ var options = map[string]option{
 	"websockets_log_level":     {scopeGlobal, false},
 
 	// Known, not applied yet (warned about), or refused with a reason: per listener.
-	"bind_interface":                  {scopeListener, false},
 	"ciphers":                         {scopeListener, false},
 	"ciphers_tls1.3":                  {scopeListener, false},
 	"crlfile":                         {scopeListener, false},
@@ -142,7 +143,6 @@ var options = map[string]option{
 	"max_topic_alias_broker":          {scopeListener, false},
 	"mount_point":                     {scopeListener, false},
 	"psk_hint":                        {scopeListener, false},
-	"socket_domain":                   {scopeListener, false},
 	"tls_engine":                      {scopeListener, false},
 	"tls_engine_kpass_sha1":           {scopeListener, false},
 	"use_identity_as_username":        {scopeListener, false},
