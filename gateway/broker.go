@@ -408,6 +408,11 @@ func (b *Broker) addListeners() error {
 			if err != nil {
 				return fmt.Errorf("%s: %w", where, err)
 			}
+			if l.CRLFile != "" {
+				if err := listeners.AddCRL(tc, l.CRLFile); err != nil {
+					return fmt.Errorf("%s:%d: %w", l.Where["crlfile"].File, l.Where["crlfile"].Line, err)
+				}
+			}
 			lc.TLS = tc
 		}
 		var impl mochilisteners.Listener

@@ -79,7 +79,7 @@ func (in *interp) checkListenerTLS(l *Listener) {
 	}
 	if l.CertFile == "" {
 		const msg = "needs certfile and keyfile in the same listener (TLS is on when certfile is set)"
-		for _, o := range []struct{ name, v string }{{"cafile", l.CAFile}, {"capath", l.CAPath}, {"tls_version", l.TLSVersion}} {
+		for _, o := range []struct{ name, v string }{{"cafile", l.CAFile}, {"capath", l.CAPath}, {"tls_version", l.TLSVersion}, {"crlfile", l.CRLFile}} {
 			if o.v != "" {
 				in.ds.errorf(w[o.name], o.name, msg)
 			}
@@ -88,6 +88,9 @@ func (in *interp) checkListenerTLS(l *Listener) {
 			in.ds.errorf(w["require_certificate"], "require_certificate", msg)
 		}
 		return
+	}
+	if l.CRLFile != "" && l.CAFile == "" && l.CAPath == "" {
+		in.ds.errorf(w["crlfile"], "crlfile", "needs cafile or capath: it revokes client certificates those CAs signed")
 	}
 	if l.RequireCertificate && l.CAFile == "" && l.CAPath == "" {
 		in.ds.errorf(w["require_certificate"], "require_certificate", "needs cafile or capath to check client certificates")

@@ -394,6 +394,8 @@ func (in *interp) applyListener(st *fileState, pos Pos, l *Line, key string) {
 		in.setFile(pos, l, ls, key, &ls.CAPath, true)
 	case "require_certificate":
 		in.setBool(pos, l, &ls.RequireCertificate)
+	case "crlfile":
+		in.setFile(pos, l, ls, key, &ls.CRLFile, false)
 	case "tls_version":
 		in.tlsVersion(pos, l, &ls.TLSVersion)
 	case "websockets_origin":

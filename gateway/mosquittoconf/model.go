@@ -108,6 +108,7 @@ type Listener struct {
 	CAPath             string
 	RequireCertificate bool
 	TLSVersion         string // "", "tlsv1.3", "tlsv1.2", "tlsv1.1"
+	CRLFile            string // crlfile: client certificates revoked
 
 	MaxConnections int // -1 = unlimited
 

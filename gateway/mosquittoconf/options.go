@@ -73,6 +73,7 @@ var options = map[string]option{
 	"accept_protocol_versions": {scopeListener, true}, // Mosquitto 2.1
 	"socket_domain":            {scopeListener, true},
 	"bind_interface":           {scopeListener, true},
+	"crlfile":                  {scopeListener, true},
 
 	// Supported, security.
 	"allow_anonymous":            {scopeSecurity, true},
@@ -135,7 +136,6 @@ var options = map[string]option{
 	// Known, not applied yet (warned about), or refused with a reason: per listener.
 	"ciphers":                         {scopeListener, false},
 	"ciphers_tls1.3":                  {scopeListener, false},
-	"crlfile":                         {scopeListener, false},
 	"dhparamfile":                     {scopeListener, false},
 	"disable_client_cert_date_checks": {scopeListener, false},
 	"http_dir":                        {scopeListener, false},

@@ -1,0 +1,101 @@
+package gateway_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/homebox/gateway/internal/testkit"
+)
+
+// crlPKI writes a CA, a server certificate, two client certificates
+// (serials 10 and 11) and a CRL that revokes serial 11, as PEM files.
+func crlPKI(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	key := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	write := func(name, typ string, der []byte) {
+		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeKey := func(name string, k *ecdsa.PrivateKey) {
+		der, err := x509.MarshalECPrivateKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(name, "EC PRIVATE KEY", der)
+	}
+	now := time.Now()
+	caKey := key()
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "crl test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	write("ca.crt", "CERTIFICATE", caDER)
+	leaf := func(name string, serial int64, usage x509.ExtKeyUsage) {
+		k := key()
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{usage},
+			KeyUsage: x509.KeyUsageDigitalSignature, DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(name+".crt", "CERTIFICATE", der)
+		writeKey(name+".key", k)
+	}
+	leaf("server", 2, x509.ExtKeyUsageServerAuth)
+	leaf("good", 10, x509.ExtKeyUsageClientAuth)
+	leaf("revoked", 11, x509.ExtKeyUsageClientAuth)
+	crl, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: now.Add(-time.Minute),
+		NextUpdate: now.Add(time.Hour), RevokedCertificateEntries: []x509.RevocationListEntry{{SerialNumber: big.NewInt(11), RevocationTime: now}}}, ca, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("ca.crl", "X509 CRL", crl)
+	return dir
+}
+
+// TestCRLFile: with crlfile, a client certificate the CA revoked is
+// refused at the TLS handshake; others still connect.
+func TestCRLFile(t *testing.T) {
+	pki := crlPKI(t)
+	tls := "listener 0 127.0.0.1\nallow_anonymous true\ncertfile " + pki + "/server.crt\nkeyfile " + pki + "/server.key\n" +
+		"cafile " + pki + "/ca.crt\nrequire_certificate true\n"
+	port := startBroker(t, tls).ports["mqtt"][0]
+	run := func(who string) (string, int) {
+		return testkit.Run(t, 20*time.Second, "mosquitto_pub", "-h", "127.0.0.1", "-p", port, "--cafile", pki+"/ca.crt",
+			"--cert", pki+"/"+who+".crt", "--key", pki+"/"+who+".key", "-t", "t", "-m", who)
+	}
+	testkit.RequireTool(t, "mosquitto_pub")
+	if out, code := run("revoked"); code != 0 {
+		t.Fatalf("without crlfile the certificate must be good: exit %d: %s", code, out)
+	}
+	port = startBroker(t, tls+"crlfile "+pki+"/ca.crl\n").ports["mqtt"][0]
+	if out, code := run("good"); code != 0 {
+		t.Fatalf("a valid certificate: exit %d: %s", code, out)
+	}
+	if out, code := run("revoked"); code == 0 {
+		t.Fatalf("a revoked certificate connected: %s", out)
+	}
+}
