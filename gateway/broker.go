@@ -413,6 +413,7 @@ func (b *Broker) addListeners() error {
 					return fmt.Errorf("%s:%d: %w", l.Where["crlfile"].File, l.Where["crlfile"].Line, err)
 				}
 			}
+			tc.CipherSuites = l.CipherSuites // ciphers; nil keeps Go's defaults
 			lc.TLS = tc
 		}
 		var impl mochilisteners.Listener

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -98,4 +99,28 @@ func TestCRLFile(t *testing.T) {
 	if out, code := run("revoked"); code == 0 {
 		t.Fatalf("a revoked certificate connected: %s", out)
 	}
+}
+
+// TestTLSCiphers: ciphers limits the TLS 1.2 suites a client may use
+// (TLS 1.3's are not chosen, as in Mosquitto).
+func TestTLSCiphers(t *testing.T) {
+	pki := testkit.NewPKI(t)
+	b := startBroker(t, "listener 0 127.0.0.1\nallow_anonymous true\ncertfile "+pki.ServerCert+"\nkeyfile "+pki.ServerKey+
+		"\nciphers ECDHE-ECDSA-AES128-GCM-SHA256\n")
+	addr := "127.0.0.1:" + b.ports["mqtt"][0]
+	dial := func(suite uint16) error {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{
+			RootCAs: pki.Pool, ServerName: "localhost", MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{suite}})
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	if err := dial(tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256); err != nil {
+		t.Fatalf("the listed suite: %v", err)
+	}
+	if err := dial(tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384); err == nil {
+		t.Fatal("a suite not listed was let in")
+	}
+	pub(t, b.ports["mqtt"][0], "--cafile", pki.CAFile, "-t", "t", "-m", "TLS 1.3 is not limited")
 }

@@ -87,6 +87,9 @@ func (in *interp) checkListenerTLS(l *Listener) {
 		if l.RequireCertificate {
 			in.ds.errorf(w["require_certificate"], "require_certificate", msg)
 		}
+		if l.CipherSuites != nil {
+			in.ds.errorf(w["ciphers"], "ciphers", msg)
+		}
 		return
 	}
 	if l.CRLFile != "" && l.CAFile == "" && l.CAPath == "" {

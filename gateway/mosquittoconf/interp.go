@@ -396,6 +396,15 @@ func (in *interp) applyListener(st *fileState, pos Pos, l *Line, key string) {
 		in.setBool(pos, l, &ls.RequireCertificate)
 	case "crlfile":
 		in.setFile(pos, l, ls, key, &ls.CRLFile, false)
+	case "ciphers":
+		if v, ok := in.rest(pos, l); ok {
+			ids, err := parseCiphers(v)
+			if err != nil {
+				in.ds.errorf(pos, l.Option, err.Error())
+				return
+			}
+			ls.CipherSuites = ids
+		}
 	case "tls_version":
 		in.tlsVersion(pos, l, &ls.TLSVersion)
 	case "websockets_origin":

@@ -107,8 +107,9 @@ type Listener struct {
 	CAFile             string
 	CAPath             string
 	RequireCertificate bool
-	TLSVersion         string // "", "tlsv1.3", "tlsv1.2", "tlsv1.1"
-	CRLFile            string // crlfile: client certificates revoked
+	TLSVersion         string   // "", "tlsv1.3", "tlsv1.2", "tlsv1.1"
+	CRLFile            string   // crlfile: client certificates revoked
+	CipherSuites       []uint16 // ciphers (TLS 1.2 suites, Go's ids); nil = Go's defaults
 
 	MaxConnections int // -1 = unlimited
 

@@ -74,6 +74,7 @@ var options = map[string]option{
 	"socket_domain":            {scopeListener, true},
 	"bind_interface":           {scopeListener, true},
 	"crlfile":                  {scopeListener, true},
+	"ciphers":                  {scopeListener, true}, // TLS 1.2 suites
 
 	// Supported, security.
 	"allow_anonymous":            {scopeSecurity, true},
@@ -134,7 +135,6 @@ var options = map[string]option{
 	"websockets_log_level":     {scopeGlobal, false},
 
 	// Known, not applied yet (warned about), or refused with a reason: per listener.
-	"ciphers":                         {scopeListener, false},
 	"ciphers_tls1.3":                  {scopeListener, false},
 	"dhparamfile":                     {scopeListener, false},
 	"disable_client_cert_date_checks": {scopeListener, false},

@@ -1,6 +1,7 @@
 package mosquittoconf
 
 import (
+	"crypto/tls"
 	"strings"
 	"testing"
 )
@@ -102,5 +103,23 @@ func TestAcceptProtocolVersionsValues(t *testing.T) {
 	_, ds = Check("m.conf", []byte("listener 1883\naccept_protocol_versions 4,6\n"), dir)
 	if want := `m.conf:2: accept_protocol_versions: invalid version "6"`; len(ds.Errors) != 1 || !strings.HasPrefix(ds.Errors[0].Error(), want) {
 		t.Fatalf("errors %v, want %q", messages(ds.Errors), want)
+	}
+}
+
+func TestCipherList(t *testing.T) {
+	dir := testDir(t)
+	ids, err := parseCiphers("ECDHE-ECDSA-AES128-GCM-SHA256:!aNULL:ECDHE-RSA-AES256-GCM-SHA384")
+	if err != nil || len(ids) != 2 || ids[0] != tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 {
+		t.Fatalf("%v %v", ids, err)
+	}
+	for conf, want := range map[string]string{
+		"listener 8883\nciphers HIGH:!aNULL\n":           `m.conf:2: ciphers: "HIGH" is not a cipher suite Go's crypto/tls has`,
+		"listener 8883\nciphers DHE-RSA-AES256-SHA256\n": `m.conf:2: ciphers: "DHE-RSA-AES256-SHA256" is not a cipher suite`,
+		"listener 1883\nciphers ECDHE-RSA-AES128-SHA\n":  "m.conf:2: ciphers: needs certfile and keyfile in the same listener",
+	} {
+		_, ds := Check("m.conf", []byte(conf), dir)
+		if len(ds.Errors) != 1 || !strings.HasPrefix(ds.Errors[0].Error(), want) {
+			t.Errorf("%q: errors %v, want %q", conf, messages(ds.Errors), want)
+		}
 	}
 }
