@@ -26,6 +26,7 @@ import (
 	"github.com/homebox/gateway/gateway/inorder"
 	"github.com/homebox/gateway/gateway/languard"
 	"github.com/homebox/gateway/gateway/listeners"
+	"github.com/homebox/gateway/gateway/memlimit"
 	"github.com/homebox/gateway/gateway/mosquittoconf"
 	"github.com/homebox/gateway/gateway/policy"
 	"github.com/homebox/gateway/gateway/systopics"
@@ -229,6 +230,11 @@ func (b *Broker) addHooks() error {
 	// the ACLs and the session see.
 	if err := b.server.AddHook(admit.New(b.server, cfg.ClientIDPrefixes, b.admitRules(), b.log), nil); err != nil {
 		return err
+	}
+	if cfg.MemoryLimit > 0 {
+		if err := b.server.AddHook(memlimit.New(b.server, uint64(cfg.MemoryLimit), b.log), nil); err != nil {
+			return err
+		}
 	}
 	b.auth, err = auth.NewHook(def, b.perListenerSecurity(), b.log)
 	if err != nil {

@@ -282,3 +282,16 @@ func TestSocketDomainAndBindInterface(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, out)
 	}
 }
+
+// TestMemoryLimit: over memory_limit a new client is refused with "server
+// unavailable" (MQTT 5: 0x88; 3.1.1: 3), and the broker goes on.
+func TestMemoryLimit(t *testing.T) {
+	b := startBroker(t, "memory_limit 4096\nlistener 0 127.0.0.1\nallow_anonymous true\n")
+	if ca := connack5(t, b.port(), "a", ""); ca.ReasonCode != 0x88 {
+		t.Fatalf("v5 CONNACK %#x, want 0x88", ca.ReasonCode)
+	}
+	if rc := connect3(t, b.port(), "a", ""); rc != 3 {
+		t.Fatalf("3.1.1 return code %d, want 3", rc)
+	}
+	b.proc.WaitLine(t, 5*time.Second, regexp.MustCompile(`memory_limit: heap over the limit`))
+}

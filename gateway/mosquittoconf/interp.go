@@ -255,6 +255,10 @@ func (in *interp) applyGlobal(st *fileState, pos Pos, l *Line, key string) {
 			}
 			c.LogTimestampLayout = layout
 		}
+	case "memory_limit":
+		if n, ok := in.integer(pos, l, 0, math.MaxInt); ok {
+			c.MemoryLimit = int64(n)
+		}
 	case "clientid_prefixes":
 		in.setString(pos, l, in.cfg, key, &c.ClientIDPrefixes)
 	case "log_dest":

@@ -59,6 +59,8 @@ type Config struct {
 	// ClientIDPrefixes is clientid_prefixes: when set, only clients whose
 	// id starts with it may connect.
 	ClientIDPrefixes string
+	// MemoryLimit is memory_limit in bytes; 0 = none.
+	MemoryLimit int64
 
 	// MaxQoS and MaxTopicAlias are the listeners' max_qos and
 	// max_topic_alias. mochi has one value for the whole broker, so the

@@ -54,6 +54,7 @@ var options = map[string]option{
 	"persistent_client_expiration": {scopeGlobal, true},
 	"clientid_prefixes":            {scopeGlobal, true},
 	"log_timestamp":                {scopeGlobal, true},
+	"memory_limit":                 {scopeGlobal, true},
 	"log_timestamp_format":         {scopeGlobal, true},
 
 	// Supported, per listener.
@@ -124,7 +125,6 @@ var options = map[string]option{
 	"log_facility":             {scopeGlobal, false},
 	"max_inflight_bytes":       {scopeGlobal, false},
 	"max_queued_bytes":         {scopeGlobal, false},
-	"memory_limit":             {scopeGlobal, false},
 	"queue_qos0_messages":      {scopeGlobal, false},
 	"quic_log_level":           {scopeGlobal, false},
 	"retry_interval":           {scopeGlobal, false},
