@@ -408,6 +408,9 @@ func (b *Broker) addListeners() error {
 			// socket_domain and bind_interface
 			Network:   map[string]string{"ipv4": "tcp4", "ipv6": "tcp6"}[l.SocketDomain],
 			Interface: l.BindInterface,
+			// http_dir and websockets_headers_size (websockets)
+			HTTPDir:        l.HTTPDir,
+			MaxHeaderBytes: b.cfg.WebsocketsHeadersSize,
 		}
 		if l.TLS() {
 			tc, err := listeners.TLSConfig(l.CertFile, l.KeyFile, l.CAFile, l.CAPath, l.RequireCertificate, l.TLSVersion)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -294,4 +295,36 @@ func TestMemoryLimit(t *testing.T) {
 		t.Fatalf("3.1.1 return code %d, want 3", rc)
 	}
 	b.proc.WaitLine(t, 5*time.Second, regexp.MustCompile(`memory_limit: heap over the limit`))
+}
+
+// TestHTTPDirAndHeadersSize: a websockets listener with http_dir serves
+// that folder to plain HTTP; websockets_headers_size bounds the request
+// headers (Go's HTTP server allows 4 KiB more than asked).
+func TestHTTPDirAndHeadersSize(t *testing.T) {
+	dir := t.TempDir()
+	testkit.WriteFile(t, dir+"/www/index.html", "<h1>box</h1>")
+	b := startBroker(t, "websockets_headers_size 256\nlistener 0 127.0.0.1\nprotocol websockets\nallow_anonymous true\nhttp_dir "+dir+"/www\n"+
+		"listener 0 127.0.0.1\nprotocol websockets\nallow_anonymous true\n")
+	get := func(port, header string) (int, string) {
+		req, _ := http.NewRequest("GET", "http://127.0.0.1:"+port+"/index.html", nil)
+		req.Header.Set("X-Big", header)
+		req.Close = true // a fresh connection each time
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	withDir, without := b.ports["websockets"][0], b.ports["websockets"][1]
+	if code, body := get(withDir, "x"); code != 200 || body != "<h1>box</h1>" {
+		t.Fatalf("http_dir: %d %q", code, body)
+	}
+	if code, _ := get(without, "x"); code == 200 {
+		t.Fatal("a listener without http_dir served a file")
+	}
+	if code, _ := get(withDir, strings.Repeat("x", 8<<10)); code != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("8 KiB of headers over websockets_headers_size 256: %d", code)
+	}
 }

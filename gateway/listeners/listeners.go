@@ -52,6 +52,12 @@ type Config struct {
 	// Interface, when set, ties the socket to that network interface
 	// (bind_interface).
 	Interface string
+	// HTTPDir, when set, is served over plain HTTP to requests that are
+	// not websocket upgrades (http_dir; websockets only).
+	HTTPDir string
+	// MaxHeaderBytes bounds an HTTP request's headers (websockets_headers_size;
+	// websockets only); 0 = 16 KiB.
+	MaxHeaderBytes int
 	// Origins are websockets_origin: browser origins allowed besides the
 	// box's own (websockets only).
 	Origins []string

@@ -255,6 +255,8 @@ func (in *interp) applyGlobal(st *fileState, pos Pos, l *Line, key string) {
 			}
 			c.LogTimestampLayout = layout
 		}
+	case "websockets_headers_size":
+		in.setInt(pos, l, 0, 1<<20, &c.WebsocketsHeadersSize)
 	case "memory_limit":
 		if n, ok := in.integer(pos, l, 0, math.MaxInt); ok {
 			c.MemoryLimit = int64(n)
@@ -400,6 +402,8 @@ func (in *interp) applyListener(st *fileState, pos Pos, l *Line, key string) {
 		in.setBool(pos, l, &ls.RequireCertificate)
 	case "crlfile":
 		in.setFile(pos, l, ls, key, &ls.CRLFile, false)
+	case "http_dir":
+		in.setFile(pos, l, ls, key, &ls.HTTPDir, true)
 	case "ciphers":
 		if v, ok := in.rest(pos, l); ok {
 			ids, err := parseCiphers(v)

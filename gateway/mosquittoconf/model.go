@@ -59,6 +59,10 @@ type Config struct {
 	// ClientIDPrefixes is clientid_prefixes: when set, only clients whose
 	// id starts with it may connect.
 	ClientIDPrefixes string
+	// WebsocketsHeadersSize is websockets_headers_size: the largest HTTP
+	// headers of a websocket upgrade; 0 = the box's 16 KiB (Mosquitto's
+	// 1 KiB would refuse browsers that carry the console's cookie).
+	WebsocketsHeadersSize int
 	// MemoryLimit is memory_limit in bytes; 0 = none.
 	MemoryLimit int64
 
@@ -120,6 +124,7 @@ type Listener struct {
 	UseUsernameAsClientID bool   // use_username_as_clientid
 	SocketDomain          string // socket_domain: "ipv4", "ipv6" or "" (both)
 	BindInterface         string // bind_interface: a network interface name
+	HTTPDir               string // http_dir: a folder served to plain HTTP (websockets)
 	// AcceptProtocolVersions is accept_protocol_versions: the protocol
 	// levels let in (3 = MQTT 3.1, 4 = 3.1.1, 5 = 5.0); nil = all.
 	AcceptProtocolVersions []byte

@@ -55,6 +55,7 @@ var options = map[string]option{
 	"clientid_prefixes":            {scopeGlobal, true},
 	"log_timestamp":                {scopeGlobal, true},
 	"memory_limit":                 {scopeGlobal, true},
+	"websockets_headers_size":      {scopeGlobal, true},
 	"log_timestamp_format":         {scopeGlobal, true},
 
 	// Supported, per listener.
@@ -76,6 +77,7 @@ var options = map[string]option{
 	"bind_interface":           {scopeListener, true},
 	"crlfile":                  {scopeListener, true},
 	"ciphers":                  {scopeListener, true}, // TLS 1.2 suites
+	"http_dir":                 {scopeListener, true},
 
 	// Supported, security.
 	"allow_anonymous":            {scopeSecurity, true},
@@ -131,14 +133,12 @@ var options = map[string]option{
 	"set_tcp_nodelay":          {scopeGlobal, false},
 	"upgrade_outgoing_qos":     {scopeGlobal, false},
 	"user":                     {scopeGlobal, false},
-	"websockets_headers_size":  {scopeGlobal, false},
 	"websockets_log_level":     {scopeGlobal, false},
 
 	// Known, not applied yet (warned about), or refused with a reason: per listener.
 	"ciphers_tls1.3":                  {scopeListener, false},
 	"dhparamfile":                     {scopeListener, false},
 	"disable_client_cert_date_checks": {scopeListener, false},
-	"http_dir":                        {scopeListener, false},
 	"maximum_qos":                     {scopeListener, false},
 	"max_topic_alias_broker":          {scopeListener, false},
 	"mount_point":                     {scopeListener, false},
