@@ -328,3 +328,13 @@ func TestHTTPDirAndHeadersSize(t *testing.T) {
 		t.Fatalf("8 KiB of headers over websockets_headers_size 256: %d", code)
 	}
 }
+
+// TestGlobalMaxConnections: global_max_connections (Mosquitto 2.1) bounds
+// the clients connected to the whole broker.
+func TestGlobalMaxConnections(t *testing.T) {
+	b := startBroker(t, "global_max_connections 1\nlistener 0 127.0.0.1\nallow_anonymous true\nlistener 0 127.0.0.1\nallow_anonymous true\n")
+	subscribe(t, b.ports["mqtt"][0], "-t", "held")
+	if ca := connack5(t, b.ports["mqtt"][1], "second", ""); ca.ReasonCode != 0x89 {
+		t.Fatalf("a second client on another listener: CONNACK %#x, want 0x89 (server busy)", ca.ReasonCode)
+	}
+}

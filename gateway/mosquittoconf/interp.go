@@ -257,6 +257,12 @@ func (in *interp) applyGlobal(st *fileState, pos Pos, l *Line, key string) {
 		}
 	case "websockets_headers_size":
 		in.setInt(pos, l, 0, 1<<20, &c.WebsocketsHeadersSize)
+	case "global_max_clients", "global_max_connections":
+		// The broker-wide bound on connected clients, as max_connections
+		// before any listener.
+		if n, ok := in.integer(pos, l, math.MinInt32, math.MaxInt32); ok {
+			c.MaxConnections = max(n, -1)
+		}
 	case "memory_limit":
 		if n, ok := in.integer(pos, l, 0, math.MaxInt); ok {
 			c.MemoryLimit = int64(n)

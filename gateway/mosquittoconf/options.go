@@ -55,6 +55,8 @@ var options = map[string]option{
 	"clientid_prefixes":            {scopeGlobal, true},
 	"log_timestamp":                {scopeGlobal, true},
 	"memory_limit":                 {scopeGlobal, true},
+	"global_max_clients":           {scopeGlobal, true}, // Mosquitto 2.1
+	"global_max_connections":       {scopeGlobal, true}, // Mosquitto 2.1
 	"websockets_headers_size":      {scopeGlobal, true},
 	"log_timestamp_format":         {scopeGlobal, true},
 
@@ -121,8 +123,6 @@ var options = map[string]option{
 	"allow_duplicate_messages": {scopeGlobal, false},
 	"autosave_on_changes":      {scopeGlobal, false},
 	"enable_control_api":       {scopeGlobal, false},
-	"global_max_clients":       {scopeGlobal, false},
-	"global_max_connections":   {scopeGlobal, false},
 	"global_plugin":            {scopeGlobal, false},
 	"log_facility":             {scopeGlobal, false},
 	"max_inflight_bytes":       {scopeGlobal, false},
