@@ -92,9 +92,6 @@ func (in *interp) checkListenerTLS(l *Listener) {
 		}
 		return
 	}
-	if l.CRLFile != "" && l.CAFile == "" && l.CAPath == "" {
-		in.ds.errorf(w["crlfile"], "crlfile", "needs cafile or capath: it revokes client certificates those CAs signed")
-	}
 	if l.RequireCertificate && l.CAFile == "" && l.CAPath == "" {
 		in.ds.errorf(w["require_certificate"], "require_certificate", "needs cafile or capath to check client certificates")
 	}

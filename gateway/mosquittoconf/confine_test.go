@@ -96,7 +96,7 @@ func TestConfineRefusesEveryFileOptionOutside(t *testing.T) {
 		{"keyfile", "listener 8883\ncertfile ../etc/mosquitto/certs/ca.crt\nkeyfile " + out("ca.crt"), 3, out("ca.crt"), false},
 		{"cafile", tls + "cafile " + out("ca.crt"), 4, out("ca.crt"), false},
 		{"capath", tls + "capath " + out("capath"), 4, out("capath"), false},
-		{"crlfile", tls + "cafile ../etc/mosquitto/certs/ca.crt\ncrlfile " + out("ca.crt"), 5, out("ca.crt"), false},
+		{"crlfile", tls + "crlfile " + out("ca.crt"), 4, out("ca.crt"), false},
 		{"dhparamfile", tls + "dhparamfile " + out("ca.crt"), 4, out("ca.crt"), false},
 		{"http_dir", "listener 9001\nhttp_dir " + out(""), 2, out(""), false},
 		{"bridge_cafile", "connection b\naddress 127.0.0.1\ntopic # out\nbridge_cafile " + out("ca.crt"), 4, out("ca.crt"), false},
