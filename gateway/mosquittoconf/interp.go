@@ -263,6 +263,13 @@ func (in *interp) applyGlobal(st *fileState, pos Pos, l *Line, key string) {
 		if n, ok := in.integer(pos, l, math.MinInt32, math.MaxInt32); ok {
 			c.MaxConnections = max(n, -1)
 		}
+	case "autosave_on_changes":
+		// The store saves every change as it happens, which is what
+		// either setting asks for at its most careful.
+		in.boolean(pos, l)
+	case "retry_interval":
+		// Mosquitto 2.0 dropped it and warns the same way.
+		in.ds.warnf(pos, l.Option, "no longer available (Mosquitto 2.0 removed it too); ignored")
 	case "memory_limit":
 		if n, ok := in.integer(pos, l, 0, math.MaxInt); ok {
 			c.MemoryLimit = int64(n)

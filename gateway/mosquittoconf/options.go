@@ -55,6 +55,8 @@ var options = map[string]option{
 	"clientid_prefixes":            {scopeGlobal, true},
 	"log_timestamp":                {scopeGlobal, true},
 	"memory_limit":                 {scopeGlobal, true},
+	"autosave_on_changes":          {scopeGlobal, true}, // accepted: every change is saved
+	"retry_interval":               {scopeGlobal, true}, // gone in Mosquitto 2.0: warned about there too
 	"global_max_clients":           {scopeGlobal, true}, // Mosquitto 2.1
 	"global_max_connections":       {scopeGlobal, true}, // Mosquitto 2.1
 	"websockets_headers_size":      {scopeGlobal, true},
@@ -121,7 +123,6 @@ var options = map[string]option{
 
 	// Known, not applied yet (warned about), or refused with a reason: broker-wide.
 	"allow_duplicate_messages": {scopeGlobal, false},
-	"autosave_on_changes":      {scopeGlobal, false},
 	"enable_control_api":       {scopeGlobal, false},
 	"global_plugin":            {scopeGlobal, false},
 	"log_facility":             {scopeGlobal, false},
@@ -129,7 +130,6 @@ var options = map[string]option{
 	"max_queued_bytes":         {scopeGlobal, false},
 	"queue_qos0_messages":      {scopeGlobal, false},
 	"quic_log_level":           {scopeGlobal, false},
-	"retry_interval":           {scopeGlobal, false},
 	"set_tcp_nodelay":          {scopeGlobal, false},
 	"upgrade_outgoing_qos":     {scopeGlobal, false},
 	"user":                     {scopeGlobal, false},
