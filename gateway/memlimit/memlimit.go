@@ -30,7 +30,7 @@ const heapMetric = "/memory/classes/heap/objects:bytes"
 type Hook struct {
 	mqtt.HookBase
 	server *mqtt.Server
-	limit  uint64
+	limit  atomic.Uint64
 	over   atomic.Bool
 	log    *slog.Logger
 	stop   context.CancelFunc
@@ -43,7 +43,8 @@ func New(server *mqtt.Server, limit uint64, log *slog.Logger) *Hook {
 		log = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &Hook{server: server, limit: limit, log: log, stop: cancel}
+	h := &Hook{server: server, log: log, stop: cancel}
+	h.limit.Store(limit)
 	debug.SetMemoryLimit(int64(min(limit, 1<<62)))
 	h.sample()
 	go h.run(ctx)
@@ -61,9 +62,10 @@ func Heap() uint64 {
 }
 
 func (h *Hook) sample() {
-	over := Heap() > h.limit
+	limit := h.limit.Load()
+	over := Heap() > limit
 	if over != h.over.Swap(over) {
-		h.log.Warn(fmt.Sprintf("memory_limit: heap %s the limit", map[bool]string{true: "over", false: "back under"}[over]), "limit", h.limit)
+		h.log.Warn(fmt.Sprintf("memory_limit: heap %s the limit", map[bool]string{true: "over", false: "back under"}[over]), "limit", limit)
 	}
 }
 
