@@ -183,6 +183,7 @@ var refusals = map[string]string{
 	"enable_control_api":             "the $CONTROL API is served by Mosquitto's own plugins (dynamic security), which this broker does not have",
 	"global_plugin":                  noPlugins,
 	"quic_log_level":                 "this broker has no QUIC listener",
+	"websockets_log_level":           "sets libwebsockets' own logging, and this broker's websockets are not libwebsockets (its websocket events are in the broker's log)",
 	"ciphers_tls1.3":                 "Go's crypto/tls does not let TLS 1.3 cipher suites be chosen (all three are always on)",
 	"dhparamfile":                    "Go's crypto/tls has no DHE cipher suites (it uses ECDHE, which needs no parameters)",
 	"psk_hint":                       noPSK,

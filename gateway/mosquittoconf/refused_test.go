@@ -27,6 +27,7 @@ func TestRefusedOptions(t *testing.T) {
 		{"listener 8883\nciphers_tls1.3 TLS_AES_128_GCM_SHA256\n", "m.conf:2: ciphers_tls1.3: cannot apply on this box: Go's crypto/tls does not let TLS 1.3 cipher suites be chosen"},
 		{"listener 8883\ndhparamfile dh.pem\n", "m.conf:2: dhparamfile: cannot apply on this box: Go's crypto/tls has no DHE cipher suites"},
 		{"quic_log_level debug\n", "m.conf:1: quic_log_level: cannot apply on this box: this broker has no QUIC listener"},
+		{"websockets_log_level 255\n", "m.conf:1: websockets_log_level: cannot apply on this box: sets libwebsockets' own logging"},
 		{"enable_control_api true\n", "m.conf:1: enable_control_api: cannot apply on this box: the $CONTROL API"},
 		{"listener 1883\nmax_qos 1\nlistener 1884\n", "m.conf:3: max_qos: cannot apply on this box: 2 here and 1 on the listener at m.conf:1"},
 		{"listener 1883\nlistener 1884\nmax_topic_alias 5\n", "m.conf:3: max_topic_alias: cannot apply on this box: 5 here and 10 on the listener at m.conf:1"},
