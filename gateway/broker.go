@@ -376,6 +376,7 @@ func (b *Broker) admitRules() map[string]admit.Rules {
 			AutoIDPrefix:           sec.AutoIDPrefix,
 			UseUsernameAsClientID:  l.UseUsernameAsClientID,
 			AcceptProtocolVersions: l.AcceptProtocolVersions,
+			MaxTopicAliasBroker:    uint16(l.MaxTopicAliasBroker),
 		}
 	}
 	return out
@@ -387,7 +388,7 @@ func (b *Broker) effectiveListeners() []mosquittoconf.Listener {
 	if len(b.cfg.Listeners) > 0 {
 		return b.cfg.Listeners
 	}
-	return []mosquittoconf.Listener{{Port: 1883, Address: "127.0.0.1", Protocol: "mqtt"}}
+	return []mosquittoconf.Listener{{Port: 1883, Address: "127.0.0.1", Protocol: "mqtt", MaxQoS: 2, MaxTopicAlias: 10, MaxTopicAliasBroker: 10}}
 }
 
 func listenerID(i int, l mosquittoconf.Listener) string {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -336,5 +337,103 @@ func TestGlobalMaxConnections(t *testing.T) {
 	subscribe(t, b.ports["mqtt"][0], "-t", "held")
 	if ca := connack5(t, b.ports["mqtt"][1], "second", ""); ca.ReasonCode != 0x89 {
 		t.Fatalf("a second client on another listener: CONNACK %#x, want 0x89 (server busy)", ca.ReasonCode)
+	}
+}
+
+// brokerAliases subscribes over a raw MQTT 5 socket that allows 100 topic
+// aliases, has 12 topics published to it and returns the highest alias
+// the broker used.
+func brokerAliases(t *testing.T, port string) uint16 {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", "127.0.0.1:"+port, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	var out bytes.Buffer
+	connect := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 5,
+		Connect:    packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 30, ClientIdentifier: "aliases"},
+		Properties: packets.Properties{TopicAliasMaximum: 100}}
+	sub := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, ProtocolVersion: 5, PacketID: 1,
+		Filters: packets.Subscriptions{{Filter: "al/#", Qos: 1}}}
+	if err := connect.ConnectEncode(&out); err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.SubscribeEncode(&out); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write(out.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(conn)
+	read := func() (byte, []byte) {
+		h, err := r.ReadByte()
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		size, mult := 0, 1
+		for {
+			c, err := r.ReadByte()
+			if err != nil {
+				t.Fatal(err)
+			}
+			size += int(c&0x7f) * mult
+			mult <<= 7
+			if c < 0x80 {
+				break
+			}
+		}
+		body := make([]byte, size)
+		if _, err := io.ReadFull(r, body); err != nil {
+			t.Fatal(err)
+		}
+		return h, body
+	}
+	read() // CONNACK
+	if h, _ := read(); h>>4 != packets.Suback {
+		t.Fatalf("want SUBACK, got type %d", h>>4)
+	}
+	pc, err := net.DialTimeout("tcp", "127.0.0.1:"+port, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	p := paho.NewClient(paho.ClientConfig{ClientID: "alias-pub", Conn: pc})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := p.Connect(ctx, &paho.Connect{ClientID: "alias-pub", KeepAlive: 30, CleanStart: true}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 12 {
+		if _, err := p.Publish(ctx, &paho.Publish{Topic: fmt.Sprintf("al/%d", i), QoS: 1, Payload: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var most uint16
+	for range 12 {
+		h, body := read()
+		pk := packets.Packet{ProtocolVersion: 5}
+		if err := pk.FixedHeader.Decode(h); err != nil {
+			t.Fatal(err)
+		}
+		if err := pk.PublishDecode(body); err != nil {
+			t.Fatal(err)
+		}
+		most = max(most, pk.Properties.TopicAlias)
+	}
+	return most
+}
+
+// TestMaxTopicAliasBroker: the broker uses at most max_topic_alias_broker
+// topic aliases towards a client (Mosquitto 2.1; default 10), however many
+// the client allows.
+func TestMaxTopicAliasBroker(t *testing.T) {
+	b := startBroker(t, "listener 0 127.0.0.1\nallow_anonymous true\nlistener 0 127.0.0.1\nallow_anonymous true\nmax_topic_alias_broker 3\n")
+	if got := brokerAliases(t, b.ports["mqtt"][0]); got != 10 {
+		t.Errorf("default: highest alias %d, want 10", got)
+	}
+	if got := brokerAliases(t, b.ports["mqtt"][1]); got != 3 {
+		t.Errorf("max_topic_alias_broker 3: highest alias %d, want 3", got)
 	}
 }

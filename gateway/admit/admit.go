@@ -27,6 +27,9 @@ type Rules struct {
 	RefuseZeroLength       bool   // allow_zero_length_clientid false
 	AutoIDPrefix           string // auto_id_prefix; "" = "auto-"
 	UseUsernameAsClientID  bool   // use_username_as_clientid
+	// MaxTopicAliasBroker is max_topic_alias_broker: how many topic
+	// aliases the broker may use towards an MQTT 5 client (Mosquitto 2.1).
+	MaxTopicAliasBroker uint16
 }
 
 // Hook applies the rules of the listener a client came in on.
@@ -65,6 +68,10 @@ func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if r.AcceptProtocolVersions != nil && !slices.Contains(r.AcceptProtocolVersions, pk.ProtocolVersion) {
 		// 0x84 for MQTT 5; mochi sends 3.x clients 0x01.
 		return h.refuse(cl, packets.ErrUnsupportedProtocolVersion, "protocol version not in accept_protocol_versions")
+	}
+	if pk.ProtocolVersion >= 5 && cl.Properties.Props.TopicAliasMaximum > r.MaxTopicAliasBroker {
+		// mochi would use as many as the client allows.
+		cl.State.TopicAliases.Outbound = mqtt.NewOutboundTopicAliases(r.MaxTopicAliasBroker)
 	}
 	if r.UseUsernameAsClientID {
 		if len(pk.Connect.Username) == 0 {

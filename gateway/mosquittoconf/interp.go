@@ -86,15 +86,16 @@ func newInterp(dir string) *interp {
 
 func newListener(port int, addr string, pos Pos) *Listener {
 	return &Listener{
-		Port:           port,
-		Address:        addr,
-		Protocol:       "mqtt",
-		MaxConnections: -1,
-		MaxQoS:         2,
-		MaxTopicAlias:  10,
-		Security:       Security{Pos: map[string]Pos{}},
-		Pos:            pos,
-		Where:          map[string]Pos{},
+		Port:                port,
+		Address:             addr,
+		Protocol:            "mqtt",
+		MaxConnections:      -1,
+		MaxQoS:              2,
+		MaxTopicAlias:       10,
+		MaxTopicAliasBroker: 10,
+		Security:            Security{Pos: map[string]Pos{}},
+		Pos:                 pos,
+		Where:               map[string]Pos{},
 	}
 }
 
@@ -436,6 +437,8 @@ func (in *interp) applyListener(st *fileState, pos Pos, l *Line, key string) {
 		in.setInt(pos, l, 0, 2, &ls.MaxQoS)
 	case "max_topic_alias":
 		in.setInt(pos, l, 0, 65535, &ls.MaxTopicAlias)
+	case "max_topic_alias_broker":
+		in.setInt(pos, l, 0, 65535, &ls.MaxTopicAliasBroker)
 	case "socket_domain":
 		if v, ok := in.word(pos, l); ok {
 			if v != "ipv4" && v != "ipv6" {

@@ -121,6 +121,7 @@ type Listener struct {
 
 	MaxQoS                int    // max_qos, default 2
 	MaxTopicAlias         int    // max_topic_alias, default 10 (told to MQTT 5 clients in CONNACK)
+	MaxTopicAliasBroker   int    // max_topic_alias_broker, default 10: aliases the broker sends
 	UseUsernameAsClientID bool   // use_username_as_clientid
 	SocketDomain          string // socket_domain: "ipv4", "ipv6" or "" (both)
 	BindInterface         string // bind_interface: a network interface name

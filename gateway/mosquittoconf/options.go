@@ -82,6 +82,7 @@ var options = map[string]option{
 	"crlfile":                  {scopeListener, true},
 	"ciphers":                  {scopeListener, true}, // TLS 1.2 suites
 	"http_dir":                 {scopeListener, true},
+	"max_topic_alias_broker":   {scopeListener, true}, // Mosquitto 2.1
 
 	// Supported, security.
 	"allow_anonymous":            {scopeSecurity, true},
@@ -140,7 +141,6 @@ var options = map[string]option{
 	"dhparamfile":                     {scopeListener, false},
 	"disable_client_cert_date_checks": {scopeListener, false},
 	"maximum_qos":                     {scopeListener, false},
-	"max_topic_alias_broker":          {scopeListener, false},
 	"mount_point":                     {scopeListener, false},
 	"psk_hint":                        {scopeListener, false},
 	"tls_engine":                      {scopeListener, false},
