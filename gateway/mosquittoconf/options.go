@@ -133,7 +133,7 @@ var options = map[string]option{
 	"quic_log_level":           {scopeGlobal, false},
 	"set_tcp_nodelay":          {scopeGlobal, false},
 	"upgrade_outgoing_qos":     {scopeGlobal, false},
-	"user":                     {scopeGlobal, false},
+	"user":                     {scopeGlobal, true},
 	"websockets_log_level":     {scopeGlobal, false},
 
 	// Known, not applied yet (warned about), or refused with a reason: per listener.
