@@ -437,3 +437,14 @@ func TestMaxTopicAliasBroker(t *testing.T) {
 		t.Errorf("max_topic_alias_broker 3: highest alias %d, want 3", got)
 	}
 }
+
+// TestNoDuplicatesForOverlappingSubscriptions: allow_duplicate_messages
+// false, mochi's only way: a client whose two subscriptions match a topic
+// gets the message once.
+func TestNoDuplicatesForOverlappingSubscriptions(t *testing.T) {
+	b := startBroker(t, "allow_duplicate_messages false\nlistener 0 127.0.0.1\nallow_anonymous true\n")
+	sub, _ := subscribe(t, b.port(), "-q", "1", "-t", "foo/#", "-t", "foo/+/baz")
+	pub(t, b.port(), "-q", "1", "-t", "foo/bar/baz", "-m", "once")
+	pub(t, b.port(), "-q", "1", "-t", "foo/end", "-m", "marker")
+	equalLines(t, sub.waitMessages(t, 2), []string{"foo/bar/baz once", "foo/end marker"})
+}

@@ -273,6 +273,14 @@ func (in *interp) applyGlobal(st *fileState, pos Pos, l *Line, key string) {
 	case "retry_interval":
 		// Mosquitto 2.0 dropped it and warns the same way.
 		in.ds.warnf(pos, l.Option, "no longer available (Mosquitto 2.0 removed it too); ignored")
+	case "set_tcp_nodelay":
+		if v, ok := in.boolean(pos, l); ok && !v {
+			in.ds.errorf(pos, l.Option, "cannot apply on this box: false: the box always sets TCP_NODELAY (Go's default; the fast path already writes once per burst, and Nagle's delay would slow every acknowledgement)")
+		}
+	case "allow_duplicate_messages":
+		if v, ok := in.boolean(pos, l); ok && v {
+			in.ds.errorf(pos, l.Option, "cannot apply on this box: true: mochi sends a message once to a client however many of its subscriptions match (as false does)")
+		}
 	case "memory_limit":
 		if n, ok := in.integer(pos, l, 0, math.MaxInt); ok {
 			c.MemoryLimit = int64(n)

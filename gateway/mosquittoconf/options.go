@@ -55,6 +55,8 @@ var options = map[string]option{
 	"clientid_prefixes":            {scopeGlobal, true},
 	"log_timestamp":                {scopeGlobal, true},
 	"memory_limit":                 {scopeGlobal, true},
+	"set_tcp_nodelay":              {scopeGlobal, true}, // true only: see interp
+	"allow_duplicate_messages":     {scopeGlobal, true}, // false only: see interp
 	"autosave_on_changes":          {scopeGlobal, true}, // accepted: every change is saved
 	"retry_interval":               {scopeGlobal, true}, // gone in Mosquitto 2.0: warned about there too
 	"global_max_clients":           {scopeGlobal, true}, // Mosquitto 2.1
@@ -123,18 +125,16 @@ var options = map[string]option{
 	"bridge_outgoing_retain":   {scopeBridge, true},
 
 	// Known, not applied yet (warned about), or refused with a reason: broker-wide.
-	"allow_duplicate_messages": {scopeGlobal, false},
-	"enable_control_api":       {scopeGlobal, false},
-	"global_plugin":            {scopeGlobal, false},
-	"log_facility":             {scopeGlobal, false},
-	"max_inflight_bytes":       {scopeGlobal, false},
-	"max_queued_bytes":         {scopeGlobal, false},
-	"queue_qos0_messages":      {scopeGlobal, false},
-	"quic_log_level":           {scopeGlobal, false},
-	"set_tcp_nodelay":          {scopeGlobal, false},
-	"upgrade_outgoing_qos":     {scopeGlobal, false},
-	"user":                     {scopeGlobal, true},
-	"websockets_log_level":     {scopeGlobal, false},
+	"enable_control_api":   {scopeGlobal, false},
+	"global_plugin":        {scopeGlobal, false},
+	"log_facility":         {scopeGlobal, false},
+	"max_inflight_bytes":   {scopeGlobal, false},
+	"max_queued_bytes":     {scopeGlobal, false},
+	"queue_qos0_messages":  {scopeGlobal, false},
+	"quic_log_level":       {scopeGlobal, false},
+	"upgrade_outgoing_qos": {scopeGlobal, false},
+	"user":                 {scopeGlobal, true},
+	"websockets_log_level": {scopeGlobal, false},
 
 	// Known, not applied yet (warned about), or refused with a reason: per listener.
 	"ciphers_tls1.3":                  {scopeListener, false},

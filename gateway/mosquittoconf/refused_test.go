@@ -28,6 +28,8 @@ func TestRefusedOptions(t *testing.T) {
 		{"listener 8883\ndhparamfile dh.pem\n", "m.conf:2: dhparamfile: cannot apply on this box: Go's crypto/tls has no DHE cipher suites"},
 		{"quic_log_level debug\n", "m.conf:1: quic_log_level: cannot apply on this box: this broker has no QUIC listener"},
 		{"websockets_log_level 255\n", "m.conf:1: websockets_log_level: cannot apply on this box: sets libwebsockets' own logging"},
+		{"set_tcp_nodelay false\n", "m.conf:1: set_tcp_nodelay: cannot apply on this box: false: the box always sets TCP_NODELAY"},
+		{"allow_duplicate_messages true\n", "m.conf:1: allow_duplicate_messages: cannot apply on this box: true: mochi sends a message once"},
 		{"enable_control_api true\n", "m.conf:1: enable_control_api: cannot apply on this box: the $CONTROL API"},
 		{"listener 1883\nmax_qos 1\nlistener 1884\n", "m.conf:3: max_qos: cannot apply on this box: 2 here and 1 on the listener at m.conf:1"},
 		{"listener 1883\nlistener 1884\nmax_topic_alias 5\n", "m.conf:3: max_topic_alias: cannot apply on this box: 5 here and 10 on the listener at m.conf:1"},
@@ -58,7 +60,7 @@ func TestHonouredOptionValues(t *testing.T) {
 	if !ds.OK() || cfg.MaxQoS != 2 || cfg.MaxTopicAlias != 10 || cfg.PersistentClientExpiration != 0 || cfg.ClientIDPrefixes != "" {
 		t.Fatalf("defaults: %+v %v", cfg, ds.Err())
 	}
-	conf := "persistent_client_expiration 2m\nclientid_prefixes zb-\nallow_zero_length_clientid false\nauto_id_prefix gw-\n" +
+	conf := "set_tcp_nodelay true\nallow_duplicate_messages false\npersistent_client_expiration 2m\nclientid_prefixes zb-\nallow_zero_length_clientid false\nauto_id_prefix gw-\n" +
 		"listener 1883\nmax_qos 1\nmax_topic_alias 0\nuse_username_as_clientid true\ntls_keyform pem\n"
 	cfg, ds = Check("m.conf", []byte(conf), dir)
 	if !ds.OK() || len(ds.Warnings) != 0 {
