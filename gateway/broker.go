@@ -427,6 +427,9 @@ func (b *Broker) addListeners() error {
 			if err != nil {
 				return fmt.Errorf("%s: %w", where, err)
 			}
+			if l.IgnoreCertDates && tc.ClientCAs != nil {
+				listeners.IgnoreClientCertDates(tc)
+			}
 			if l.CRLFile != "" {
 				if err := listeners.AddCRL(tc, l.CRLFile); err != nil {
 					return fmt.Errorf("%s:%d: %w", l.Where["crlfile"].File, l.Where["crlfile"].Line, err)

@@ -18,8 +18,9 @@ import (
 	"github.com/homebox/gateway/internal/testkit"
 )
 
-// crlPKI writes a CA, a server certificate, two client certificates
-// (serials 10 and 11) and a CRL that revokes serial 11, as PEM files.
+// crlPKI writes a CA, a server certificate, client certificates "good"
+// (serial 10), "revoked" (11) and "expired" (12, an hour past its end),
+// and a CRL that revokes serial 11, as PEM files.
 func crlPKI(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -45,7 +46,7 @@ func crlPKI(t *testing.T) string {
 	now := time.Now()
 	caKey := key()
 	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "crl test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		NotBefore: now.Add(-4 * time.Hour), NotAfter: now.Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
 		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
 	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
 	if err != nil {
@@ -55,8 +56,12 @@ func crlPKI(t *testing.T) string {
 	write("ca.crt", "CERTIFICATE", caDER)
 	leaf := func(name string, serial int64, usage x509.ExtKeyUsage) {
 		k := key()
+		from, until := now.Add(-time.Hour), now.Add(time.Hour)
+		if name == "expired" {
+			from, until = now.Add(-3*time.Hour), now.Add(-2*time.Hour)
+		}
 		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
-			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{usage},
+			NotBefore: from, NotAfter: until, ExtKeyUsage: []x509.ExtKeyUsage{usage},
 			KeyUsage: x509.KeyUsageDigitalSignature, DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
 		if err != nil {
@@ -68,6 +73,7 @@ func crlPKI(t *testing.T) string {
 	leaf("server", 2, x509.ExtKeyUsageServerAuth)
 	leaf("good", 10, x509.ExtKeyUsageClientAuth)
 	leaf("revoked", 11, x509.ExtKeyUsageClientAuth)
+	leaf("expired", 12, x509.ExtKeyUsageClientAuth)
 	crl, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: now.Add(-time.Minute),
 		NextUpdate: now.Add(time.Hour), RevokedCertificateEntries: []x509.RevocationListEntry{{SerialNumber: big.NewInt(11), RevocationTime: now}}}, ca, caKey)
 	if err != nil {
@@ -123,4 +129,34 @@ func TestTLSCiphers(t *testing.T) {
 		t.Fatal("a suite not listed was let in")
 	}
 	pub(t, b.ports["mqtt"][0], "--cafile", pki.CAFile, "-t", "t", "-m", "TLS 1.3 is not limited")
+}
+
+// TestDisableClientCertDateChecks: an expired client certificate is
+// refused, unless the listener has disable_client_cert_date_checks; a
+// certificate of another CA is refused either way, and crlfile still
+// applies.
+func TestDisableClientCertDateChecks(t *testing.T) {
+	pki := crlPKI(t)
+	other := crlPKI(t)
+	tls := "listener 0 127.0.0.1\nallow_anonymous true\ncertfile " + pki + "/server.crt\nkeyfile " + pki + "/server.key\n" +
+		"cafile " + pki + "/ca.crt\nrequire_certificate true\n"
+	testkit.RequireTool(t, "mosquitto_pub")
+	run := func(port, dir, who string) int {
+		_, code := testkit.Run(t, 20*time.Second, "mosquitto_pub", "-h", "127.0.0.1", "-p", port, "--cafile", pki+"/ca.crt",
+			"--cert", dir+"/"+who+".crt", "--key", dir+"/"+who+".key", "-t", "t", "-m", who)
+		return code
+	}
+	strict := startBroker(t, tls).ports["mqtt"][0]
+	if run(strict, pki, "expired") == 0 {
+		t.Fatal("an expired certificate was let in without disable_client_cert_date_checks")
+	}
+	lax := startBroker(t, tls+"disable_client_cert_date_checks true\ncrlfile "+pki+"/ca.crl\n").ports["mqtt"][0]
+	for who, want := range map[string]bool{"expired": true, "good": true, "revoked": false} {
+		if got := run(lax, pki, who) == 0; got != want {
+			t.Errorf("%s: let in %v, want %v", who, got, want)
+		}
+	}
+	if run(lax, other, "good") == 0 {
+		t.Error("a certificate of another CA was let in")
+	}
 }

@@ -29,14 +29,20 @@ func AddCRL(cfg *tls.Config, path string) error {
 	for _, e := range crl.RevokedCertificateEntries {
 		revoked[e.SerialNumber.String()] = true
 	}
-	cfg.VerifyPeerCertificate = func(_ [][]byte, chains [][]*x509.Certificate) error {
-		for _, chain := range chains {
-			leaf := chain[0]
-			if bytes.Equal(leaf.RawIssuer, crl.RawIssuer) && revoked[leaf.SerialNumber.String()] {
-				return errors.New("client certificate revoked (crlfile)")
-			}
+	// The leaf is read from the raw certificates: with
+	// disable_client_cert_date_checks Go hands over no verified chains.
+	cfg.VerifyPeerCertificate = chainVerify(cfg.VerifyPeerCertificate, func(raw [][]byte, _ [][]*x509.Certificate) error {
+		if len(raw) == 0 {
+			return nil
+		}
+		leaf, err := x509.ParseCertificate(raw[0])
+		if err != nil {
+			return err
+		}
+		if bytes.Equal(leaf.RawIssuer, crl.RawIssuer) && revoked[leaf.SerialNumber.String()] {
+			return errors.New("client certificate revoked (crlfile)")
 		}
 		return nil
-	}
+	})
 	return nil
 }

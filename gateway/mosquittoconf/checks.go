@@ -90,7 +90,13 @@ func (in *interp) checkListenerTLS(l *Listener) {
 		if l.CipherSuites != nil {
 			in.ds.errorf(w["ciphers"], "ciphers", msg)
 		}
+		if l.IgnoreCertDates {
+			in.ds.errorf(w["disable_client_cert_date_checks"], "disable_client_cert_date_checks", msg)
+		}
 		return
+	}
+	if l.IgnoreCertDates && l.CAFile == "" && l.CAPath == "" {
+		in.ds.errorf(w["disable_client_cert_date_checks"], "disable_client_cert_date_checks", "needs cafile or capath: it is about the client certificates they sign")
 	}
 	if l.RequireCertificate && l.CAFile == "" && l.CAPath == "" {
 		in.ds.errorf(w["require_certificate"], "require_certificate", "needs cafile or capath to check client certificates")

@@ -424,6 +424,8 @@ func (in *interp) applyListener(st *fileState, pos Pos, l *Line, key string) {
 		in.setFile(pos, l, ls, key, &ls.CAPath, true)
 	case "require_certificate":
 		in.setBool(pos, l, &ls.RequireCertificate)
+	case "disable_client_cert_date_checks":
+		in.setBool(pos, l, &ls.IgnoreCertDates)
 	case "crlfile":
 		in.setFile(pos, l, ls, key, &ls.CRLFile, false)
 	case "http_dir":

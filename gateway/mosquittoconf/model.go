@@ -116,6 +116,7 @@ type Listener struct {
 	CAPath             string
 	RequireCertificate bool
 	TLSVersion         string   // "", "tlsv1.3", "tlsv1.2", "tlsv1.1"
+	IgnoreCertDates    bool     // disable_client_cert_date_checks
 	CRLFile            string   // crlfile: client certificates revoked
 	CipherSuites       []uint16 // ciphers (TLS 1.2 suites, Go's ids); nil = Go's defaults
 

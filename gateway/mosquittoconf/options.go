@@ -65,26 +65,27 @@ var options = map[string]option{
 	"log_timestamp_format":         {scopeGlobal, true},
 
 	// Supported, per listener.
-	"max_connections":          {scopeListener, true},
-	"protocol":                 {scopeListener, true},
-	"certfile":                 {scopeListener, true},
-	"keyfile":                  {scopeListener, true},
-	"cafile":                   {scopeListener, true},
-	"capath":                   {scopeListener, true},
-	"require_certificate":      {scopeListener, true},
-	"tls_version":              {scopeListener, true},
-	"websockets_origin":        {scopeListener, true}, // Mosquitto 2.1; may be repeated
-	"max_qos":                  {scopeListener, true},
-	"max_topic_alias":          {scopeListener, true},
-	"use_username_as_clientid": {scopeListener, true},
-	"tls_keyform":              {scopeListener, true}, // pem only; engine is refused
-	"accept_protocol_versions": {scopeListener, true}, // Mosquitto 2.1
-	"socket_domain":            {scopeListener, true},
-	"bind_interface":           {scopeListener, true},
-	"crlfile":                  {scopeListener, true},
-	"ciphers":                  {scopeListener, true}, // TLS 1.2 suites
-	"http_dir":                 {scopeListener, true},
-	"max_topic_alias_broker":   {scopeListener, true}, // Mosquitto 2.1
+	"max_connections":                 {scopeListener, true},
+	"protocol":                        {scopeListener, true},
+	"certfile":                        {scopeListener, true},
+	"keyfile":                         {scopeListener, true},
+	"cafile":                          {scopeListener, true},
+	"capath":                          {scopeListener, true},
+	"require_certificate":             {scopeListener, true},
+	"tls_version":                     {scopeListener, true},
+	"websockets_origin":               {scopeListener, true}, // Mosquitto 2.1; may be repeated
+	"max_qos":                         {scopeListener, true},
+	"max_topic_alias":                 {scopeListener, true},
+	"use_username_as_clientid":        {scopeListener, true},
+	"tls_keyform":                     {scopeListener, true}, // pem only; engine is refused
+	"accept_protocol_versions":        {scopeListener, true}, // Mosquitto 2.1
+	"socket_domain":                   {scopeListener, true},
+	"bind_interface":                  {scopeListener, true},
+	"crlfile":                         {scopeListener, true},
+	"ciphers":                         {scopeListener, true}, // TLS 1.2 suites
+	"http_dir":                        {scopeListener, true},
+	"disable_client_cert_date_checks": {scopeListener, true}, // Mosquitto 2.1
+	"max_topic_alias_broker":          {scopeListener, true}, // Mosquitto 2.1
 
 	// Supported, security.
 	"allow_anonymous":            {scopeSecurity, true},
@@ -137,16 +138,15 @@ var options = map[string]option{
 	"websockets_log_level": {scopeGlobal, false},
 
 	// Known, not applied yet (warned about), or refused with a reason: per listener.
-	"ciphers_tls1.3":                  {scopeListener, false},
-	"dhparamfile":                     {scopeListener, false},
-	"disable_client_cert_date_checks": {scopeListener, false},
-	"maximum_qos":                     {scopeListener, false},
-	"mount_point":                     {scopeListener, false},
-	"psk_hint":                        {scopeListener, false},
-	"tls_engine":                      {scopeListener, false},
-	"tls_engine_kpass_sha1":           {scopeListener, false},
-	"use_identity_as_username":        {scopeListener, false},
-	"use_subject_as_username":         {scopeListener, false},
+	"ciphers_tls1.3":           {scopeListener, false},
+	"dhparamfile":              {scopeListener, false},
+	"maximum_qos":              {scopeListener, false},
+	"mount_point":              {scopeListener, false},
+	"psk_hint":                 {scopeListener, false},
+	"tls_engine":               {scopeListener, false},
+	"tls_engine_kpass_sha1":    {scopeListener, false},
+	"use_identity_as_username": {scopeListener, false},
+	"use_subject_as_username":  {scopeListener, false},
 
 	// Known, not applied yet (warned about), or refused with a reason: security.
 	"auth_plugin":                    {scopeSecurity, false},
