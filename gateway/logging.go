@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"log/syslog"
 	"os"
 	"strings"
 
@@ -17,6 +18,7 @@ import (
 func NewLogger(cfg *mosquittoconf.Config, stdout, stderr io.Writer) (*slog.Logger, io.Closer, error) {
 	var streams []io.Writer // stdout, stderr, none
 	var files []*os.File
+	var syslogs []io.Writer // one line a message, facility log_facility
 	for _, dest := range cfg.LogDest {
 		kind, arg, _ := strings.Cut(strings.TrimSpace(dest), " ")
 		switch kind {
@@ -33,9 +35,16 @@ func NewLogger(cfg *mosquittoconf.Config, stdout, stderr io.Writer) (*slog.Logge
 			files = append(files, f)
 		case "none":
 			streams = append(streams, io.Discard)
+		case "syslog":
+			w, err := syslog.Dial(syslogNetwork, syslogAddr, syslog.Priority(cfg.LogFacility)|syslog.LOG_INFO, "mosquitto")
+			if err != nil {
+				closeAll(files)
+				return nil, nil, fmt.Errorf("log_dest syslog: %w", err)
+			}
+			syslogs = append(syslogs, w)
 		}
 	}
-	if len(streams) == 0 && len(files) == 0 {
+	if len(streams) == 0 && len(files) == 0 && len(syslogs) == 0 {
 		streams = append(streams, stderr)
 	}
 	level := slog.LevelInfo
@@ -61,6 +70,10 @@ func NewLogger(cfg *mosquittoconf.Config, stdout, stderr io.Writer) (*slog.Logge
 			ws[i] = f
 		}
 		handlers = append(handlers, slog.NewTextHandler(io.MultiWriter(ws...), &slog.HandlerOptions{Level: level, ReplaceAttr: ownTime(cfg)}))
+	}
+	if len(syslogs) > 0 {
+		// syslog stamps each message itself.
+		handlers = append(handlers, slog.NewTextHandler(io.MultiWriter(syslogs...), &slog.HandlerOptions{Level: level, ReplaceAttr: dropTime}))
 	}
 	return slog.New(slog.NewMultiHandler(handlers...)), closerFunc(func() error { closeAll(files); return nil }), nil
 }
@@ -93,6 +106,10 @@ func ownTime(cfg *mosquittoconf.Config) func([]string, slog.Attr) slog.Attr {
 		return a
 	}
 }
+
+// syslogNetwork and syslogAddr are where log_dest syslog writes: ""
+// means the system's logger (/dev/log). Tests point them at a socket.
+var syslogNetwork, syslogAddr = "", ""
 
 type closerFunc func() error
 

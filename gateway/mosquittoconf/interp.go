@@ -281,6 +281,11 @@ func (in *interp) applyGlobal(st *fileState, pos Pos, l *Line, key string) {
 		if v, ok := in.boolean(pos, l); ok && v {
 			in.ds.errorf(pos, l.Option, "cannot apply on this box: true: mochi sends a message once to a client however many of its subscriptions match (as false does)")
 		}
+	case "log_facility":
+		// N is localN, as in Mosquitto: facility codes 16-23.
+		if n, ok := in.integer(pos, l, 0, 7); ok {
+			c.LogFacility = (16 + n) << 3
+		}
 	case "memory_limit":
 		if n, ok := in.integer(pos, l, 0, math.MaxInt); ok {
 			c.MemoryLimit = int64(n)
@@ -319,6 +324,13 @@ func (in *interp) logDest(pos Pos, l *Line) {
 	case "none", "syslog", "stdout", "stderr", "topic", "dlt":
 		if len(w) > 1 {
 			in.extra(pos, l, w[1:])
+		}
+		switch v {
+		case "dlt":
+			in.ds.errorf(pos, l.Option, "cannot apply on this box: dlt: there is no DLT (automotive diagnostic log) daemon here")
+			return
+		case "topic":
+			in.ds.warnf(pos, l.Option, "topic: not supported yet (logs are not published on $SYS/broker/log), ignored")
 		}
 	case "file":
 		path := strings.Trim(strings.TrimPrefix(l.Rest, "file"), " \t")

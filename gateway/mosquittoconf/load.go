@@ -52,6 +52,7 @@ func Defaults() *Config {
 		LogType:             []string{"error", "warning", "notice", "information"},
 		ConnectionMessages:  true,
 		MaxQoS:              2,
+		LogFacility:         3 << 3, // daemon
 		MaxTopicAlias:       10,
 		Security:            Security{Pos: map[string]Pos{}},
 		Where:               map[string]Pos{},

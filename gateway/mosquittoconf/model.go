@@ -50,6 +50,7 @@ type Config struct {
 	PidFile            string   // pid_file
 	User               string   // user: the account a broker started as root drops to ("" = mosquitto)
 	LogNoTimestamp     bool     // log_timestamp false
+	LogFacility        int      // log_facility as a syslog facility code (default daemon, 3<<3)
 	// LogTimestampLayout is log_timestamp_format as a Go time layout; ""
 	// keeps the log's own timestamps (RFC 3339 with milliseconds).
 	LogTimestampLayout string

@@ -55,6 +55,7 @@ var options = map[string]option{
 	"clientid_prefixes":            {scopeGlobal, true},
 	"log_timestamp":                {scopeGlobal, true},
 	"memory_limit":                 {scopeGlobal, true},
+	"log_facility":                 {scopeGlobal, true},
 	"set_tcp_nodelay":              {scopeGlobal, true}, // true only: see interp
 	"allow_duplicate_messages":     {scopeGlobal, true}, // false only: see interp
 	"autosave_on_changes":          {scopeGlobal, true}, // accepted: every change is saved
@@ -128,7 +129,6 @@ var options = map[string]option{
 	// Known, not applied yet (warned about), or refused with a reason: broker-wide.
 	"enable_control_api":   {scopeGlobal, false},
 	"global_plugin":        {scopeGlobal, false},
-	"log_facility":         {scopeGlobal, false},
 	"max_inflight_bytes":   {scopeGlobal, false},
 	"max_queued_bytes":     {scopeGlobal, false},
 	"queue_qos0_messages":  {scopeGlobal, false},

@@ -30,6 +30,8 @@ func TestRefusedOptions(t *testing.T) {
 		{"websockets_log_level 255\n", "m.conf:1: websockets_log_level: cannot apply on this box: sets libwebsockets' own logging"},
 		{"set_tcp_nodelay false\n", "m.conf:1: set_tcp_nodelay: cannot apply on this box: false: the box always sets TCP_NODELAY"},
 		{"allow_duplicate_messages true\n", "m.conf:1: allow_duplicate_messages: cannot apply on this box: true: mochi sends a message once"},
+		{"log_dest dlt\n", "m.conf:1: log_dest: cannot apply on this box: dlt: there is no DLT"},
+		{"log_facility 8\n", "m.conf:1: log_facility: "},
 		{"enable_control_api true\n", "m.conf:1: enable_control_api: cannot apply on this box: the $CONTROL API"},
 		{"listener 1883\nmax_qos 1\nlistener 1884\n", "m.conf:3: max_qos: cannot apply on this box: 2 here and 1 on the listener at m.conf:1"},
 		{"listener 1883\nlistener 1884\nmax_topic_alias 5\n", "m.conf:3: max_topic_alias: cannot apply on this box: 5 here and 10 on the listener at m.conf:1"},
