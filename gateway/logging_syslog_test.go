@@ -24,7 +24,7 @@ func TestLogDestSyslogWithFacility(t *testing.T) {
 
 	for _, c := range []struct{ conf, prefix string }{
 		{"log_dest syslog\nlog_facility 5\n", "<174>"}, // local5 (21) * 8 + info (6)
-		{"log_dest syslog\n", "<30>"},                   // daemon (3) * 8 + info
+		{"log_dest syslog\n", "<30>"},                  // daemon (3) * 8 + info
 	} {
 		cfg, ds := mosquittoconf.Check("m.conf", []byte(c.conf), t.TempDir())
 		if !ds.OK() {

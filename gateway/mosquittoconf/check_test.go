@@ -165,7 +165,7 @@ func TestCheckWarnings(t *testing.T) {
 		conf string
 		want []string
 	}{
-		{"unsupported global", "log_facility 5\n", []string{"mosquitto.conf:1: log_facility: not supported by this broker, ignored"}},
+		{"unsupported global", "max_queued_bytes 100\n", []string{"mosquitto.conf:1: max_queued_bytes: not supported by this broker, ignored"}},
 		{"unsupported listener option", "listener 1883\nmount_point site/\n", []string{"mosquitto.conf:2: mount_point: not supported by this broker, ignored"}},
 		{"log_dest topic", "log_dest topic\n", []string{"mosquitto.conf:1: log_dest: topic: not supported yet (logs are not published on $SYS/broker/log), ignored"}},
 		{"removed in Mosquitto 2.0", "retry_interval 20\n", []string{"mosquitto.conf:1: retry_interval: no longer available (Mosquitto 2.0 removed it too); ignored"}},
