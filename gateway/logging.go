@@ -38,8 +38,11 @@ func NewLogger(cfg *mosquittoconf.Config, stdout, stderr io.Writer) (*slog.Logge
 		case "syslog":
 			w, err := syslog.Dial(syslogNetwork, syslogAddr, syslog.Priority(cfg.LogFacility)|syslog.LOG_INFO, "mosquitto")
 			if err != nil {
-				closeAll(files)
-				return nil, nil, fmt.Errorf("log_dest syslog: %w", err)
+				// A box without a system logger: its lines go to stderr
+				// rather than nowhere, and the first one says why.
+				fmt.Fprintf(stderr, "log_dest syslog: no system logger (%v); logging to stderr\n", err)
+				streams = append(streams, stderr)
+				continue
 			}
 			syslogs = append(syslogs, w)
 		}

@@ -48,3 +48,24 @@ func TestLogDestSyslogWithFacility(t *testing.T) {
 		}
 	}
 }
+
+// TestLogDestSyslogWithoutALogger: a box without a system logger gets the
+// lines on stderr, and a line that says why, rather than losing them.
+func TestLogDestSyslogWithoutALogger(t *testing.T) {
+	syslogNetwork, syslogAddr = "unixgram", filepath.Join(t.TempDir(), "none")
+	defer func() { syslogNetwork, syslogAddr = "", "" }()
+	cfg, ds := mosquittoconf.Check("m.conf", []byte("log_dest syslog\n"), t.TempDir())
+	if !ds.OK() {
+		t.Fatal(ds.Err())
+	}
+	var errOut strings.Builder
+	log, closer, err := NewLogger(cfg, nil, &errOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closer.Close()
+	log.Info("still seen")
+	if got := errOut.String(); !strings.Contains(got, "log_dest syslog: no system logger") || !strings.Contains(got, `msg="still seen"`) {
+		t.Fatalf("stderr: %q", got)
+	}
+}
