@@ -28,6 +28,7 @@ import (
 	"github.com/homebox/gateway/gateway/listeners"
 	"github.com/homebox/gateway/gateway/memlimit"
 	"github.com/homebox/gateway/gateway/mosquittoconf"
+	"github.com/homebox/gateway/gateway/mountpoint"
 	"github.com/homebox/gateway/gateway/policy"
 	"github.com/homebox/gateway/gateway/systopics"
 	"github.com/homebox/gateway/gateway/traffic"
@@ -246,6 +247,11 @@ func (b *Broker) addHooks() error {
 			return err
 		}
 	}
+	if mps := b.mountPoints(); len(mps) > 0 {
+		if err := b.server.AddHook(mountpoint.New(mps), nil); err != nil {
+			return err
+		}
+	}
 	b.auth, err = auth.NewHook(def, b.perListenerSecurity(), b.log)
 	if err != nil {
 		return err
@@ -375,6 +381,17 @@ func (b *Broker) perListenerSecurity() map[string]auth.Security {
 	return out
 }
 
+// mountPoints are the listeners' mount_point prefixes, by listener id.
+func (b *Broker) mountPoints() map[string]string {
+	out := map[string]string{}
+	for i, l := range b.effectiveListeners() {
+		if l.MountPoint != "" {
+			out[listenerID(i, l)] = l.MountPoint
+		}
+	}
+	return out
+}
+
 // admitRules are each listener's admission options, by listener id.
 func (b *Broker) admitRules() map[string]admit.Rules {
 	out := map[string]admit.Rules{}
@@ -421,6 +438,11 @@ func (b *Broker) addListeners() error {
 			// http_dir and websockets_headers_size (websockets)
 			HTTPDir:        l.HTTPDir,
 			MaxHeaderBytes: b.cfg.WebsocketsHeadersSize,
+		}
+		if l.MountPoint != "" {
+			// mount_point: topics are rewritten by a hook as they are
+			// written, which the fast path's own writes would skip.
+			lc.Wrap = b.opts.WrapConn
 		}
 		if l.TLS() {
 			tc, err := listeners.TLSConfig(l.CertFile, l.KeyFile, l.CAFile, l.CAPath, l.RequireCertificate, l.TLSVersion)

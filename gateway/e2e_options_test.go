@@ -448,3 +448,19 @@ func TestNoDuplicatesForOverlappingSubscriptions(t *testing.T) {
 	pub(t, b.port(), "-q", "1", "-t", "foo/end", "-m", "marker")
 	equalLines(t, sub.waitMessages(t, 2), []string{"foo/bar/baz once", "foo/end marker"})
 }
+
+// TestMountPoint: the clients of a listener with mount_point live under
+// its prefix: what they publish gets it, what they receive has it taken
+// off (retained messages and QoS 0 too), and they see nothing outside it.
+func TestMountPoint(t *testing.T) {
+	b := startBroker(t, "listener 0 127.0.0.1\nallow_anonymous true\nlistener 0 127.0.0.1\nallow_anonymous true\nmount_point site1/\n")
+	plain, mounted := b.ports["mqtt"][0], b.ports["mqtt"][1]
+	pub(t, plain, "-r", "-t", "site1/kept", "-m", "retained")
+	all, _ := subscribe(t, plain, "-t", "#")
+	in, _ := subscribe(t, mounted, "-V", "mqttv5", "-t", "#")
+	pub(t, mounted, "-t", "temp", "-m", "from inside")
+	pub(t, plain, "-t", "other/x", "-m", "outside")
+	pub(t, plain, "-q", "1", "-t", "site1/cmd", "-m", "to inside")
+	equalLines(t, in.waitMessages(t, 3), []string{"kept retained", "temp from inside", "cmd to inside"})
+	equalLines(t, all.waitMessages(t, 4), []string{"site1/kept retained", "site1/temp from inside", "other/x outside", "site1/cmd to inside"})
+}

@@ -440,6 +440,15 @@ func (in *interp) applyListener(st *fileState, pos Pos, l *Line, key string) {
 		in.setBool(pos, l, &ls.IgnoreCertDates)
 	case "crlfile":
 		in.setFile(pos, l, ls, key, &ls.CRLFile, false)
+	case "mount_point":
+		var v string
+		if in.setString(pos, l, ls, key, &v) {
+			if strings.ContainsAny(v, "+#") {
+				in.ds.errorf(pos, l.Option, fmt.Sprintf("invalid mount point %q: wildcards are not allowed", v))
+				return
+			}
+			ls.MountPoint = v
+		}
 	case "http_dir":
 		in.setFile(pos, l, ls, key, &ls.HTTPDir, true)
 	case "ciphers":

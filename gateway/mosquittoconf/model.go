@@ -129,6 +129,7 @@ type Listener struct {
 	UseUsernameAsClientID bool   // use_username_as_clientid
 	SocketDomain          string // socket_domain: "ipv4", "ipv6" or "" (both)
 	BindInterface         string // bind_interface: a network interface name
+	MountPoint            string // mount_point: the topic prefix of this listener's clients
 	HTTPDir               string // http_dir: a folder served to plain HTTP (websockets)
 	// AcceptProtocolVersions is accept_protocol_versions: the protocol
 	// levels let in (3 = MQTT 3.1, 4 = 3.1.1, 5 = 5.0); nil = all.

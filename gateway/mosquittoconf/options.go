@@ -85,6 +85,7 @@ var options = map[string]option{
 	"crlfile":                         {scopeListener, true},
 	"ciphers":                         {scopeListener, true}, // TLS 1.2 suites
 	"http_dir":                        {scopeListener, true},
+	"mount_point":                     {scopeListener, true},
 	"disable_client_cert_date_checks": {scopeListener, true}, // Mosquitto 2.1
 	"max_topic_alias_broker":          {scopeListener, true}, // Mosquitto 2.1
 
@@ -141,7 +142,6 @@ var options = map[string]option{
 	"ciphers_tls1.3":           {scopeListener, false},
 	"dhparamfile":              {scopeListener, false},
 	"maximum_qos":              {scopeListener, false},
-	"mount_point":              {scopeListener, false},
 	"psk_hint":                 {scopeListener, false},
 	"tls_engine":               {scopeListener, false},
 	"tls_engine_kpass_sha1":    {scopeListener, false},

@@ -30,6 +30,7 @@ func TestRefusedOptions(t *testing.T) {
 		{"websockets_log_level 255\n", "m.conf:1: websockets_log_level: cannot apply on this box: sets libwebsockets' own logging"},
 		{"set_tcp_nodelay false\n", "m.conf:1: set_tcp_nodelay: cannot apply on this box: false: the box always sets TCP_NODELAY"},
 		{"allow_duplicate_messages true\n", "m.conf:1: allow_duplicate_messages: cannot apply on this box: true: mochi sends a message once"},
+		{"listener 1883\nmount_point site/+/\n", `m.conf:2: mount_point: invalid mount point "site/+/": wildcards are not allowed`},
 		{"log_dest dlt\n", "m.conf:1: log_dest: cannot apply on this box: dlt: there is no DLT"},
 		{"log_facility 8\n", "m.conf:1: log_facility: "},
 		{"enable_control_api true\n", "m.conf:1: enable_control_api: cannot apply on this box: the $CONTROL API"},
