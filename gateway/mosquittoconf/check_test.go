@@ -165,14 +165,11 @@ func TestCheckWarnings(t *testing.T) {
 		conf string
 		want []string
 	}{
-		{"unsupported global", "log_facility 5\n", []string{"mosquitto.conf:1: log_facility: not supported by this broker, ignored"}},
-		{"unsupported listener option", "listener 1883\nmount_point site/\n", []string{"mosquitto.conf:2: mount_point: not supported by this broker, ignored"}},
-		{"unsupported security option", "auto_id_prefix gw-\n", []string{"mosquitto.conf:1: auto_id_prefix: not supported by this broker, ignored"}},
-		{"plugin options", "plugin /usr/lib/x.so\nplugin_opt_db /tmp/db\nauth_opt_x 1\n", []string{
-			"mosquitto.conf:1: plugin: not supported by this broker, ignored",
-			"mosquitto.conf:2: plugin_opt_db: not supported by this broker, ignored",
-			"mosquitto.conf:3: auth_opt_x: not supported by this broker, ignored",
-		}},
+		{"unsupported global", "max_queued_bytes 100\n", []string{"mosquitto.conf:1: max_queued_bytes: not supported by this broker, ignored"}},
+		{"unsupported listener option", "listener 1883\nuse_subject_as_username true\n", []string{"mosquitto.conf:2: use_subject_as_username: not supported by this broker, ignored"}},
+		{"log_dest topic", "log_dest topic\n", []string{"mosquitto.conf:1: log_dest: topic: not supported yet (logs are not published on $SYS/broker/log), ignored"}},
+		{"removed in Mosquitto 2.0", "retry_interval 20\n", []string{"mosquitto.conf:1: retry_interval: no longer available (Mosquitto 2.0 removed it too); ignored"}},
+		{"unsupported security option", "check_retain_source true\n", []string{"mosquitto.conf:1: check_retain_source: not supported by this broker, ignored"}},
 		{"unsupported bridge option", bridgeOK + "round_robin true\nlocal_username me\n", []string{
 			"mosquitto.conf:4: round_robin: not supported by this broker, ignored",
 			"mosquitto.conf:5: local_username: not supported by this broker, ignored",
