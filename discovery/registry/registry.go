@@ -1,10 +1,10 @@
 package registry
 
 import (
-	"maps"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
