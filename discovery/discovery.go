@@ -55,7 +55,9 @@ type Options struct {
 	Version   string
 	Address   string // the box's address in its announce; first LAN IPv4 when empty
 	MDNS      MDNSOptions
-	Logger    *slog.Logger
+	// StaleAfter marks devices silent for this long as stale (0: never).
+	StaleAfter time.Duration
+	Logger     *slog.Logger
 	// Limits bound what announces can make discovery hold; DefaultLimits
 	// for zero fields.
 	Limits Limits
@@ -164,6 +166,7 @@ func Start(ctx context.Context, o Options) (*Service, error) {
 		MaxClaims:      o.Limits.Registry.MaxDevices,
 		MaxEntities:    o.Limits.Registry.MaxEntitiesPerDevice,
 	}
+	reg.SetStaleAfter(o.StaleAfter)
 	s := &Service{opts: o, log: log, reg: reg, parsers: parsers, drops: newDropLog(log), ctx: sctx, cancel: cancel}
 	// The box's own device first: a registry that a flood filled to its cap
 	// refuses new devices, and the box must never be one of them. Its
@@ -243,6 +246,51 @@ func (s *Service) Ready() <-chan struct{} { return s.mq.ready }
 
 // Devices returns every device, sorted by ID.
 func (s *Service) Devices() []Device { return s.reg.Devices() }
+
+// ErrUnknownDevice is Forget's answer for an id the registry does not hold.
+var ErrUnknownDevice = errors.New("no such device")
+
+// Forgotten says what forgetting a device did.
+type Forgotten struct {
+	ID string `json:"id"`
+	// Cleared are the retained announce topics emptied, so the device does
+	// not come back at the next start (when the owner asked for it).
+	Cleared []string `json:"cleared"`
+	// ComesBackFrom are announce topics that still name it (it comes back
+	// when they are heard again, unless the device or the owner removes
+	// them): a zigbee2mqtt device list, or its own topics when not cleared.
+	ComesBackFrom []string `json:"comes_back_from"`
+}
+
+// Forget removes a device from the registry. With clearRetained, the
+// retained announces only about it are emptied on the broker too.
+func (s *Service) Forget(id string, clearRetained bool) (Forgotten, error) {
+	own, shared, ok := s.reg.Forget(id)
+	if !ok {
+		return Forgotten{}, fmt.Errorf("%w: %q", ErrUnknownDevice, id)
+	}
+	out := Forgotten{ID: id, Cleared: []string{}, ComesBackFrom: []string{}}
+	for _, g := range shared {
+		if !strings.HasPrefix(g, "mdns:") {
+			out.ComesBackFrom = append(out.ComesBackFrom, g)
+		}
+	}
+	for _, g := range own {
+		if strings.HasPrefix(g, "mdns:") {
+			continue
+		}
+		if !clearRetained {
+			out.ComesBackFrom = append(out.ComesBackFrom, g)
+			continue
+		}
+		if err := s.mq.clear(g); err != nil {
+			return out, fmt.Errorf("forgot %s, but clearing %s failed: %w", id, g, err)
+		}
+		out.Cleared = append(out.Cleared, g)
+	}
+	s.log.Info("discovery: device forgotten", "id", id, "cleared", len(out.Cleared), "comes_back_from", len(out.ComesBackFrom))
+	return out, nil
+}
 
 // Device returns one device by ID.
 func (s *Service) Device(id string) (Device, bool) { return s.reg.Device(id) }

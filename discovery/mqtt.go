@@ -188,10 +188,16 @@ func (l *mqttLink) onMessage(_ mqtt.Client, m mqtt.Message) {
 				"topic", limitTopic(topic), "bytes", len(payload), "limit", s.opts.Limits.MaxAvailabilityPayload)
 			return
 		}
-		s.reg.SetAvailability(topic, string(payload), now)
+		s.reg.Heard(topic, string(payload), now, m.Retained())
 		return
 	}
-	topics, dropped := s.reg.Apply(res.Group, res.Claims)
+	// A retained announce is the broker's copy, replayed when discovery
+	// subscribes (after a restart of either): not a sign of life.
+	apply := s.reg.Apply
+	if m.Retained() {
+		apply = s.reg.Replay
+	}
+	topics, dropped := apply(res.Group, res.Claims)
 	dropped.Add(res.Dropped)
 	if !res.Dropped.Zero() {
 		s.reg.CountDrops(res.Dropped)
@@ -258,7 +264,7 @@ func (l *mqttLink) subscribe(topics []string) {
 		for _, t := range topics[:n] {
 			f[t] = 0
 		}
-		if !l.await(l.c.SubscribeMultiple(f, nil), "subscribe to availability topics") {
+		if !l.await(l.c.SubscribeMultiple(f, nil), "subscribe to availability and state topics") {
 			return // onConnect subscribes them all again
 		}
 		topics = topics[n:]
@@ -273,4 +279,17 @@ func (l *mqttLink) close() {
 	}
 	l.c.Disconnect(250)
 	<-l.done
+}
+
+// clear empties a retained topic on the broker (an empty retained
+// message), so its announce is not replayed again.
+func (l *mqttLink) clear(topic string) error {
+	if !l.c.IsConnectionOpen() {
+		return errors.New("not connected to the broker")
+	}
+	t := l.c.Publish(topic, 1, true, []byte{})
+	if !t.WaitTimeout(l.wait) {
+		return errors.New("the broker did not answer in time")
+	}
+	return t.Error()
 }

@@ -36,7 +36,7 @@ func apiDevice(d discovery.Device) api.Device {
 		ID: d.ID, Name: d.Name, Manufacturer: d.Manufacturer, Model: d.Model, Firmware: d.Firmware,
 		Hardware: d.Hardware, MAC: d.MAC, Address: d.Address, Identifiers: d.Identifiers,
 		Connections: d.Connections, Sources: d.Sources, Availability: d.Availability,
-		AvailabilityTopics: d.AvailabilityTopics, FirstSeen: d.FirstSeen, LastSeen: d.LastSeen,
+		AvailabilityTopics: d.AvailabilityTopics, FirstSeen: d.FirstSeen, LastSeen: d.LastSeen, Stale: d.Stale,
 	}
 	for _, e := range d.Entities {
 		out.Entities = append(out.Entities, api.Entity(e))

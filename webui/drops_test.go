@@ -14,6 +14,9 @@ type floodedDevices struct{}
 
 func (floodedDevices) Devices() []discovery.Device            { return []discovery.Device{{ID: "one"}} }
 func (floodedDevices) Device(string) (discovery.Device, bool) { return discovery.Device{}, false }
+func (floodedDevices) Forget(string, bool) (discovery.Forgotten, error) {
+	return discovery.Forgotten{}, discovery.ErrUnknownDevice
+}
 func (floodedDevices) Stats() discovery.DropStats {
 	return discovery.DropStats{Messages: 2, Devices: 19002, Entities: 7, Fields: 3}
 }

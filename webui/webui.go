@@ -41,6 +41,7 @@ type Apps interface {
 type Devices interface {
 	Devices() []discovery.Device
 	Device(id string) (discovery.Device, bool)
+	Forget(id string, clearRetained bool) (discovery.Forgotten, error)
 }
 
 // Deps is what the app serves. A nil Apps makes the app routes answer 503,
@@ -99,6 +100,7 @@ func New(d Deps) *echo.Echo {
 	api.GET("/apps/:name/logs", h.logs)
 	api.GET("/devices", h.devices)
 	api.GET("/devices/:id", h.device)
+	api.DELETE("/devices/:id", h.forgetDevice)
 	api.GET("/broker/config", h.getConfig)
 	api.POST("/broker/config/check", h.checkConfig)
 	api.PUT("/broker/config", h.putConfig)

@@ -23,12 +23,13 @@ func (b *box) startDiscovery(ctx context.Context, cfg *config.Config, mqttPort i
 	host, _ := os.Hostname()
 	mdns := cfg.Discovery.MDNS
 	return discovery.Start(ctx, discovery.Options{
-		Root:      b.root,
-		Link:      b.link,
-		GatewayID: id,
-		Name:      host,
-		Model:     "homebox gateway",
-		Version:   b.opts.Version,
+		Root:       b.root,
+		Link:       b.link,
+		StaleAfter: cfg.Discovery.StaleAfter,
+		GatewayID:  id,
+		Name:       host,
+		Model:      "homebox gateway",
+		Version:    b.opts.Version,
 		MDNS: discovery.MDNSOptions{
 			Enabled:    mdns.Enabled && !b.opts.Dev, // never on a development machine
 			Interfaces: mdns.Interfaces,

@@ -108,10 +108,25 @@ apps:
 	if out, code := pubAs("homeassistant/sensor/plug1/power/config", cfg, "-r", "-u", "plug1", "-P", devPW); code != 0 {
 		t.Fatalf("the device's announce: %s", out)
 	}
+	var plugID string
 	testkit.WaitFor(t, 20*time.Second, "discovery to register the device", func() bool {
-		r := sock.do("GET", "/api/devices", nil)
-		return strings.Contains(string(r.raw), "Plug One")
+		var list []map[string]any
+		json.Unmarshal([]byte(gwctlIn("", "devices", "--json")), &list)
+		for _, d := range list {
+			if d["name"] == "Plug One" {
+				plugID = d["id"].(string)
+			}
+		}
+		return plugID != ""
 	})
+	// gwctl devices rm forgets it, its retained announce cleared (by the
+	// box's own client, with logins required): it is not listed again.
+	if out := gwctlIn("", "devices", "rm", plugID, "--clear-retained"); !strings.Contains(out, "cleared retained homeassistant/sensor/plug1/power/config") {
+		t.Errorf("gwctl devices rm: %s", out)
+	}
+	if out := gwctlIn("", "devices", "--json"); strings.Contains(out, plugID) {
+		t.Errorf("gwctl devices --json still lists %s:\n%s", plugID, out)
+	}
 	// Outside its ACL the device's message goes nowhere: the owner's
 	// subscriber sees the owner's marker first.
 	sub := testkit.Start(t, "stdbuf", "-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-u", "owner", "-P", "owner-pw",

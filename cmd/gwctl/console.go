@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -86,14 +87,45 @@ func (c *client) devices(w io.Writer, asJSON bool) error {
 		return writeJSON(w, list)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tMODEL\tSOURCE\tADDRESS\tAVAILABILITY\tLAST SEEN")
+	fmt.Fprintln(tw, "ID\tNAME\tMODEL\tSOURCE\tADDRESS\tAVAILABILITY\tLAST SEEN")
 	for _, d := range list {
 		seen := "-"
 		if !d.LastSeen.IsZero() {
 			seen = time.Since(d.LastSeen).Round(time.Second).String() + " ago"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", orDash(d.Name), orDash(d.Model), orDash(strings.Join(d.Sources, ",")),
+		if d.Stale {
+			seen += " (stale)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, orDash(d.Name), orDash(modelOf(d)), orDash(strings.Join(d.Sources, ",")),
 			orDash(d.Address), orDash(d.Availability), seen)
 	}
 	return tw.Flush()
+}
+
+// modelOf names a device's model as the console does: maker and model.
+func modelOf(d api.Device) string {
+	return strings.TrimSpace(d.Manufacturer + " " + d.Model)
+}
+
+// forgetDevice is `gwctl devices rm ID`.
+func (c *client) forgetDevice(w io.Writer, id string, clearRetained, asJSON bool) error {
+	path := "/api/devices/" + url.PathEscape(id)
+	if clearRetained {
+		path += "?clear_retained=1"
+	}
+	var f api.Forgotten
+	if err := c.send("DELETE", path, nil, &f); err != nil {
+		return err
+	}
+	if asJSON {
+		return writeJSON(w, f)
+	}
+	fmt.Fprintf(w, "device %s forgotten\n", f.ID)
+	for _, t := range f.Cleared {
+		fmt.Fprintf(w, "  cleared retained %s\n", t)
+	}
+	if len(f.ComesBackFrom) > 0 {
+		fmt.Fprintf(w, "  it comes back when these are heard again: %s\n", strings.Join(f.ComesBackFrom, ", "))
+	}
+	return nil
 }

@@ -22,6 +22,7 @@ commands:
   start|stop|restart NAME|all   steer one app or every app
   logs NAME [-n N] [-f]         the last N lines (default 100) of an app's log; -f follows it
   devices [--json]              the devices discovery found
+  devices rm ID [--clear-retained]  forget a device (and clear its retained announces)
   users [--json]                the broker's users and whether logins are required
   users add|passwd NAME         add a user or change its password (read from stdin)
   users rm NAME                 remove a user
@@ -45,12 +46,14 @@ func main() {
 // opts is the parsed command line. Flags may come before or after the
 // command and its arguments: people type `gwctl status mqtt --json`.
 type opts struct {
-	root   string
-	json   bool
-	yes    bool
-	n      int
-	follow bool
-	args   []string
+	root string
+	json bool
+	yes  bool
+	n    int
+
+	clearRetained bool // devices rm: clear the device's retained announces too
+	follow        bool
+	args          []string
 }
 
 type usageError string
@@ -86,6 +89,8 @@ func parseArgs(args []string) (opts, error) {
 			o.json = true
 		case a == "--yes" || a == "-y":
 			o.yes = true
+		case a == "--clear-retained":
+			o.clearRetained = true
 		case a == "-f" || a == "--follow":
 			o.follow = true
 		case name == "-n" || name == "--lines":
@@ -161,10 +166,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		runErr = c.logs(stdout, rest[0], o.n, o.follow)
 	case "devices":
-		if !want(0, 0, "devices [--json]") {
+		switch {
+		case len(rest) == 2 && rest[0] == "rm":
+			runErr = c.forgetDevice(stdout, rest[1], o.clearRetained, o.json)
+		case len(rest) == 0:
+			runErr = c.devices(stdout, o.json)
+		default:
+			fmt.Fprintln(stderr, "gwctl: usage: gwctl devices [--json] | devices rm ID [--clear-retained]")
 			return 2
 		}
-		runErr = c.devices(stdout, o.json)
 	case "users":
 		runErr = c.users(stdout, rest, o.json)
 		var ue usageError

@@ -280,7 +280,7 @@ func haEntity(m map[string]any, component, fallbackID string) (registry.Entity, 
 	for _, f := range []struct {
 		key string
 		dst *string
-	}{{"unique_id", &e.ID}, {"name", &e.Name}, {"state_topic", &e.StateTopic}, {"command_topic", &e.CommandTopic}, {"device_class", &e.DeviceClass}, {"unit_of_measurement", &e.Unit}} {
+	}{{"unique_id", &e.ID}, {"name", &e.Name}, {"state_topic", &e.StateTopic}, {"command_topic", &e.CommandTopic}, {"device_class", &e.DeviceClass}, {"unit_of_measurement", &e.Unit}, {"value_template", &e.ValueTemplate}} {
 		if *f.dst, err = str(m, f.key); err != nil {
 			return e, err
 		}

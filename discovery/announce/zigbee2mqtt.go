@@ -152,7 +152,10 @@ func z2mEntities(ieee, state string, e z2mExpose) []registry.Entity {
 	if e.Type == "binary" {
 		comp = "binary_sensor"
 	}
-	ent := registry.Entity{ID: ieee + "_" + e.Property, Component: comp, Name: e.Name, Source: "zigbee2mqtt", StateTopic: state, Unit: e.Unit}
+	// zigbee2mqtt publishes one JSON object per device; the entity is its
+	// property.
+	ent := registry.Entity{ID: ieee + "_" + e.Property, Component: comp, Name: e.Name, Source: "zigbee2mqtt", StateTopic: state, Unit: e.Unit,
+		ValueTemplate: "{{ value_json." + e.Property + " }}"}
 	if e.Access&settable != 0 {
 		ent.Component = map[string]string{"binary": "switch", "numeric": "number", "enum": "select", "text": "text"}[e.Type]
 		if ent.Component == "" {

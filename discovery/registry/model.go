@@ -40,7 +40,12 @@ type Device struct {
 	Entities           []Entity  `json:"entities,omitempty"`
 	Services           []Service `json:"services,omitempty"` // found over mDNS
 	FirstSeen          time.Time `json:"first_seen"`
-	LastSeen           time.Time `json:"last_seen"`
+	// LastSeen is the last message from the device itself (an announce,
+	// its availability or a state), never a retained one the broker
+	// replays: a broker restart does not make a gone device look alive.
+	LastSeen time.Time `json:"last_seen,omitzero"`
+	// Stale: nothing heard from the device for the registry's StaleAfter.
+	Stale bool `json:"stale"`
 }
 
 // Entity is one thing a device exposes (a sensor, a switch, a light...).
@@ -53,6 +58,13 @@ type Entity struct {
 	CommandTopic string `json:"command_topic,omitempty"`
 	DeviceClass  string `json:"device_class,omitempty"`
 	Unit         string `json:"unit,omitempty"`
+	// ValueTemplate picks the value out of a state payload (Home
+	// Assistant's value_template; {{ value_json.x }} forms are read).
+	ValueTemplate string `json:"value_template,omitempty"`
+	// State is the entity's current value, from its state topic, and
+	// StateAt when it was heard.
+	State   string    `json:"state,omitempty"`
+	StateAt time.Time `json:"state_at,omitzero"`
 }
 
 // Service is one mDNS service instance that answered a browse.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -28,6 +29,9 @@ type Registry struct {
 	devices map[string]*device         // id -> device
 	topics  map[string]map[*claim]bool // availability topic -> claims naming it
 	avail   map[string]availState      // availability topic -> last state heard
+	states  map[string]map[*claim]bool // entity state topic -> claims naming it
+	values  map[string]availState      // entity state topic -> last payload heard (capped)
+	stale   time.Duration              // StaleAfter; 0: never stale
 	weight  int                        // entities held, every claim counting at least one (Limits.MaxEntities)
 	drops   Drops                      // since Open
 	dirty   bool
@@ -88,6 +92,8 @@ func OpenWithLimits(path string, log *slog.Logger, lim Limits) (*Registry, error
 		devices: map[string]*device{},
 		topics:  map[string]map[*claim]bool{},
 		avail:   map[string]availState{},
+		states:  map[string]map[*claim]bool{},
+		values:  map[string]availState{},
 		kick:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
@@ -110,8 +116,33 @@ func OpenWithLimits(path string, log *slog.Logger, lim Limits) (*Registry, error
 func (r *Registry) Apply(group string, claims []Claim) (newTopics []string, dropped Drops) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.apply(group, claims, false)
+}
+
+// Replay is Apply for a retained message the broker replayed (at a
+// subscription, after a restart): old news, so it does not count as the
+// device being seen. Each claim keeps the time its group's earlier claim
+// about the same device was seen, or none.
+func (r *Registry) Replay(group string, claims []Claim) (newTopics []string, dropped Drops) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.apply(group, claims, true)
+}
+
+func (r *Registry) apply(group string, claims []Claim, replay bool) (newTopics []string, dropped Drops) {
 	if r.closed {
 		return nil, Drops{}
+	}
+	if replay {
+		claims = slices.Clone(claims)
+		for i := range claims {
+			claims[i].SeenAt = time.Time{}
+			for _, old := range r.groups[group] {
+				if sharesKey(old.Keys, claims[i].Keys) {
+					claims[i].SeenAt = old.SeenAt
+				}
+			}
+		}
 	}
 	defer func() { r.drops.Add(dropped) }()
 	old := r.groups[group]
@@ -163,30 +194,105 @@ func (r *Registry) Apply(group string, claims []Claim) (newTopics []string, drop
 	}
 	// New references first, so a topic named by both the old and the new
 	// claims is never counted as gone and back.
+	// A topic is new to subscribe when neither availability nor state
+	// names it yet.
+	ref := func(m, other map[string]map[*claim]bool, topic string, c *claim) {
+		set := m[topic]
+		if set == nil {
+			set = map[*claim]bool{}
+			m[topic] = set
+			if other[topic] == nil {
+				newTopics = append(newTopics, topic)
+			}
+		}
+		set[c] = true
+	}
+	unref := func(m map[string]map[*claim]bool, last map[string]availState, topic string, c *claim) {
+		if set := m[topic]; set != nil {
+			delete(set, c)
+			if len(set) == 0 {
+				delete(m, topic)
+				delete(last, topic) // heard again (retained) when named again
+			}
+		}
+	}
 	for _, c := range added {
 		for _, a := range c.Availability {
-			set := r.topics[a.Topic]
-			if set == nil {
-				set = map[*claim]bool{}
-				r.topics[a.Topic] = set
-				newTopics = append(newTopics, a.Topic)
+			ref(r.topics, r.states, a.Topic, c)
+		}
+		for _, e := range c.Entities {
+			if e.StateTopic != "" {
+				ref(r.states, r.topics, e.StateTopic, c)
 			}
-			set[c] = true
 		}
 	}
 	for _, c := range old {
 		for _, a := range c.Availability {
-			if set := r.topics[a.Topic]; set != nil {
-				delete(set, c)
-				if len(set) == 0 {
-					delete(r.topics, a.Topic)
-					delete(r.avail, a.Topic) // heard again (retained) when named again
-				}
+			unref(r.topics, r.avail, a.Topic, c)
+		}
+		for _, e := range c.Entities {
+			if e.StateTopic != "" {
+				unref(r.states, r.values, e.StateTopic, c)
 			}
 		}
 	}
 	r.markDirty()
 	return newTopics, dropped
+}
+
+func sharesKey(a, b []string) bool {
+	for _, k := range a {
+		if slices.Contains(b, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// Heard records a message on a topic some claim names: an availability
+// (birth/LWT) payload, or an entity's state. A retained one (replayed by
+// the broker) is old news: it sets the value but not when it was heard,
+// unless the same value was heard before. Others are ignored, so what is
+// kept is bounded by the claims; a payload too long to be a state is
+// counted in Drops.Fields.
+func (r *Registry) Heard(topic, payload string, at time.Time, retained bool) {
+	r.mu.Lock()
+	isState := r.states[topic] != nil
+	r.mu.Unlock()
+	if !isState {
+		r.setAvailability(topic, payload, at, retained)
+		return
+	}
+	if len(payload) > 4*r.lim.MaxText {
+		r.mu.Lock()
+		r.drops.Fields++
+		r.mu.Unlock()
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || r.states[topic] == nil {
+		return
+	}
+	r.values[topic] = heardAt(r.values[topic], payload, at, retained)
+	for c := range r.states[topic] {
+		c.dev.view = nil
+	}
+	if r.topics[topic] != nil {
+		r.setAvailabilityLocked(topic, payload, at, retained)
+	}
+}
+
+// heardAt is what a topic holds after payload: a replayed retained value
+// keeps the time only when it is the value already known.
+func heardAt(old availState, payload string, at time.Time, retained bool) availState {
+	if !retained {
+		return availState{Payload: payload, At: at.UTC()}
+	}
+	if old.Payload == payload {
+		return old
+	}
+	return availState{Payload: payload}
 }
 
 // SetAvailability records a birth/LWT payload heard on an availability topic
@@ -195,6 +301,10 @@ func (r *Registry) Apply(group string, claims []Claim) (newTopics []string, drop
 // (zigbee2mqtt's {"state":"online"}); one longer than any availability
 // payload could be (4 × MaxText) is ignored and counted in Drops.Fields.
 func (r *Registry) SetAvailability(topic, payload string, at time.Time) {
+	r.setAvailability(topic, payload, at, false)
+}
+
+func (r *Registry) setAvailability(topic, payload string, at time.Time, retained bool) {
 	if len(payload) > 4*r.lim.MaxText {
 		r.mu.Lock()
 		r.drops.Fields++
@@ -212,6 +322,10 @@ func (r *Registry) SetAvailability(topic, payload string, at time.Time) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.setAvailabilityLocked(topic, state, at, retained)
+}
+
+func (r *Registry) setAvailabilityLocked(topic, state string, at time.Time, retained bool) {
 	if r.closed || r.topics[topic] == nil {
 		return
 	}
@@ -219,7 +333,7 @@ func (r *Registry) SetAvailability(topic, payload string, at time.Time) {
 		r.drops.Fields++
 		return
 	}
-	r.avail[topic] = availState{Payload: state, At: at.UTC()}
+	r.avail[topic] = heardAt(r.avail[topic], state, at, retained)
 	for c := range r.topics[topic] {
 		c.dev.view = nil
 	}
@@ -238,13 +352,64 @@ func (r *Registry) AvailabilityTopics() []string {
 	return out
 }
 
+// SetStaleAfter marks devices silent for d as stale (0: never).
+func (r *Registry) SetStaleAfter(d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stale = d
+}
+
+// current is d's view with Stale as of now.
+func (r *Registry) current(d *device) Device {
+	v := *r.viewOf(d)
+	last := v.LastSeen
+	if last.IsZero() {
+		last = v.FirstSeen
+	}
+	v.Stale = r.stale > 0 && time.Since(last) > r.stale
+	return v
+}
+
+// Forget removes a device and every claim made about it. own are the
+// groups (announce topics, mDNS instances) whose claims were all about it:
+// a source may clear them so the device does not come back. shared are
+// groups that also spoke of other devices (a zigbee2mqtt device list),
+// from which it comes back if they still name it.
+func (r *Registry) Forget(id string) (own, shared []string, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d := r.devices[id]
+	if d == nil || r.closed {
+		return nil, nil, false
+	}
+	groups := map[string]bool{}
+	for _, c := range d.claims {
+		groups[c.group] = true
+	}
+	for _, g := range slices.Sorted(maps.Keys(groups)) {
+		var keep []Claim
+		for _, c := range r.groups[g] {
+			if c.dev != d {
+				keep = append(keep, c.Claim)
+			}
+		}
+		if len(keep) == 0 {
+			own = append(own, g)
+		} else {
+			shared = append(shared, g)
+		}
+		r.apply(g, keep, false)
+	}
+	return own, shared, true
+}
+
 // Devices returns every device, sorted by ID.
 func (r *Registry) Devices() []Device {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := make([]Device, 0, len(r.devices))
 	for _, d := range r.devices {
-		out = append(out, *r.viewOf(d))
+		out = append(out, r.current(d))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
@@ -258,7 +423,7 @@ func (r *Registry) Device(id string) (Device, bool) {
 	if d == nil {
 		return Device{}, false
 	}
-	return *r.viewOf(d), true
+	return r.current(d), true
 }
 
 // Len is the number of devices.
@@ -730,6 +895,12 @@ func (r *Registry) viewOf(d *device) *Device {
 			k := e.Source + "\x00" + e.ID
 			if !seenEntity[k] {
 				seenEntity[k] = true
+				if st, ok := r.values[e.StateTopic]; ok && e.StateTopic != "" {
+					e.State, e.StateAt = Value(e.ValueTemplate, st.Payload), st.At
+					if st.At.After(v.LastSeen) {
+						v.LastSeen = st.At
+					}
+				}
 				v.Entities = append(v.Entities, e)
 			}
 		}

@@ -55,7 +55,14 @@ type LAN struct {
 // Discovery switches the zero-config parts.
 type Discovery struct {
 	MDNS MDNS
+	// StaleAfter marks a device stale when nothing was heard from it for
+	// this long (discovery.stale_after; default DefaultStaleAfter, 0 never).
+	StaleAfter time.Duration
 }
+
+// DefaultStaleAfter: a day covers devices that report hourly or only on
+// change, and still shows one that has gone.
+const DefaultStaleAfter = 24 * time.Hour
 
 // MDNS says whether the broker is advertised and devices browsed over mDNS.
 type MDNS struct {

@@ -41,7 +41,8 @@ type lanYAML struct {
 }
 
 type discoveryYAML struct {
-	MDNS mdnsYAML `yaml:"mdns"`
+	MDNS       mdnsYAML        `yaml:"mdns"`
+	StaleAfter setting[string] `yaml:"stale_after"`
 }
 
 type mdnsYAML struct {
@@ -138,7 +139,7 @@ func (p *parser) config(f *fileYAML, top *yaml.Node) *Config {
 		File:      p.file,
 		Console:   Console{Listen: DefaultConsole},
 		LAN:       LAN{Allow: []string{"lan"}},
-		Discovery: Discovery{MDNS: MDNS{Enabled: true}},
+		Discovery: Discovery{MDNS: MDNS{Enabled: true}, StaleAfter: DefaultStaleAfter},
 	}
 	if s, ok := p.str(f.Console.Listen, "console.listen"); ok {
 		if err := checkListen(s); err != nil {
@@ -181,6 +182,9 @@ func (p *parser) config(f *fileYAML, top *yaml.Node) *Config {
 	}
 	if l, ok := p.list(f.Discovery.MDNS.Interfaces, "discovery.mdns.interfaces"); ok {
 		cfg.Discovery.MDNS.Interfaces = l
+	}
+	if d, ok := p.duration(f.Discovery.StaleAfter, "discovery.stale_after"); ok {
+		cfg.Discovery.StaleAfter = d
 	}
 	p.apps(cfg, f.Apps, top)
 	return cfg

@@ -142,7 +142,8 @@ type Device struct {
 	Entities           []Entity    `json:"entities,omitempty"`
 	Services           []Service   `json:"services,omitempty"` // found over mDNS
 	FirstSeen          time.Time   `json:"first_seen"`
-	LastSeen           time.Time   `json:"last_seen"`
+	LastSeen           time.Time   `json:"last_seen,omitzero"` // a message from the device itself, never a replayed retained one
+	Stale              bool        `json:"stale"`              // nothing heard for discovery.stale_after
 }
 
 // Entity is one thing a device exposes (a sensor, a switch, a light...).
@@ -155,6 +156,19 @@ type Entity struct {
 	CommandTopic string `json:"command_topic,omitempty"`
 	DeviceClass  string `json:"device_class,omitempty"`
 	Unit         string `json:"unit,omitempty"`
+	// ValueTemplate picks the value out of a state payload; State is the
+	// current value and StateAt when it was heard (zero for a retained
+	// value the broker replayed).
+	ValueTemplate string    `json:"value_template,omitempty"`
+	State         string    `json:"state,omitempty"`
+	StateAt       time.Time `json:"state_at,omitzero"`
+}
+
+// Forgotten is DELETE /api/devices/:id's answer.
+type Forgotten struct {
+	ID            string   `json:"id"`
+	Cleared       []string `json:"cleared"`         // retained announce topics emptied
+	ComesBackFrom []string `json:"comes_back_from"` // announce topics that still name it
 }
 
 // Service is one mDNS service instance a device answered with.

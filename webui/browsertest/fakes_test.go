@@ -302,17 +302,46 @@ func unprivilegedBroker(confPath string) func() string {
 }
 
 // fakeDevices is a device registry with a fixed list.
-type fakeDevices struct{ list []discovery.Device }
+type fakeDevices struct {
+	mu   sync.Mutex
+	list []discovery.Device
+}
 
-func (d *fakeDevices) Devices() []discovery.Device { return append([]discovery.Device(nil), d.list...) }
+func (d *fakeDevices) Devices() []discovery.Device {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]discovery.Device(nil), d.list...)
+}
 
 func (d *fakeDevices) Device(id string) (discovery.Device, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	for _, x := range d.list {
 		if x.ID == id {
 			return x, true
 		}
 	}
 	return discovery.Device{}, false
+}
+
+// Forget drops the device; the cleared topics are its availability
+// topics, standing in for its announces.
+func (d *fakeDevices) Forget(id string, clear bool) (discovery.Forgotten, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i, x := range d.list {
+		if x.ID == id {
+			d.list = append(d.list[:i], d.list[i+1:]...)
+			f := discovery.Forgotten{ID: id, Cleared: []string{}, ComesBackFrom: []string{}}
+			if clear {
+				f.Cleared = append(f.Cleared, x.AvailabilityTopics...)
+			} else {
+				f.ComesBackFrom = append(f.ComesBackFrom, x.AvailabilityTopics...)
+			}
+			return f, nil
+		}
+	}
+	return discovery.Forgotten{}, discovery.ErrUnknownDevice
 }
 
 // fakeStats is the broker's figures as the $SYS collector would hold them;

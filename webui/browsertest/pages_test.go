@@ -42,9 +42,10 @@ type pagesEnv struct {
 	root, conf, passwd, certs, acl string
 	seed                           string // mosquitto.conf as the box starts
 
-	apps  *fakeApps
-	stats *fakeStats
-	spy   *spy
+	apps    *fakeApps
+	stats   *fakeStats
+	devices *fakeDevices
+	spy     *spy
 
 	url string // the whole console
 	// bareURL is the same box with discovery and the broker's figures not
@@ -155,6 +156,7 @@ func newPagesEnv(t *testing.T) *pagesEnv {
 		return webui.New(webui.Deps{Apps: e.apps, Devices: devs, Version: "test", Middleware: []echo.MiddlewareFunc{e.spy.middleware},
 			Pages: pg, Console: &webui.Console{Auth: login, Flow: flow, Stats: stats, Events: events, CertsDir: e.certs, Done: done}})
 	}
+	e.devices = devices
 	e.url = serveLAN(t, console(devices, e.stats))
 	e.bareURL = serveLAN(t, console(nil, nil))
 	// Ends the event streams before the servers wait for their requests.
@@ -628,6 +630,27 @@ func TestPages(t *testing.T) {
 	b.open("/devices/0x00158d0001a2b3c4")
 	b.waitText("#entities-table", "zigbee2mqtt/kitchen")
 	b.waitText("h1", "Kitchen sensor")
+	// Its value, live, as the device reports.
+	e.devices.mu.Lock()
+	e.devices.list[0].Entities[0].State, e.devices.list[0].Entities[0].StateAt = "21.4", time.Now()
+	e.devices.mu.Unlock()
+	b.waitText(`#entities-table tr[data-entity="k_t"] .state`, "21.4 °C")
+
+	// Forgetting a device asks first, then it is gone from the list.
+	b.open("/devices/tasmota_plug_1")
+	b.waitText("h1", "Desk plug")
+	b.click("#forget")
+	b.waitJS("the dialog asks", `document.querySelector("#confirm").open && document.querySelector("#confirm-title").textContent === "Forget Desk plug?"`)
+	if _, ok := e.devices.Device("tasmota_plug_1"); !ok {
+		t.Fatal("the device went before the confirmation")
+	}
+	b.click("#confirm-ok")
+	b.waitJS("back on the list", `location.pathname === "/devices"`)
+	b.waitText("#status", "Desk plug forgotten")
+	b.waitText("#dev-count", "Showing 1 of 1")
+	if sent, _ := e.spy.sent("DELETE /api/devices/tasmota_plug_1"); !sent {
+		t.Error("no DELETE reached the API")
+	}
 
 	// Users: add one, remove one (after the dialog); the password file says so.
 	b.open("/broker/users")

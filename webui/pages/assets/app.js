@@ -1101,7 +1101,7 @@
         td('Source', null, (d.sources || []).join(', ') || '–'),
         td('Address', null, d.address || '–'),
         td('Availability', null, badge(d.availability || 'unknown')),
-        td('Last seen', null, ago(d.last_seen)))));
+        td('Last seen', null, d.last_seen ? ago(d.last_seen) : '–', d.stale ? el('span', {}, ' ', badge('errored', 'stale')) : ''))));
     }
     function sources() {
       const have = new Set(all.flatMap(d => d.sources || []));
@@ -1137,7 +1137,23 @@
 
   function pageDevice(id) {
     const facts = $('#dev-facts');
-    api('GET', '/api/devices/' + encodeURIComponent(id)).then(d => {
+    const path = '/api/devices/' + encodeURIComponent(id);
+    let name = id;
+    $('#forget').addEventListener('click', async () => {
+      const clear = $('#forget-clear').checked;
+      if (!await ask('Forget ' + name + '?', clear
+        ? name + ' leaves the list and its retained announces are cleared on the broker, so it stays gone until it announces itself again.'
+        : name + ' leaves the list; its retained announces stay, so it comes back when the box next reads them.', 'Forget ' + name)) return;
+      try {
+        const res = await busy($('#forget'), 'Forgetting ' + name + '…', () => api('DELETE', path + (clear ? '?clear_retained=1' : '')));
+        const cleared = res.cleared || [], back = res.comes_back_from || [];
+        flash(name + ' forgotten' + (cleared.length ? '; ' + cleared.length + ' retained announce' + (cleared.length > 1 ? 's' : '') + ' cleared' : '') +
+          (back.length ? '. It comes back from: ' + back.join(', ') : '') + '.', 'ok');
+        location.href = '/devices';
+      } catch (err) { say('Could not forget ' + name + ': ' + err.message, 'error'); }
+    });
+    const load = () => api('GET', path).then(d => {
+      name = d.name || d.id;
       $('#dev-name').textContent = d.name || d.id;
       document.title = (d.name || d.id) + ' · Gateway';
       const f = [
@@ -1148,17 +1164,19 @@
         ['MAC', d.mac || '–'],
         ['Sources', (d.sources || []).join(', ') || '–'],
         ['First seen', ago(d.first_seen)],
-        ['Last seen', ago(d.last_seen)],
+        ['Last seen', d.last_seen ? ago(d.last_seen) : 'not since the box started', d.stale ? el('span', {}, ' ', badge('errored', 'stale')) : ''],
         ['Id', el('code', {}, d.id)],
       ];
-      facts.replaceChildren(...f.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
+      facts.replaceChildren(...f.flatMap(([k, v, extra]) => [el('dt', {}, k), el('dd', {}, v, extra || '')]));
       const ents = d.entities || [];
-      $('#entities-table tbody').replaceChildren(...(ents.length ? ents.map(e => el('tr', {},
+      $('#entities-table tbody').replaceChildren(...(ents.length ? ents.map(e => el('tr', { 'data-entity': e.id },
         td('Entity', null, e.name || e.id),
+        td('Now', 'state', e.state !== undefined && e.state !== '' ? e.state + (e.unit ? ' ' + e.unit : '') : '–',
+          e.state_at ? el('div', { class: 'muted small' }, ago(e.state_at)) : ''),
         td('Kind', null, e.component + (e.device_class ? ' (' + e.device_class + ')' : '') + (e.unit ? ', ' + e.unit : '')),
         td('State topic', null, e.state_topic ? el('code', {}, e.state_topic) : '–'),
         td('Command topic', null, e.command_topic ? el('code', {}, e.command_topic) : '–'))) :
-        [el('tr', {}, el('td', { colspan: 4 }, 'This device announced no entities.'))]));
+        [el('tr', {}, el('td', { colspan: 5 }, 'This device announced no entities.'))]));
       const at = d.availability_topics || [];
       $('#avail-topics').replaceChildren(...(at.length ? at.map(t => el('li', {}, el('code', {}, t))) : [el('li', { class: 'muted' }, 'none')]));
       const svc = d.services || [];
@@ -1169,6 +1187,8 @@
     }, err => {
       facts.replaceChildren(el('dt', {}, 'Status'), el('dd', {}, err.unavailable ? badge('unavailable', 'unavailable') : '', ' ', err.message));
     });
+    // Live: the values change as the device reports.
+    every(2000, load);
   }
 
   // ---------- broker users ----------
