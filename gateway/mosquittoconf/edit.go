@@ -183,6 +183,7 @@ func renderBridge(b Bridge) ([]string, error) {
 	str("bridge_tls_version", norm.TLSVersion, "")
 	num("bridge_max_packet_size", norm.MaxPacketSize, 0)
 	boolean("bridge_outgoing_retain", norm.OutgoingRetain, def.OutgoingRetain)
+	renderBridgeExtra(norm.BridgeExtra, def.BridgeExtra, add)
 
 	// Read the block back: what is written must mean b, exactly.
 	in := newInterp("")

@@ -142,6 +142,10 @@ func (in *interp) apply(st *fileState, l *Line) {
 	// looked at.
 	in.refused = !in.confinedLine(pos, l)
 	defer func() { in.refused = false }()
+	if why := bridgeRefusal(name, l); why != "" && opt.scope == scopeBridge {
+		in.ds.errorf(pos, name, why)
+		return
+	}
 	if !opt.supported {
 		in.ds.warnf(pos, name, "not supported by this broker, ignored")
 		return
@@ -436,6 +440,7 @@ func newBridge(name string) *Bridge {
 		IdleTimeout:        60,
 		Threshold:          10,
 		OutgoingRetain:     true,
+		BridgeExtra:        bridgeExtraDefaults(),
 		Where:              map[string]Pos{},
 	}
 }
@@ -552,6 +557,10 @@ func (in *interp) applyBridge(b *Bridge, pos Pos, l *Line, key string) {
 		in.atLeastOne(pos, l, &b.Threshold)
 	case "start_type":
 		if v, ok := in.word(pos, l); ok {
+			if v == "manual" {
+				in.ds.errorf(pos, l.Option, `refused: "manual" needs a control API to start the bridge, which this box does not have; use automatic, lazy or once`)
+				return
+			}
 			if v != "automatic" && v != "lazy" && v != "once" {
 				in.ds.errorf(pos, l.Option, fmt.Sprintf("invalid value %q: want automatic, lazy or once", v))
 				return
@@ -572,6 +581,8 @@ func (in *interp) applyBridge(b *Bridge, pos Pos, l *Line, key string) {
 		in.tlsVersion(pos, l, &b.TLSVersion)
 	case "bridge_max_packet_size":
 		in.setInt(pos, l, 0, math.MaxInt32, &b.MaxPacketSize)
+	default:
+		in.applyBridgeExtra(b, pos, l, key)
 	}
 }
 
