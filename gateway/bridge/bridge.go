@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -45,6 +46,7 @@ type bridge struct {
 	st3    *store3
 	s5     *session5
 	refuse map[string]bool // addresses that refused try_private
+	cur    int             // index of the address in use or last tried (run's goroutine only)
 
 	replaying atomic.Bool
 	linkUp    atomic.Bool
@@ -251,7 +253,7 @@ func (b *bridge) run(ctx context.Context) {
 			continue
 		}
 		bo.reset()
-		idle := b.serve(ctx, l, addr)
+		end := b.serve(ctx, l, addr)
 		b.linkUp.Store(false)
 		b.notifyLocal(false)
 		switch {
@@ -259,9 +261,13 @@ func (b *bridge) run(ctx context.Context) {
 			l.close(b.remoteState(false))
 			b.setState("idle", "", nil)
 			return
-		case idle:
+		case end == endIdle:
 			l.close(b.remoteState(false))
 			b.log.Info("bridge idle, disconnected", "bridge", b.conf.Name)
+			continue
+		case end == endPrimary:
+			l.close(b.remoteState(false))
+			b.log.Info("bridge main address is back; reconnecting to it", "bridge", b.conf.Name, "address", hostPort(b.conf.Addresses[0]))
 			continue
 		}
 		cause := l.cause()
@@ -284,8 +290,14 @@ func (b *bridge) run(ctx context.Context) {
 func (b *bridge) connect(ctx context.Context) (link, string, error) {
 	var errs []error
 	addr := ""
-	for _, a := range b.conf.Addresses {
-		addr = hostPort(a)
+	n := len(b.conf.Addresses)
+	start := 0
+	if b.conf.RoundRobin { // all equal: carry on from the one after the last used
+		start = (b.cur + 1) % max(n, 1)
+	}
+	for k := range n {
+		b.cur = (start + k) % n
+		addr = hostPort(b.conf.Addresses[b.cur])
 		cfg := b.dialConfig(addr)
 		l, err := b.dial(ctx, cfg)
 		if errors.Is(err, errRefusedVersion) && cfg.private {
@@ -318,6 +330,11 @@ func (b *bridge) dialConfig(addr string) dialConfig {
 		private:      b.conf.TryPrivate && b.version != 5 && !b.refuse[addr],
 		maxPacket:    uint32(max(b.conf.MaxPacketSize, 0)),
 		onMessage:    b.fromRemote,
+		sock:         newSockOpts(b.conf),
+
+		receiveMax:    uint16(min(max(b.conf.ReceiveMaximum, 0), math.MaxUint16)),
+		sessionExpiry: b.conf.SessionExpiryInterval,
+		topicAliasMax: uint16(min(max(b.conf.MaxTopicAlias, 0), math.MaxUint16)),
 	}
 	if cfg.keepalive <= 0 {
 		cfg.keepalive = 60 * time.Second
@@ -343,10 +360,22 @@ func (b *bridge) dial(ctx context.Context, cfg dialConfig) (link, error) {
 	return l, nil
 }
 
+// Why serve returned.
+const (
+	endLost    = iota // the link was lost, or ctx ended
+	endIdle           // lazy: idle for idle_timeout
+	endPrimary        // round_robin false: the main address answers again
+)
+
+// primaryRetry is how often a bridge on a secondary address checks
+// whether the main one is back (round_robin false), as Mosquitto does.
+var primaryRetry = 5 * time.Second
+
 // serve runs a connected link: state up, subscriptions, retained replay,
 // then the queue and QoS 0 messages in order, until the link is lost, ctx
-// ends, or (lazy) it was idle for idle_timeout. It reports idleness.
-func (b *bridge) serve(ctx context.Context, l link, addr string) bool {
+// ends, (lazy) it was idle for idle_timeout, or (round_robin false) the
+// main address is back while on a secondary one. It says which.
+func (b *bridge) serve(ctx context.Context, l link, addr string) int {
 	b.linkUp.Store(true)
 	b.activity.Store(time.Now().UnixNano())
 	b.setState("up", addr, nil)
@@ -356,6 +385,7 @@ func (b *bridge) serve(ctx context.Context, l link, addr string) bool {
 		_ = l.publish(m, func(error) {})
 	}
 	sctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	b.unsubscribeOutOnly(sctx, l)
 	err := l.subscribe(sctx, b.routes)
 	cancel()
 	if err != nil {
@@ -370,6 +400,12 @@ func (b *bridge) serve(ctx context.Context, l link, addr string) bool {
 		defer t.Stop()
 		idleC = t.C
 	}
+	var primaryC <-chan time.Time
+	if !b.conf.RoundRobin && b.cur > 0 {
+		t := time.NewTicker(primaryRetry)
+		defer t.Stop()
+		primaryC = t.C
+	}
 	for {
 		for b.inflight.Load() < window {
 			seq, m, ok := b.q.take()
@@ -382,9 +418,13 @@ func (b *bridge) serve(ctx context.Context, l link, addr string) bool {
 		}
 		select {
 		case <-ctx.Done():
-			return false
+			return endLost
 		case <-l.lost():
-			return false
+			return endLost
+		case <-primaryC:
+			if b.primaryAnswers(ctx) {
+				return endPrimary
+			}
 		case <-b.q.kick:
 		case <-b.freed:
 		case m := <-b.qos0:
@@ -392,10 +432,47 @@ func (b *bridge) serve(ctx context.Context, l link, addr string) bool {
 		case <-idleC:
 			idleFor := time.Since(time.Unix(0, b.activity.Load()))
 			if idleFor >= time.Duration(max(b.conf.IdleTimeout, 1))*time.Second && b.q.len() == 0 {
-				return true
+				return endIdle
 			}
 		}
 	}
+}
+
+// unsubscribeOutOnly is bridge_attempt_unsubscribe: the remote filters of
+// out-only topics are unsubscribed, so that a topic turned from in to out
+// stops bringing messages from a remote that kept the old subscription.
+func (b *bridge) unsubscribeOutOnly(ctx context.Context, l link) {
+	if !b.conf.AttemptUnsubscribe {
+		return
+	}
+	var filters []string
+	for _, r := range b.routes {
+		if r.out && !r.in {
+			filters = append(filters, r.remote)
+		}
+	}
+	if len(filters) == 0 {
+		return
+	}
+	if err := l.unsubscribe(ctx, filters); err != nil {
+		b.log.Warn("bridge unsubscribe failed", "bridge", b.conf.Name, "error", err)
+	}
+}
+
+// primaryAnswers reports whether the main address accepts a TCP
+// connection now.
+func (b *bridge) primaryAnswers(ctx context.Context) bool {
+	d, err := newSockOpts(b.conf).dialer()
+	if err != nil {
+		return false
+	}
+	d.Timeout = time.Second
+	c, err := d.DialContext(ctx, "tcp", hostPort(b.conf.Addresses[0]))
+	if err != nil {
+		return false
+	}
+	_ = c.Close()
+	return true
 }
 
 // send hands one queued message to the link; false when the link failed

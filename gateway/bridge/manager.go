@@ -89,7 +89,7 @@ func prepare(c mosquittoconf.Bridge, o Options) (*bridge, []string, error) {
 	where := fmt.Sprintf("%s:%d", c.Pos.File, c.Pos.Line)
 	b := &bridge{conf: c, where: where, server: o.Server, log: o.Logger,
 		qos0: make(chan message, 4096), wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
-		st3: newStore3(), s5: newSession5(), refuse: map[string]bool{}, state: "idle"}
+		st3: newStore3(), s5: newSession5(), refuse: map[string]bool{}, cur: -1, state: "idle"}
 	var warns []string
 	if c.Name == "" {
 		return nil, nil, fmt.Errorf("%s: connection: a name is required", where)
@@ -154,6 +154,12 @@ func prepare(c mosquittoconf.Bridge, o Options) (*bridge, []string, error) {
 	}
 	if c.MaxPacketSize > 0 && b.version != 5 {
 		warns = append(warns, fmt.Sprintf("%s: connection %s: bridge_max_packet_size is only told to MQTT 5 remotes; it has no effect with %s", where, c.Name, c.ProtocolVersion))
+	}
+	if b.version != 5 && (c.ReceiveMaximum > 0 || c.SessionExpiryInterval != nil) {
+		warns = append(warns, fmt.Sprintf("%s: connection %s: bridge_receive_maximum and bridge_session_expiry_interval are MQTT 5 properties; they have no effect with %s", where, c.Name, c.ProtocolVersion))
+	}
+	if c.ALPN != "" && tc == nil {
+		warns = append(warns, fmt.Sprintf("%s: connection %s: bridge_alpn ignored without bridge_cafile or bridge_capath (no TLS)", where, c.Name))
 	}
 	if (c.CertFile != "" || c.KeyFile != "") && tc == nil {
 		warns = append(warns, fmt.Sprintf("%s: connection %s: bridge_certfile/bridge_keyfile ignored without bridge_cafile or bridge_capath", where, c.Name))

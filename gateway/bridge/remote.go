@@ -25,6 +25,8 @@ type link interface {
 	publish(m message, done func(error)) error
 	// subscribe asks the remote for the in routes.
 	subscribe(ctx context.Context, routes []route) error
+	// unsubscribe asks the remote to drop filters (bridge_attempt_unsubscribe).
+	unsubscribe(ctx context.Context, filters []string) error
 	// lost is closed when the connection ends.
 	lost() <-chan struct{}
 	// cause says why the connection ended.
@@ -50,6 +52,13 @@ type dialConfig struct {
 	will         *message
 	maxPacket    uint32
 	onMessage    func(message)
+	sock         sockOpts
+
+	// MQTT 5 CONNECT properties (bridge_receive_maximum,
+	// bridge_session_expiry_interval, bridge_max_topic_alias).
+	receiveMax    uint16 // 0 = not sent
+	sessionExpiry *uint32
+	topicAliasMax uint16
 }
 
 // connectTimeout bounds one connection attempt to one address.
@@ -89,6 +98,9 @@ func tlsConfig(b mosquittoconf.Bridge, where string) (*tls.Config, error) {
 		}
 	}
 	cfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	if b.ALPN != "" {
+		cfg.NextProtos = []string{b.ALPN}
+	}
 	switch b.TLSVersion {
 	case "":
 	case "tlsv1.3":
@@ -137,8 +149,11 @@ func tlsConfig(b mosquittoconf.Bridge, where string) (*tls.Config, error) {
 }
 
 // dialNet opens the transport to addr, with TLS when cfg is set.
-func dialNet(ctx context.Context, addr string, cfg *tls.Config) (net.Conn, error) {
-	d := &net.Dialer{Timeout: connectTimeout}
+func dialNet(ctx context.Context, addr string, cfg *tls.Config, so sockOpts) (net.Conn, error) {
+	d, err := so.dialer()
+	if err != nil {
+		return nil, err
+	}
 	if cfg == nil {
 		return d.DialContext(ctx, "tcp", addr)
 	}

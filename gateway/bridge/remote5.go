@@ -29,11 +29,12 @@ type link5 struct {
 }
 
 func dial5(ctx context.Context, cfg dialConfig, sess *session5) (*link5, error) {
-	conn, err := dialNet(ctx, cfg.addr, cfg.tls)
+	conn, err := dialNet(ctx, cfg.addr, cfg.tls, cfg.sock)
 	if err != nil {
 		return nil, err
 	}
 	l := &link5{sess: sess, lostCh: make(chan struct{})}
+	aliases := newInAliases(cfg.topicAliasMax)
 	l.client = paho.NewClient(paho.ClientConfig{
 		ClientID:      cfg.clientID,
 		Conn:          packets.NewThreadSafeConn(conn),
@@ -41,7 +42,12 @@ func dial5(ctx context.Context, cfg dialConfig, sess *session5) (*link5, error) 
 		PacketTimeout: connectTimeout,
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
 			p := pr.Packet
-			cfg.onMessage(message{topic: p.Topic, payload: p.Payload, qos: p.QoS, retain: p.Retain})
+			topic, err := aliases.resolve(p)
+			if err != nil {
+				l.end(err)
+				return false, err
+			}
+			cfg.onMessage(message{topic: topic, payload: p.Payload, qos: p.QoS, retain: p.Retain})
 			return true, nil
 		}},
 		OnClientError: func(err error) { l.end(err) },
@@ -55,9 +61,18 @@ func dial5(ctx context.Context, cfg dialConfig, sess *session5) (*link5, error) 
 		CleanStart: cfg.cleanSession,
 		Properties: &paho.ConnectProperties{},
 	}
-	if !cfg.cleanSession { // the remote keeps the session while we are away
+	switch {
+	case cfg.sessionExpiry != nil: // bridge_session_expiry_interval
+		cp.Properties.SessionExpiryInterval = cfg.sessionExpiry
+	case !cfg.cleanSession: // the remote keeps the session while we are away
 		forever := uint32(math.MaxUint32)
 		cp.Properties.SessionExpiryInterval = &forever
+	}
+	if cfg.receiveMax > 0 {
+		cp.Properties.ReceiveMaximum = &cfg.receiveMax
+	}
+	if cfg.topicAliasMax > 0 {
+		cp.Properties.TopicAliasMaximum = &cfg.topicAliasMax
 	}
 	if cfg.maxPacket > 0 {
 		cp.Properties.MaximumPacketSize = &cfg.maxPacket
@@ -268,4 +283,9 @@ func (s *session5) shutdown() {
 		close(p.stop)
 	}
 	_ = s.State.Close()
+}
+
+func (l *link5) unsubscribe(ctx context.Context, filters []string) error {
+	_, err := l.client.Unsubscribe(ctx, &paho.Unsubscribe{Topics: filters})
+	return err
 }

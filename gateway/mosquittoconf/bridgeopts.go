@@ -20,9 +20,9 @@ type BridgeExtra struct {
 	RoundRobin         bool   // round_robin, default false (first address is the main one)
 
 	// MQTT 5 CONNECT properties.
-	ReceiveMaximum        int   // bridge_receive_maximum 1-65535; 0 = not sent (65535)
-	SessionExpiryInterval int64 // bridge_session_expiry_interval seconds; -1 = not written
-	MaxTopicAlias         int   // bridge_max_topic_alias 0-65535, default 10
+	ReceiveMaximum        int     // bridge_receive_maximum 1-65535; 0 = not sent (65535)
+	SessionExpiryInterval *uint32 // bridge_session_expiry_interval seconds; nil = not written
+	MaxTopicAlias         int     // bridge_max_topic_alias 0-65535, default 10
 
 	// TCP socket options; 0 = the system's default.
 	TCPKeepaliveIdle     int // bridge_tcp_keepalive IDLE INTERVAL COUNT (seconds, seconds, probes)
@@ -33,7 +33,7 @@ type BridgeExtra struct {
 
 // bridgeExtraDefaults are Mosquitto's defaults for BridgeExtra.
 func bridgeExtraDefaults() BridgeExtra {
-	return BridgeExtra{AttemptUnsubscribe: true, SessionExpiryInterval: -1, MaxTopicAlias: 10}
+	return BridgeExtra{AttemptUnsubscribe: true, MaxTopicAlias: 10}
 }
 
 // bridgeRefusal says why a bridge option line cannot apply here; "" when
@@ -96,7 +96,8 @@ func (in *interp) applyBridgeExtra(b *Bridge, pos Pos, l *Line, key string) bool
 				in.ds.errorf(pos, l.Option, fmt.Sprintf("invalid value %q: want seconds from 0 to %d", v, uint32(math.MaxUint32)))
 				return true
 			}
-			b.SessionExpiryInterval = n
+			v := uint32(n)
+			b.SessionExpiryInterval = &v
 		}
 	case "bridge_tcp_keepalive":
 		w := l.Words()
@@ -147,8 +148,8 @@ func renderBridgeExtra(e, def BridgeExtra, add func(opt string, v ...string)) {
 	if e.ReceiveMaximum != def.ReceiveMaximum {
 		add("bridge_receive_maximum", strconv.Itoa(e.ReceiveMaximum))
 	}
-	if e.SessionExpiryInterval != def.SessionExpiryInterval {
-		add("bridge_session_expiry_interval", strconv.FormatInt(e.SessionExpiryInterval, 10))
+	if e.SessionExpiryInterval != nil {
+		add("bridge_session_expiry_interval", strconv.FormatUint(uint64(*e.SessionExpiryInterval), 10))
 	}
 	if e.MaxTopicAlias != def.MaxTopicAlias {
 		add("bridge_max_topic_alias", strconv.Itoa(e.MaxTopicAlias))

@@ -51,14 +51,15 @@ bridge_reload_type immediate
 	if !ds.OK() || len(ds.Warnings) > 0 {
 		t.Fatalf("errors %q warnings %q", messages(ds.Errors), messages(ds.Warnings))
 	}
+	forever := uint32(4294967295)
 	want := BridgeExtra{AttemptUnsubscribe: false, RoundRobin: true, BindAddress: "127.0.0.2", ALPN: "x-mqtt",
-		ReceiveMaximum: 20, SessionExpiryInterval: 4294967295, MaxTopicAlias: 0,
+		ReceiveMaximum: 20, SessionExpiryInterval: &forever, MaxTopicAlias: 0,
 		TCPKeepaliveIdle: 30, TCPKeepaliveInterval: 5, TCPKeepaliveCount: 4, TCPUserTimeout: 9000}
 	if got := cfg.Bridges[0].BridgeExtra; !reflect.DeepEqual(got, want) {
 		t.Fatalf("read %+v\nwant %+v", got, want)
 	}
 	if got := NewBridge("x").BridgeExtra; !reflect.DeepEqual(got, bridgeExtraDefaults()) ||
-		!got.AttemptUnsubscribe || got.MaxTopicAlias != 10 || got.SessionExpiryInterval != -1 {
+		!got.AttemptUnsubscribe || got.MaxTopicAlias != 10 || got.SessionExpiryInterval != nil {
 		t.Fatalf("defaults %+v", got)
 	}
 	// The console writes them back and reads the same bridge.
