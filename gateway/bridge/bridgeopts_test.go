@@ -8,10 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/packets"
+	mqtt "github.com/mochi-mqtt/server/v2"
+	mochipk "github.com/mochi-mqtt/server/v2/packets"
 	"golang.org/x/sys/unix"
 
 	"github.com/homebox/gateway/gateway/mosquittoconf"
@@ -311,4 +314,69 @@ func startLoggingMosquitto(t *testing.T) loggingMosquitto {
 func (m loggingMosquitto) logged() string {
 	b, _ := os.ReadFile(m.file)
 	return string(b)
+}
+
+// What Debian's mosquitto logs of the bridge's CONNECT: protocol version,
+// clean session, keepalive, client id, username, and the state will
+// (notifications), for the options that set them.
+func TestBridgeConnectMosquittoSees(t *testing.T) {
+	cases := []struct {
+		name    string
+		set     func(*mosquittoconf.Bridge)
+		connect string // "as ID (...)." as mosquitto logs it
+		will    string // will topic; "" = no will
+	}{
+		{"defaults", func(*mosquittoconf.Bridge) {}, "as box.c (p2, c0, k60).", "$SYS/broker/connection/box.c/state"},
+		{"mqttv31, cleansession, keepalive, ids, username", func(b *mosquittoconf.Bridge) {
+			b.ProtocolVersion, b.CleanSession, b.KeepaliveInterval = "mqttv31", true, 30
+			b.RemoteClientID, b.RemoteUsername, b.RemotePassword = "rc", "u", "p"
+		}, "as rc (p1, c1, k30, u'u').", "$SYS/broker/connection/rc/state"},
+		{"mqttv50", func(b *mosquittoconf.Bridge) { b.ProtocolVersion = "mqttv50" }, "as box.c (p5, c0, k60).", "$SYS/broker/connection/box.c/state"},
+		{"notification_topic", func(b *mosquittoconf.Bridge) { b.NotificationTopic = "gw/state" }, "as box.c (p2, c0, k60).", "gw/state"},
+		{"notifications false", func(b *mosquittoconf.Bridge) { b.Notifications = false }, "as box.c (p2, c0, k60).", ""},
+		{"notifications_local_only", func(b *mosquittoconf.Bridge) { b.NotificationsLocalOnly = true }, "as box.c (p2, c0, k60).", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			box, _ := newMochi(t, false)
+			remote := startLoggingMosquitto(t)
+			b := conn("c", remote.addr(), topic("t/#", "out", 1, "", ""))
+			c.set(&b)
+			startManager(t, box, t.TempDir(), b)
+			testkit.WaitFor(t, 10*time.Second, "mosquitto acknowledged the bridge's CONNECT", func() bool {
+				return strings.Contains(remote.logged(), "Sending CONNACK to ")
+			})
+			log := remote.logged()
+			if !strings.Contains(log, " connected from 127.0.0.1:") || !strings.Contains(log, c.connect) {
+				t.Fatalf("no %q in:\n%s", c.connect, log)
+			}
+			hasWill := strings.Contains(log, "Will message specified")
+			if (c.will != "") != hasWill || (c.will != "" && !strings.Contains(log, "\t"+c.will+"\n")) {
+				t.Fatalf("will %q wanted; log:\n%s", c.will, log)
+			}
+		})
+	}
+}
+
+// local_clientid is the origin of what the bridge publishes locally.
+func TestBridgeLocalClientID(t *testing.T) {
+	box, _ := newMochi(t, false)
+	remote := startMosquitto(t, "")
+	var origin sync.Map
+	if err := box.Subscribe("in/#", 960, func(_ *mqtt.Client, _ mochipk.Subscription, pk mochipk.Packet) {
+		origin.Store(pk.Origin, true)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b := conn("lc", remote.addr(), topic("in/#", "in", 1, "", ""))
+	b.LocalClientID = "bridge-here"
+	startManager(t, box, t.TempDir(), b)
+	pub, _ := client(t, remote.addr(), "pub-lc", "")
+	testkit.WaitFor(t, 10*time.Second, "a remote message published locally by bridge-here", func() bool {
+		if _, ok := origin.Load("bridge-here"); ok {
+			return true
+		}
+		publish(t, pub, "in/x", 1, false, "v")
+		return false
+	})
 }
