@@ -40,13 +40,15 @@ func TestBridgeConnectOptions(t *testing.T) {
 		recvMax  uint16  // 0 = absent
 		aliasMax uint16  // 0 = absent
 		source   string
+		maxPkt   uint32 // Maximum Packet Size; 0 = absent
 	}{
-		{"defaults", func(*mosquittoconf.Bridge) {}, u32(math.MaxUint32), 0, 10, "127.0.0.1"},
-		{"cleansession true", func(b *mosquittoconf.Bridge) { b.CleanSession = true }, nil, 0, 10, "127.0.0.1"},
+		{"defaults", func(*mosquittoconf.Bridge) {}, u32(math.MaxUint32), 0, 10, "127.0.0.1", 0},
+		{"cleansession true", func(b *mosquittoconf.Bridge) { b.CleanSession = true }, nil, 0, 10, "127.0.0.1", 0},
 		{"set", func(b *mosquittoconf.Bridge) {
 			b.SessionExpiryInterval, b.ReceiveMaximum, b.MaxTopicAlias = u32(120), 20, 0
-		}, u32(120), 20, 0, "127.0.0.1"},
-		{"bridge_bind_address", func(b *mosquittoconf.Bridge) { b.BindAddress = "127.0.0.2" }, u32(math.MaxUint32), 0, 10, "127.0.0.2"},
+		}, u32(120), 20, 0, "127.0.0.1", 0},
+		{"bridge_bind_address", func(b *mosquittoconf.Bridge) { b.BindAddress = "127.0.0.2" }, u32(math.MaxUint32), 0, 10, "127.0.0.2", 0},
+		{"bridge_max_packet_size", func(b *mosquittoconf.Bridge) { b.MaxPacketSize = 4096 }, u32(math.MaxUint32), 0, 10, "127.0.0.1", 4096},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -63,6 +65,9 @@ func TestBridgeConnectOptions(t *testing.T) {
 			}
 			if got := deref16(p.ReceiveMaximum); got != c.recvMax {
 				t.Errorf("Receive Maximum = %d, want %d (0 = absent)", got, c.recvMax)
+			}
+			if got := p.MaximumPacketSize; (got == nil) != (c.maxPkt == 0) || (got != nil && *got != c.maxPkt) {
+				t.Errorf("Maximum Packet Size = %v, want %d (0 = absent)", deref(got), c.maxPkt)
 			}
 			if got := deref16(p.TopicAliasMaximum); got != c.aliasMax {
 				t.Errorf("Topic Alias Maximum = %d, want %d (0 = absent)", got, c.aliasMax)
@@ -323,18 +328,20 @@ func TestBridgeConnectMosquittoSees(t *testing.T) {
 	cases := []struct {
 		name    string
 		set     func(*mosquittoconf.Bridge)
+		kind    string // "New bridge" (try_private) or "New client"
 		connect string // "as ID (...)." as mosquitto logs it
 		will    string // will topic; "" = no will
 	}{
-		{"defaults", func(*mosquittoconf.Bridge) {}, "as box.c (p2, c0, k60).", "$SYS/broker/connection/box.c/state"},
+		{"defaults", func(*mosquittoconf.Bridge) {}, "New bridge", "as box.c (p2, c0, k60).", "$SYS/broker/connection/box.c/state"},
 		{"mqttv31, cleansession, keepalive, ids, username", func(b *mosquittoconf.Bridge) {
 			b.ProtocolVersion, b.CleanSession, b.KeepaliveInterval = "mqttv31", true, 30
 			b.RemoteClientID, b.RemoteUsername, b.RemotePassword = "rc", "u", "p"
-		}, "as rc (p1, c1, k30, u'u').", "$SYS/broker/connection/rc/state"},
-		{"mqttv50", func(b *mosquittoconf.Bridge) { b.ProtocolVersion = "mqttv50" }, "as box.c (p5, c0, k60).", "$SYS/broker/connection/box.c/state"},
-		{"notification_topic", func(b *mosquittoconf.Bridge) { b.NotificationTopic = "gw/state" }, "as box.c (p2, c0, k60).", "gw/state"},
-		{"notifications false", func(b *mosquittoconf.Bridge) { b.Notifications = false }, "as box.c (p2, c0, k60).", ""},
-		{"notifications_local_only", func(b *mosquittoconf.Bridge) { b.NotificationsLocalOnly = true }, "as box.c (p2, c0, k60).", ""},
+		}, "New bridge", "as rc (p1, c1, k30, u'u').", "$SYS/broker/connection/rc/state"},
+		{"mqttv50", func(b *mosquittoconf.Bridge) { b.ProtocolVersion = "mqttv50" }, "New client", "as box.c (p5, c0, k60).", "$SYS/broker/connection/box.c/state"},
+		{"notification_topic", func(b *mosquittoconf.Bridge) { b.NotificationTopic = "gw/state" }, "New bridge", "as box.c (p2, c0, k60).", "gw/state"},
+		{"notifications false", func(b *mosquittoconf.Bridge) { b.Notifications = false }, "New bridge", "as box.c (p2, c0, k60).", ""},
+		{"notifications_local_only", func(b *mosquittoconf.Bridge) { b.NotificationsLocalOnly = true }, "New bridge", "as box.c (p2, c0, k60).", ""},
+		{"try_private false", func(b *mosquittoconf.Bridge) { b.TryPrivate = false }, "New client", "as box.c (p2, c0, k60).", "$SYS/broker/connection/box.c/state"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -347,7 +354,7 @@ func TestBridgeConnectMosquittoSees(t *testing.T) {
 				return strings.Contains(remote.logged(), "Sending CONNACK to ")
 			})
 			log := remote.logged()
-			if !strings.Contains(log, " connected from 127.0.0.1:") || !strings.Contains(log, c.connect) {
+			if !strings.Contains(log, c.kind+" connected from 127.0.0.1:") || !strings.Contains(log, c.connect) {
 				t.Fatalf("no %q in:\n%s", c.connect, log)
 			}
 			hasWill := strings.Contains(log, "Will message specified")

@@ -19,6 +19,9 @@ type captureRemote struct {
 	connects []*packets.Connect
 	peers    []string // source address of each connection
 	alpn     []string // negotiated ALPN of each TLS connection
+	tlsVers  []uint16 // TLS version of each TLS connection
+	clientCN []string // client certificate's common name, "" = none
+	pubs     []*packets.Publish
 	unsubs   [][]string
 	subs     [][]string
 	conns    []net.Conn
@@ -70,7 +73,14 @@ func (c *captureRemote) serve(cn net.Conn) {
 			return
 		}
 		c.mu.Lock()
-		c.alpn = append(c.alpn, tc.ConnectionState().NegotiatedProtocol)
+		st := tc.ConnectionState()
+		c.alpn = append(c.alpn, st.NegotiatedProtocol)
+		c.tlsVers = append(c.tlsVers, st.Version)
+		cn := ""
+		if len(st.PeerCertificates) > 0 {
+			cn = st.PeerCertificates[0].Subject.CommonName
+		}
+		c.clientCN = append(c.clientCN, cn)
 		c.mu.Unlock()
 	}
 	for {
@@ -101,6 +111,9 @@ func (c *captureRemote) serve(cn net.Conn) {
 			c.mu.Unlock()
 			_, err = (&packets.Unsuback{PacketID: p.PacketID, Reasons: make([]byte, len(p.Topics)), Properties: &packets.Properties{}}).WriteTo(cn)
 		case *packets.Publish:
+			c.mu.Lock()
+			c.pubs = append(c.pubs, p)
+			c.mu.Unlock()
 			switch p.QoS {
 			case 1:
 				_, err = (&packets.Puback{PacketID: p.PacketID, Properties: &packets.Properties{}}).WriteTo(cn)
@@ -141,4 +154,23 @@ func (c *captureRemote) firstConnect() *packets.Connect {
 		return nil
 	}
 	return c.connects[0]
+}
+
+// published returns the publishes received on topic.
+func (c *captureRemote) published(topic string) []*packets.Publish {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*packets.Publish
+	for _, p := range c.pubs {
+		if p.Topic == topic {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (c *captureRemote) connectCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.connects)
 }
