@@ -64,11 +64,20 @@ func startBoxWith(t testing.TB, gatewayd string, editYAML func(string) string, c
 	ys := strings.Replace(string(y), `listen: ":80"`, fmt.Sprintf(`listen: "127.0.0.1:%d"`, testkit.FreePort(t)), 1)
 	ys = strings.Replace(ys, "enabled: true", "enabled: false", 1)
 	ys = strings.Replace(ys, `"127.0.0.1:1883"`, fmt.Sprintf(`"127.0.0.1:%d"`, b.port), 1)
+	// The test's folders and binaries are root's own: the apps run as
+	// gatewayd does here (cmd/gatewayd TestAppsRunUnprivileged runs them
+	// as other accounts, the image boot test as the shipped ones).
+	ys = withoutUsers(ys)
 	write(t, yaml, editYAML(ys))
 
 	b.proc = testkit.Start(t, gatewayd, "run", "--root", b.root)
 	b.waitOnline(t, "mqtt", 0)
 	return b
+}
+
+// withoutUsers drops the user: lines of a gateway.yaml.
+func withoutUsers(yaml string) string {
+	return regexp.MustCompile(`(?m)^\s+user: .*\n`).ReplaceAllString(yaml, "")
 }
 
 func write(t testing.TB, path, text string) {

@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -28,6 +28,7 @@ import (
 	"github.com/homebox/gateway/gateway/mosquittoconf"
 	"github.com/homebox/gateway/gateway/policy"
 	"github.com/homebox/gateway/gateway/systopics"
+	"github.com/homebox/gateway/gateway/traffic"
 )
 
 // retainForever is the broker-wide cap on message expiry. mochi drops
@@ -53,16 +54,20 @@ type Options struct {
 	// (listeners.DefaultConnectTimeout, listeners.DefaultMaxHalfOpen).
 	ConnectTimeout time.Duration
 	MaxHalfOpen    int
+	// IsBoxUser tells the box's own clients (the service account) by their
+	// login, for the traffic split of $SYS/broker/gateway/...; nil: none.
+	IsBoxUser func(username string) bool
 }
 
 // Broker is a running gateway broker.
 type Broker struct {
-	opts   Options
-	cfg    *mosquittoconf.Config
-	server *mqtt.Server
-	auth   *auth.Hook
-	fast   *fastpath.Hook // its route cache is voided when ACLs reload
-	log    *slog.Logger
+	opts    Options
+	cfg     *mosquittoconf.Config
+	server  *mqtt.Server
+	auth    *auth.Hook
+	fast    *fastpath.Hook // its route cache is voided when ACLs reload
+	traffic *traffic.Counts
+	log     *slog.Logger
 
 	limits *listeners.Limits // shared by every listener
 
@@ -104,7 +109,7 @@ func New(o Options) (*Broker, error) {
 		Capabilities:           capabilities(cfg),
 		InlineClient:           true,
 		SysTopicResendInterval: sysInterval(cfg.SysInterval),
-		Logger:                 o.Logger,
+		Logger:                 slog.New(quietMochi{o.Logger.Handler()}),
 		// While a client's outbound queue is not empty, mochi gathers its
 		// packets in a buffer and writes when it holds this much: 16 KiB
 		// (mochi: 2 KiB) is about 250 fan-in messages per write() instead
@@ -208,6 +213,11 @@ func (b *Broker) Start() error {
 func (b *Broker) addHooks() error {
 	cfg := b.cfg
 	var err error
+	// First: every publish that reaches the broker is counted by whose it is.
+	b.traffic = &traffic.Counts{IsBox: b.opts.IsBoxUser}
+	if err := b.server.AddHook(&traffic.Hook{Counts: b.traffic}, nil); err != nil {
+		return err
+	}
 	def := securityOf(cfg.Security)
 	if len(cfg.Listeners) == 0 && cfg.Security.AllowAnonymous == nil {
 		// Mosquitto 2 with no listener configured serves loopback only and
@@ -243,7 +253,11 @@ func (b *Broker) addHooks() error {
 	}
 	version := "gatewayd " + b.opts.Version + " (mochi-mqtt " + mqtt.Version + ")"
 	sys := systopics.New(b.server, version, b.log)
-	sys.Extra = b.bridgeTopics
+	sys.Extra = func() map[string]string {
+		out := b.bridgeTopics()
+		maps.Copy(out, b.traffic.Topics(b.server))
+		return out
+	}
 	if err := b.server.AddHook(sys, nil); err != nil {
 		return err
 	}
@@ -253,6 +267,7 @@ func (b *Broker) addHooks() error {
 	// messages.
 	b.fast = fastpath.New(b.server, fastpath.Config{
 		ReadAllowed: func(cl *mqtt.Client, topic string) bool { return b.auth.OnACLCheck(cl, topic, false) },
+		Traffic:     b.traffic,
 	})
 	return b.server.AddHook(b.fast, nil)
 }
@@ -316,13 +331,7 @@ func (b *Broker) bridgeTopics() map[string]string {
 }
 
 // StorePath is where the broker keeps its store.
-func (b *Broker) StorePath() string {
-	name := b.cfg.PersistenceFile
-	if name == "" {
-		name = "mosquitto.db"
-	}
-	return filepath.Join(b.cfg.PersistenceLocation, name)
-}
+func (b *Broker) StorePath() string { return b.cfg.StorePath() }
 
 func securityOf(s mosquittoconf.Security) auth.Security {
 	out := auth.Security{PasswordFile: s.PasswordFile, ACLFile: s.ACLFile}

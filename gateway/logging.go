@@ -15,15 +15,15 @@ import (
 // as Mosquitto in the foreground); `none` silences; log_type debug or all
 // lowers the level to debug. The returned closer closes any log file.
 func NewLogger(cfg *mosquittoconf.Config, stdout, stderr io.Writer) (*slog.Logger, io.Closer, error) {
-	var outs []io.Writer
+	var streams []io.Writer // stdout, stderr, none
 	var files []*os.File
 	for _, dest := range cfg.LogDest {
 		kind, arg, _ := strings.Cut(strings.TrimSpace(dest), " ")
 		switch kind {
 		case "stdout":
-			outs = append(outs, stdout)
+			streams = append(streams, stdout)
 		case "stderr":
-			outs = append(outs, stderr)
+			streams = append(streams, stderr)
 		case "file":
 			f, err := os.OpenFile(strings.TrimSpace(arg), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 			if err != nil {
@@ -31,13 +31,12 @@ func NewLogger(cfg *mosquittoconf.Config, stdout, stderr io.Writer) (*slog.Logge
 				return nil, nil, fmt.Errorf("log_dest file: %w", err)
 			}
 			files = append(files, f)
-			outs = append(outs, f)
 		case "none":
-			outs = append(outs, io.Discard)
+			streams = append(streams, io.Discard)
 		}
 	}
-	if len(outs) == 0 {
-		outs = append(outs, stderr)
+	if len(streams) == 0 && len(files) == 0 {
+		streams = append(streams, stderr)
 	}
 	level := slog.LevelInfo
 	for _, t := range cfg.LogType {
@@ -45,8 +44,37 @@ func NewLogger(cfg *mosquittoconf.Config, stdout, stderr io.Writer) (*slog.Logge
 			level = slog.LevelDebug
 		}
 	}
-	h := slog.NewTextHandler(io.MultiWriter(outs...), &slog.HandlerOptions{Level: level})
-	return slog.New(h), closerFunc(func() error { closeAll(files); return nil }), nil
+	// Under the supervisor (its env says so) stdout and stderr lines are
+	// stamped already: the broker leaves its own time out there, so a line
+	// carries one timestamp. Files keep theirs.
+	var handlers []slog.Handler
+	if len(streams) > 0 {
+		opts := &slog.HandlerOptions{Level: level}
+		if os.Getenv(TimestampedEnv) == "1" {
+			opts.ReplaceAttr = dropTime
+		}
+		handlers = append(handlers, slog.NewTextHandler(io.MultiWriter(streams...), opts))
+	}
+	if len(files) > 0 {
+		ws := make([]io.Writer, len(files))
+		for i, f := range files {
+			ws[i] = f
+		}
+		handlers = append(handlers, slog.NewTextHandler(io.MultiWriter(ws...), &slog.HandlerOptions{Level: level}))
+	}
+	return slog.New(slog.NewMultiHandler(handlers...)), closerFunc(func() error { closeAll(files); return nil }), nil
+}
+
+// TimestampedEnv is the supervisor's mark that it stamps each line an app
+// prints (supervisor.TimestampedEnv; the broker does not import the
+// supervisor).
+const TimestampedEnv = "GATEWAY_LOG_TIMESTAMPED"
+
+func dropTime(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) == 0 && a.Key == slog.TimeKey {
+		return slog.Attr{}
+	}
+	return a
 }
 
 type closerFunc func() error

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -58,6 +59,7 @@ type app struct {
 	prevPID   int
 	prevAt    time.Time
 	lastDelay time.Duration // the restart delay last chosen
+	restartAt time.Time     // when the pending restart fires; zero when none is pending
 	attempts  int           // process starts tried
 
 	// Owned by loop.
@@ -100,6 +102,16 @@ func (a *app) setSpec(sp Spec) {
 	a.spec = sp
 	a.st.Command, a.st.Args, a.st.Cwd = sp.Command, slices.Clone(sp.Args), sp.Cwd
 	a.st.After = slices.Clone(sp.After)
+	a.st.Restart = RestartInfo{
+		DelaySeconds:      a.eff.Restart.Delay.Seconds(),
+		BackoffMaxSeconds: a.eff.Restart.BackoffMax.Seconds(),
+		MinUptimeSeconds:  a.eff.Restart.MinUptime.Seconds(),
+	}
+	a.st.MaxMemoryBytes = sp.MaxMemory
+	a.st.ReadyCheck = sp.Ready.String()
+	a.st.StopSignal = SignalName(a.eff.StopSignal)
+	a.st.KillTimeout = a.eff.KillTimeout.Seconds()
+	a.st.EnvNames = slices.Sorted(maps.Keys(sp.Env))
 	a.mu.Unlock()
 }
 
@@ -135,6 +147,9 @@ func (a *app) loop() {
 			a.becameReady()
 		case <-timerC(a.restartT):
 			a.restartT = nil
+			a.mu.Lock()
+			a.restartAt = time.Time{}
+			a.mu.Unlock()
 			a.launch()
 		case <-a.depsC:
 			a.depsC = nil
@@ -201,6 +216,9 @@ func (a *app) cancelWait() {
 		a.restartT.Stop()
 		a.restartT = nil
 	}
+	a.mu.Lock()
+	a.restartAt = time.Time{}
+	a.mu.Unlock()
 	a.depsC = nil
 }
 
@@ -223,7 +241,13 @@ func (a *app) launch() error {
 		delay := a.eff.Restart.BackoffMax
 		msg := fmt.Sprintf("cannot start: %v", err)
 		a.event("%s; retrying in %v", msg, delay)
-		a.update(func(st *AppState) { st.Status, st.PID, st.LastError = StatusErrored, 0, msg })
+		a.update(func(st *AppState) {
+			// Counted when scheduled, as restartAfter counts: a retry
+			// of a start that failed is a restart too.
+			st.Status, st.PID, st.LastError, st.RestartReason = StatusErrored, 0, msg, "cannot start"
+			st.Restarts++
+			st.UnstableRestarts++
+		})
 		a.schedule(delay)
 		return fmt.Errorf("app %q: %w", a.name, err)
 	}
@@ -237,7 +261,7 @@ func (a *app) launch() error {
 	a.mu.Lock()
 	a.startedAt = p.started
 	a.mu.Unlock()
-	a.update(func(st *AppState) { st.Status, st.PID, st.Ready = StatusLaunching, p.pid, false })
+	a.update(func(st *AppState) { st.Status, st.PID, st.Ready, st.User = StatusLaunching, p.pid, false, p.runsAs })
 	a.event("started %s (pid %d)", a.eff.Command, p.pid)
 	switch {
 	case a.eff.Ready.TCP != "":
@@ -252,6 +276,10 @@ func (a *app) launch() error {
 func (a *app) schedule(delay time.Duration) {
 	a.mu.Lock()
 	a.lastDelay = delay
+	a.st.RestartDelay = delay.Seconds()
+	if delay > 0 {
+		a.restartAt = time.Now().Add(delay)
+	}
 	a.mu.Unlock()
 	if delay <= 0 {
 		a.launch()
@@ -334,6 +362,9 @@ func (a *app) endRun(ex exitInfo) {
 	a.update(func(st *AppState) {
 		st.PID, st.Ready, st.CPUPercent, st.MemoryBytes = 0, false, 0, 0
 		st.LastExitCode, st.LastSignal, st.LastExitAt = ex.Code, ex.Signal, ex.At
+		// An earlier run's error must not sit beside this newer exit;
+		// restartAfter sets this run's own when it restarts the app.
+		st.LastError = ""
 	})
 }
 
@@ -415,6 +446,11 @@ func (a *app) snapshotLocked(now time.Time) AppState {
 	}
 	if !a.startedAt.IsZero() {
 		st.UptimeSeconds = now.Sub(a.startedAt).Seconds()
+	}
+	st.EnvNames = slices.Clone(st.EnvNames)
+	if !a.restartAt.IsZero() {
+		in := max(a.restartAt.Sub(now), 0).Seconds()
+		st.NextRestartIn = &in
 	}
 	return st
 }

@@ -39,4 +39,23 @@ type AppState struct {
 	LogFile          string    `json:"log_file"`
 	CreatedAt        time.Time `json:"created_at"`
 	After            []string  `json:"after,omitempty"`
+
+	// What `pm2 show` prints beside the figures: the policy, the backoff
+	// state and the limits the app runs under.
+	Restart        RestartInfo `json:"restart"`
+	RestartDelay   float64     `json:"restart_delay_s"`   // the delay chosen for the pending or last restart
+	NextRestartIn  *float64    `json:"next_restart_in_s"` // null when no restart is pending
+	MaxMemoryBytes uint64      `json:"max_memory_bytes"`  // 0: no limit
+	ReadyCheck     string      `json:"ready_check"`       // "tcp HOST:PORT", "log REGEXP" or "process running"
+	StopSignal     string      `json:"stop_signal"`
+	KillTimeout    float64     `json:"kill_timeout_s"`
+	EnvNames       []string    `json:"env,omitempty"`  // names only: values may be secrets
+	User           string      `json:"user,omitempty"` // user[:group] the running app was started as; empty: gatewayd's own
+}
+
+// RestartInfo is an app's restart policy in seconds, defaults applied.
+type RestartInfo struct {
+	DelaySeconds      float64 `json:"delay_s"`
+	BackoffMaxSeconds float64 `json:"backoff_max_s"`
+	MinUptimeSeconds  float64 `json:"min_uptime_s"`
 }

@@ -39,7 +39,8 @@ func (e exitInfo) String() string {
 
 // proc is one run of an app: the leader process of its own process group.
 type proc struct {
-	pid        int // also the group id (Setpgid)
+	pid        int    // also the group id (Setpgid)
+	runsAs     string // user[:group] it runs as; empty: gatewayd's own
 	startTicks uint64
 	started    time.Time
 
@@ -61,6 +62,13 @@ const outputGrace = time.Second
 // going, line by line with timestamps, to logw. It returns once the program
 // runs (exec succeeded) or could not be started.
 func startProc(sp Spec, logw io.Writer, readyRE *regexp.Regexp, logger *slog.Logger) (*proc, error) {
+	cred, home, notTaken, err := credential(sp)
+	if err != nil {
+		return nil, err
+	}
+	if notTaken != "" {
+		logger.Warn("gatewayd is not root, so the app runs as gatewayd's own user, not as gateway.yaml asks", "user", notTaken)
+	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -68,12 +76,26 @@ func startProc(sp Spec, logw io.Writer, readyRE *regexp.Regexp, logger *slog.Log
 	cmd := exec.Command(sp.Command, sp.Args...)
 	cmd.Dir = sp.Cwd
 	cmd.Env = mergeEnv(os.Environ(), sp.Env)
+	// copyOutput stamps every line: an app that reads this can leave its
+	// own timestamp out, so a log line carries one.
+	cmd.Env = append(cmd.Env, TimestampedEnv+"=1")
+	if cred != nil {
+		// The account's own HOME and USER, as su would give: an app finds
+		// its dot-files, not root's.
+		cmd.Env = mergeEnv(cmd.Env, map[string]string{"HOME": home, "USER": sp.User, "LOGNAME": sp.User})
+	}
 	cmd.Stdout, cmd.Stderr = w, w
 	// Pdeathsig: if gatewayd dies, the app dies with it. Setpgid: one signal
 	// to the group reaches every descendant.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
 
 	p := &proc{ready: make(chan struct{}), done: make(chan struct{})}
+	if cred != nil {
+		p.runsAs = sp.User
+		if sp.Group != "" {
+			p.runsAs += ":" + sp.Group
+		}
+	}
 	started := make(chan error, 1)
 	go p.run(cmd, r, w, started, logw, readyRE, logger)
 	if err := <-started; err != nil {
@@ -199,6 +221,10 @@ func waitExitedNoReap(pid int) error {
 		}
 	}
 }
+
+// TimestampedEnv is set to 1 in every app's environment: the supervisor
+// prefixes each line the app prints with the time.
+const TimestampedEnv = "GATEWAY_LOG_TIMESTAMPED"
 
 // tsLayout is RFC 3339 with milliseconds.
 const tsLayout = "2006-01-02T15:04:05.000Z07:00"

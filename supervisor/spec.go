@@ -14,6 +14,18 @@ type ReadyCheck struct {
 	Log string // regexp matched against each line the app prints
 }
 
+// String names the check for people: "tcp HOST:PORT", "log REGEXP", or
+// "process running" when the app is ready as soon as it runs.
+func (r ReadyCheck) String() string {
+	switch {
+	case r.TCP != "":
+		return "tcp " + r.TCP
+	case r.Log != "":
+		return "log " + r.Log
+	}
+	return "process running"
+}
+
 // RestartPolicy shapes restarts after an app exits on its own.
 // Zero values take the defaults named below.
 type RestartPolicy struct {
@@ -36,6 +48,12 @@ type Spec struct {
 	Restart     RestartPolicy
 	MaxMemory   uint64   // bytes of resident memory of the app's process group; 0 = no limit
 	After       []string // apps that must be ready before this one starts
+	// User and Group run the app as another account (PM2's uid and gid):
+	// a name or a number; Group defaults to the user's own group. They
+	// apply when gatewayd runs as root; otherwise the app runs as gatewayd
+	// does (see credential.go).
+	User  string
+	Group string
 }
 
 // Defaults for zero fields of a Spec.
@@ -71,7 +89,8 @@ func (sp Spec) equal(o Spec) bool {
 	return sp.Name == o.Name && sp.Command == o.Command && slices.Equal(sp.Args, o.Args) &&
 		maps.Equal(sp.Env, o.Env) && sp.Cwd == o.Cwd && sp.Ready == o.Ready &&
 		sp.KillTimeout == o.KillTimeout && sp.StopSignal == o.StopSignal &&
-		sp.Restart == o.Restart && sp.MaxMemory == o.MaxMemory && slices.Equal(sp.After, o.After)
+		sp.Restart == o.Restart && sp.MaxMemory == o.MaxMemory && slices.Equal(sp.After, o.After) &&
+		sp.User == o.User && sp.Group == o.Group
 }
 
 // topoOrder sorts apps so that each comes after its dependencies, stable in

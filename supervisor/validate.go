@@ -61,6 +61,9 @@ const reservedName = "all"
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
+// accountRE is a POSIX user or group name, or a number.
+var accountRE = regexp.MustCompile(`^([a-z_][a-z0-9_-]{0,31}\$?|[0-9]{1,10})$`)
+
 // Validate checks a whole app list: the one set of rules for apps, whether
 // they come from gateway.yaml or are built in code. Start and Apply refuse a
 // list it refuses. Every problem is reported; the error, when not nil, is
@@ -88,6 +91,15 @@ func Validate(specs []Spec) error {
 			if k == "" || strings.ContainsAny(k, "=\x00") {
 				bad(i, "env."+k, "%q is not a valid environment variable name", k)
 			}
+		}
+		if sp.User != "" && !accountRE.MatchString(sp.User) {
+			bad(i, "user", "%q is not a user name or number", sp.User)
+		}
+		if sp.Group != "" && !accountRE.MatchString(sp.Group) {
+			bad(i, "group", "%q is not a group name or number", sp.Group)
+		}
+		if sp.Group != "" && sp.User == "" {
+			bad(i, "group", "needs a user too: an app runs as gatewayd's own user and group otherwise")
 		}
 		if sp.Ready.TCP != "" && sp.Ready.Log != "" {
 			bad(i, "ready", "give tcp or log, not both")

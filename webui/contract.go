@@ -17,6 +17,9 @@ func apiApp(s supervisor.AppState) api.App {
 		LastSignal: s.LastSignal, LastExitAt: s.LastExitAt, LastError: s.LastError, RestartReason: s.RestartReason, Ready: s.Ready,
 		CPUPercent: s.CPUPercent, MemoryBytes: s.MemoryBytes, Command: s.Command, Args: s.Args,
 		Cwd: s.Cwd, LogFile: s.LogFile, CreatedAt: s.CreatedAt, After: s.After,
+		Restart: api.RestartPolicy(s.Restart), RestartDelay: s.RestartDelay, NextRestartIn: s.NextRestartIn,
+		MaxMemoryBytes: s.MaxMemoryBytes, ReadyCheck: s.ReadyCheck, StopSignal: s.StopSignal,
+		KillTimeout: s.KillTimeout, EnvNames: s.EnvNames, User: s.User,
 	}
 }
 

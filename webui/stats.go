@@ -227,5 +227,8 @@ func brokerStats(s sysstats.Snapshot) api.BrokerStats {
 	return api.BrokerStats{
 		Up: s.Up, Version: s.Version, UptimeS: s.UptimeS, ClientsConnected: s.ClientsConnected,
 		Retained: s.Retained, Subscriptions: s.Subscriptions, InPerS: s.InPerS, OutPerS: s.OutPerS, Updated: s.Updated,
+		Split: s.Split, OwnerClients: max(s.ClientsConnected-s.BoxClients, 0), BoxClients: s.BoxClients,
+		OwnerInPerS: s.OwnerInPerS, OwnerOutPerS: s.OwnerOutPerS, BoxInPerS: s.BoxInPerS, BoxOutPerS: s.BoxOutPerS,
+		SysInPerS: s.SysInPerS, SysOutPerS: s.SysOutPerS,
 	}
 }

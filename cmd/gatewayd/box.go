@@ -17,6 +17,7 @@ import (
 
 	"github.com/homebox/gateway/discovery"
 	"github.com/homebox/gateway/gateway/sysstats"
+	"github.com/homebox/gateway/internal/account"
 	"github.com/homebox/gateway/internal/paths"
 	"github.com/homebox/gateway/rootfs"
 	"github.com/homebox/gateway/supervisor"
@@ -171,6 +172,9 @@ func startBox(ctx context.Context, opts boxOptions) (*box, error) {
 	if b.socket, err = serveSocket(at.Join(paths.Socket), b.api, b.log); err != nil {
 		return nil, err
 	}
+	if err := b.handOverAppFiles(cfg); err != nil {
+		b.log.Warn("the broker's files stay as they are", "error", err)
+	}
 	if err := b.sup.Start(ctx, cfg.Specs(root, opts.Self)); err != nil {
 		return nil, fmt.Errorf("start apps: %w", err)
 	}
@@ -201,6 +205,18 @@ func (b *box) loadConfig() (*config.Config, error) {
 		cfg = cfg.Clone()
 		cfg.Console.Listen = b.opts.DevConsole
 		cfg.Discovery.MDNS.Enabled = false
+		// A development machine has no mosquitto or homeassistant
+		// account: every app runs as the developer.
+		for i := range cfg.Apps {
+			cfg.Apps[i].User, cfg.Apps[i].Group = "", ""
+		}
+	}
+	// Only root can run an app as another account; as anyone else the app
+	// runs as gatewayd and the supervisor says so.
+	if os.Geteuid() == 0 {
+		if err := cfg.CheckAccounts(func(u, g string) error { _, err := account.Lookup(u, g); return err }); err != nil {
+			return nil, err
+		}
 	}
 	return cfg, nil
 }
@@ -223,6 +239,8 @@ func (b *box) consoleParts(mqttAddr string) (*webui.Console, error) {
 		History:  confflow.NewHistory(at.Join(paths.ConfigHistory), confflow.DefaultKeep),
 		Logger:   b.log.With("part", "console"),
 		OnStep:   func(s confflow.Step) { events.Publish("flow", api.FlowStep(s)) },
+		// The files a change wrote (as root) go to the broker's account.
+		BeforeRestart: func() error { return b.handOverAppFiles(b.config()) },
 	})
 	b.stats = sysstats.Start(sysstats.Options{BrokerURL: "mqtt://" + mqttAddr, Logger: b.log.With("part", "console")})
 	return &webui.Console{
@@ -241,6 +259,9 @@ func (b *box) reload() error {
 	if err != nil {
 		b.log.Error("reload refused: gateway.yaml has mistakes; everything keeps running as before", "error", err)
 		return err
+	}
+	if err := b.handOverAppFiles(cfg); err != nil {
+		b.log.Warn("the broker's files stay as they are", "error", err)
 	}
 	if err := b.sup.Apply(cfg.Specs(b.root, b.opts.Self)); err != nil {
 		b.log.Error("reload refused by the supervisor; everything keeps running as before", "error", err)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -87,6 +88,11 @@ func brokerMain(args []string, stdout, stderr io.Writer) int {
 
 	if err := b.Start(); err != nil {
 		fmt.Fprintln(stderr, "error:", err)
+		return 1
+	}
+	if err := dropPrivileges(cfg, filepath.Dir(b.StorePath()), log); err != nil {
+		fmt.Fprintln(stderr, "error:", err)
+		_ = b.Close()
 		return 1
 	}
 	log.Info("broker running", "config", *confPath, "version", version.Version)

@@ -146,6 +146,34 @@ apps:
 		}
 	})
 
+	t.Run("broker log: one timestamp a line, each listener once", func(t *testing.T) {
+		var lines []string
+		testkit.WaitFor(t, 10*time.Second, "the broker's start in its log", func() bool {
+			data, _ := os.ReadFile(filepath.Join(root, "var/log/gateway/mqtt.log"))
+			lines = strings.Split(strings.TrimSpace(string(data)), "\n")
+			return strings.Contains(string(data), "broker running")
+		})
+		opened := 0
+		for _, l := range lines {
+			stamp, rest, _ := strings.Cut(l, " ")
+			if _, err := time.Parse(time.RFC3339, stamp); err != nil {
+				t.Errorf("line without the supervisor's timestamp: %q", l)
+			}
+			if strings.Contains(rest, "time=") {
+				t.Errorf("line with a second timestamp: %q", l)
+			}
+			if strings.Contains(rest, "attached listener") || strings.Contains(rest, "added hook") {
+				t.Errorf("mochi's start-up chatter at info level: %q", l)
+			}
+			if strings.Contains(rest, `msg="listener open"`) {
+				opened++
+			}
+		}
+		if opened != 1 {
+			t.Errorf("%d \"listener open\" lines for one listener:\n%s", opened, strings.Join(lines, "\n"))
+		}
+	})
+
 	t.Run("LAN login and gwctl console-password", func(t *testing.T) {
 		jar, _ := cookiejar.New(nil)
 		lan := &apiClient{t: t, c: &http.Client{Jar: jar, Timeout: 30 * time.Second}, base: lanURL}

@@ -45,17 +45,27 @@ func (b *box) startDiscovery(ctx context.Context, cfg *config.Config, mqttAddr s
 // relative paths from its working folder, <root>/data, as gateway.yaml
 // starts it.
 func brokerAddr(root string) (addr string, port int) {
-	at := paths.Root(root)
-	path := at.Join(paths.MosquittoConf)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return mosquittoconf.DefaultClientAddr, 1883
-	}
-	cfg, diags := mosquittoconf.Check(path, data, at.Join(paths.Data))
-	if !diags.OK() || cfg == nil {
+	cfg := brokerConf(root, paths.Root(root).Join(paths.Data))
+	if cfg == nil {
 		return mosquittoconf.DefaultClientAddr, 1883
 	}
 	return cfg.ClientAddr()
+}
+
+// brokerConf is the box's mosquitto.conf read as the broker reads it, with
+// relative paths taken from dir, its working folder; nil when it cannot be
+// read or has errors (the broker then says what is wrong).
+func brokerConf(root, dir string) *mosquittoconf.Config {
+	path := paths.Root(root).Join(paths.MosquittoConf)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	cfg, diags := mosquittoconf.Check(path, data, dir)
+	if !diags.OK() {
+		return nil
+	}
+	return cfg
 }
 
 // consolePort is the port of console.listen (0 when it cannot be read).

@@ -126,7 +126,8 @@ func TestRunAndGwctl(t *testing.T) {
 		fields[k] = strings.TrimSpace(v)
 	}
 	for _, k := range []string{"name", "status", "pid", "uptime", "restarts", "unstable restarts", "last exit", "ready",
-		"cpu", "memory", "command", "args", "cwd", "log file", "created at"} {
+		"cpu", "memory", "command", "args", "cwd", "log file", "created at",
+		"next restart", "restart policy", "ready check", "max memory", "stop", "env"} {
 		if _, ok := fields[k]; !ok {
 			t.Errorf("status ticker lacks %q:\n%s", k, out)
 		}
@@ -142,10 +143,17 @@ func TestRunAndGwctl(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"name", "status", "pid", "uptime_s", "restarts", "unstable_restarts", "last_exit_code",
-		"last_signal", "ready", "cpu_percent", "memory_bytes", "command", "args", "cwd", "log_file"} {
+		"last_signal", "ready", "cpu_percent", "memory_bytes", "command", "args", "cwd", "log_file",
+		"restart", "next_restart_in_s", "max_memory_bytes", "ready_check"} {
 		if _, ok := one[k]; !ok {
 			t.Errorf("--json lacks %q", k)
 		}
+	}
+	if r, _ := one["restart"].(map[string]any); r == nil || r["delay_s"] == nil || r["backoff_max_s"] == nil || r["min_uptime_s"] == nil {
+		t.Errorf("--json restart = %v, want delay_s, backoff_max_s, min_uptime_s", one["restart"])
+	}
+	if one["next_restart_in_s"] != nil {
+		t.Errorf("an online app has next_restart_in_s %v, want null", one["next_restart_in_s"])
 	}
 
 	// stop, start, restart.
@@ -346,7 +354,8 @@ func TestDevBannerAndInit(t *testing.T) {
 	writeConfig(t, root, twoApps)
 	box := runBox(t, root, "--dev")
 	for _, re := range []string{`root: +` + regexp.QuoteMeta(root), `socket: +` + regexp.QuoteMeta(filepath.Join(root, "run/gateway/gatewayd.sock")),
-		`logs: +` + regexp.QuoteMeta(filepath.Join(root, "var/log/gateway")), `console: +http://127\.0\.0\.1:8080/`, `mDNS is off on a development machine`, `broker: `} {
+		`logs: +` + regexp.QuoteMeta(filepath.Join(root, "var/log/gateway")), `console: +http://127\.0\.0\.1:8080/`, `mDNS is off on a development machine`,
+		`broker: +mqtt +\S+:1883`, `^ +websockets +\S+:9001`} {
 		box.WaitLine(t, 5*time.Second, regexp.MustCompile(re))
 	}
 	_ = box.Signal(syscall.SIGINT)

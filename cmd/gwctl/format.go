@@ -41,9 +41,16 @@ func printShow(w io.Writer, a api.App, color bool) {
 	if a.RestartReason != "" {
 		row("restart reason", a.RestartReason)
 	}
+	row("next restart", nextRestart(a))
+	row("restart policy", restartPolicy(a.Restart))
 	row("ready", yesNo(a.Ready))
+	row("ready check", orDash(a.ReadyCheck))
 	row("cpu", fmt.Sprintf("%.1f%%", a.CPUPercent))
 	row("memory", bytesHuman(a.MemoryBytes))
+	row("max memory", maxMemory(a.MaxMemoryBytes))
+	row("stop", fmt.Sprintf("%s, SIGKILL after %s", orDash(a.StopSignal), seconds(a.KillTimeout)))
+	row("env", orDash(strings.Join(a.EnvNames, ", ")))
+	row("user", orDash(a.User))
 	row("command", a.Command)
 	row("args", shellJoin(a.Args))
 	row("cwd", orDash(a.Cwd))
@@ -53,6 +60,30 @@ func printShow(w io.Writer, a api.App, color bool) {
 		row("after", strings.Join(a.After, ", "))
 	}
 	tw.Flush()
+}
+
+// nextRestart is the pending retry, with the backoff delay it waits.
+func nextRestart(a api.App) string {
+	if a.NextRestartIn == nil {
+		return "-"
+	}
+	return fmt.Sprintf("in %s (backoff delay %s)", seconds(*a.NextRestartIn), seconds(a.RestartDelay))
+}
+
+func restartPolicy(r api.RestartPolicy) string {
+	return fmt.Sprintf("delay %s, backoff up to %s, stable after %s",
+		seconds(r.DelaySeconds), seconds(r.BackoffMaxSeconds), seconds(r.MinUptimeSeconds))
+}
+
+func maxMemory(b uint64) string {
+	if b == 0 {
+		return "no limit"
+	}
+	return bytesHuman(b)
+}
+
+func seconds(s float64) string {
+	return time.Duration(s * float64(time.Second)).Round(time.Millisecond).String()
 }
 
 func pid(p int) string {

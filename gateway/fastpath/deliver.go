@@ -4,6 +4,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/homebox/gateway/gateway/traffic"
+
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
@@ -20,7 +22,7 @@ func (h *Hook) deliver(cl *mqtt.Client, pub *Conn, pk *packets.Packet, r *route)
 		scratch = pub.scratch[:0]
 	}
 	var v3, v5 []byte
-	var sent, bytes, dropped int64
+	var sent, bytes, dropped, boxSent int64
 	var flushNow []*Conn
 	for i := range r.targets {
 		t := &r.targets[i]
@@ -49,6 +51,9 @@ func (h *Hook) deliver(cl *mqtt.Client, pub *Conn, pk *packets.Packet, r *route)
 		switch h.deliverTo(pub, t, frame) {
 		case delivered:
 			sent++
+			if t.box {
+				boxSent++
+			}
 			bytes += int64(len(frame))
 			if pub == nil {
 				flushNow = append(flushNow, t.conn)
@@ -62,6 +67,14 @@ func (h *Hook) deliver(cl *mqtt.Client, pub *Conn, pk *packets.Packet, r *route)
 	}
 	for _, c := range flushNow {
 		c.flush()
+	}
+	if c := h.cfg.Traffic; c != nil && sent > 0 {
+		if len(pk.TopicName) > 0 && pk.TopicName[0] == '$' {
+			c.Sent(traffic.Sys, sent)
+		} else {
+			c.Sent(traffic.Box, boxSent)
+			c.Sent(traffic.Owner, sent-boxSent)
+		}
 	}
 	if sent > 0 {
 		atomic.AddInt64(&h.srv.Info.MessagesSent, sent)

@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/homebox/gateway/gateway/traffic"
+
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
@@ -25,6 +27,9 @@ type Config struct {
 	// StallAfter is how long a subscriber may write nothing while a
 	// publisher waits for it before it is judged stuck (default 250 ms).
 	StallAfter time.Duration
+	// Traffic, when set, counts the fast path's deliveries by whose they
+	// are, as traffic.Hook counts mochi's.
+	Traffic *traffic.Counts
 }
 
 // Hook is the fast path and the back-pressure in one; add it last with

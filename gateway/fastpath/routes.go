@@ -43,6 +43,7 @@ type target struct {
 	noLocal bool
 	v5      bool
 	maxSize uint32
+	box     bool // one of the box's own clients (for the traffic split)
 }
 
 // route is the topic's route, from the cache when it is current.
@@ -83,6 +84,7 @@ func (h *Hook) route(topic string) *route {
 			noLocal: sub.NoLocal,
 			v5:      to.Properties.ProtocolVersion == 5,
 			maxSize: to.Properties.Props.MaximumPacketSize,
+			box:     h.cfg.Traffic != nil && h.cfg.Traffic.IsClientBox(to),
 		})
 	}
 	r.fast = fast

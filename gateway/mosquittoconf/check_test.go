@@ -165,7 +165,7 @@ func TestCheckWarnings(t *testing.T) {
 		conf string
 		want []string
 	}{
-		{"unsupported global", "user mosquitto\n", []string{"mosquitto.conf:1: user: not supported by this broker, ignored"}},
+		{"unsupported global", "log_facility 5\n", []string{"mosquitto.conf:1: log_facility: not supported by this broker, ignored"}},
 		{"unsupported listener option", "listener 1883\nmount_point site/\n", []string{"mosquitto.conf:2: mount_point: not supported by this broker, ignored"}},
 		{"unsupported security option", "auto_id_prefix gw-\n", []string{"mosquitto.conf:1: auto_id_prefix: not supported by this broker, ignored"}},
 		{"plugin options", "plugin /usr/lib/x.so\nplugin_opt_db /tmp/db\nauth_opt_x 1\n", []string{

@@ -217,6 +217,8 @@ func (in *interp) applyGlobal(st *fileState, pos Pos, l *Line, key string) {
 		in.setString(pos, l, in.cfg, key, &c.PersistenceFile)
 	case "pid_file":
 		in.setString(pos, l, in.cfg, key, &c.PidFile)
+	case "user":
+		in.setString(pos, l, in.cfg, key, &c.User)
 	case "autosave_interval":
 		in.setInt(pos, l, 0, math.MaxInt32, &c.AutosaveInterval)
 	case "max_inflight_messages":

@@ -2,6 +2,7 @@ package mosquittoconf
 
 import (
 	"net"
+	"path/filepath"
 	"strconv"
 )
 
@@ -47,6 +48,7 @@ type Config struct {
 	LogType            []string // log_type values
 	ConnectionMessages bool     // connection_messages (default true)
 	PidFile            string   // pid_file
+	User               string   // user: the account a broker started as root drops to ("" = mosquitto)
 
 	Bridges []Bridge
 
@@ -179,4 +181,33 @@ type BridgeTopic struct {
 	LocalPrefix  string
 	RemotePrefix string
 	Pos          Pos
+}
+
+// SecurityFiles are every password_file and acl_file the conf names, broker
+// wide and per listener, as written.
+func (c *Config) SecurityFiles() []string {
+	var out []string
+	add := func(s Security) {
+		for _, f := range []string{s.PasswordFile, s.ACLFile} {
+			if f != "" {
+				out = append(out, f)
+			}
+		}
+	}
+	add(c.Security)
+	for _, l := range c.Listeners {
+		add(l.Security)
+	}
+	return out
+}
+
+// StorePath is where persistence keeps its store: persistence_file
+// (default mosquitto.db) in persistence_location, relative to the broker's
+// working folder when not absolute.
+func (c *Config) StorePath() string {
+	name := c.PersistenceFile
+	if name == "" {
+		name = "mosquitto.db"
+	}
+	return filepath.Join(c.PersistenceLocation, name)
 }

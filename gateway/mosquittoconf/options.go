@@ -112,7 +112,7 @@ var options = map[string]option{
 	"retry_interval":               {scopeGlobal, false},
 	"set_tcp_nodelay":              {scopeGlobal, false},
 	"upgrade_outgoing_qos":         {scopeGlobal, false},
-	"user":                         {scopeGlobal, false},
+	"user":                         {scopeGlobal, true},
 	"websockets_headers_size":      {scopeGlobal, false},
 	"websockets_log_level":         {scopeGlobal, false},
 

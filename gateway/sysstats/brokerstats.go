@@ -55,17 +55,29 @@ type Point struct {
 
 // Snapshot is what the collector knows now.
 type Snapshot struct {
-	Up               bool              `json:"up"`
-	Version          string            `json:"version"`
-	UptimeS          int64             `json:"uptime_s"`
-	ClientsConnected int64             `json:"clients_connected"`
-	Retained         int64             `json:"retained"`
-	Subscriptions    int64             `json:"subscriptions"`
-	InPerS           float64           `json:"messages_in_per_s"`
-	OutPerS          float64           `json:"messages_out_per_s"`
-	Updated          time.Time         `json:"updated,omitzero"`
-	History          []Point           `json:"-"`
-	Bridges          map[string]Bridge `json:"-"`
+	Up               bool    `json:"up"`
+	Version          string  `json:"version"`
+	UptimeS          int64   `json:"uptime_s"`
+	ClientsConnected int64   `json:"clients_connected"`
+	Retained         int64   `json:"retained"`
+	Subscriptions    int64   `json:"subscriptions"`
+	InPerS           float64 `json:"messages_in_per_s"`
+	OutPerS          float64 `json:"messages_out_per_s"`
+	// The figures above, split by whose they are, from the broker's
+	// $SYS/broker/gateway/... topics (Split is false until one arrives, as
+	// from a plain Mosquitto): the owner's clients and messages, the box's
+	// own clients (console statistics, discovery, explorer) and $SYS.
+	Split        bool              `json:"split"`
+	BoxClients   int64             `json:"box_clients"`
+	OwnerInPerS  float64           `json:"owner_in_per_s"`
+	OwnerOutPerS float64           `json:"owner_out_per_s"`
+	BoxInPerS    float64           `json:"box_in_per_s"`
+	BoxOutPerS   float64           `json:"box_out_per_s"`
+	SysInPerS    float64           `json:"sys_in_per_s"`
+	SysOutPerS   float64           `json:"sys_out_per_s"`
+	Updated      time.Time         `json:"updated,omitzero"`
+	History      []Point           `json:"-"`
+	Bridges      map[string]Bridge `json:"-"`
 }
 
 type counter struct {
@@ -82,6 +94,7 @@ type Collector struct {
 	mu      sync.Mutex
 	snap    Snapshot
 	in, out counter
+	split   map[string]*counter // per $SYS/broker/gateway/messages/... topic
 	subs    map[chan struct{}]struct{}
 }
 
@@ -93,7 +106,7 @@ func Start(o Options) *Collector {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Collector{o: o, subs: map[chan struct{}]struct{}{}, snap: Snapshot{Bridges: map[string]Bridge{}}}
+	c := &Collector{o: o, subs: map[chan struct{}]struct{}{}, snap: Snapshot{Bridges: map[string]Bridge{}}, split: map[string]*counter{}}
 	nonce := make([]byte, 4)
 	_, _ = rand.Read(nonce)
 	opts := mqtt.NewClientOptions().
@@ -121,7 +134,7 @@ func (c *Collector) onConnect(cl mqtt.Client) {
 	c.o.Logger.Info("broker statistics: connected", "broker", c.o.BrokerURL)
 	// Rates restart from the new broker's counters.
 	c.mu.Lock()
-	c.in, c.out = counter{}, counter{}
+	c.in, c.out, c.split = counter{}, counter{}, map[string]*counter{}
 	c.mu.Unlock()
 	c.setUp(true)
 	cl.Subscribe("$SYS/broker/#", 0, c.onMessage)
@@ -131,7 +144,9 @@ func (c *Collector) setUp(up bool) {
 	c.mu.Lock()
 	c.snap.Up = up
 	if !up {
-		c.snap.InPerS, c.snap.OutPerS = 0, 0
+		s := &c.snap
+		s.InPerS, s.OutPerS = 0, 0
+		s.OwnerInPerS, s.OwnerOutPerS, s.BoxInPerS, s.BoxOutPerS, s.SysInPerS, s.SysOutPerS = 0, 0, 0, 0, 0, 0
 	}
 	c.mu.Unlock()
 	c.notify()
@@ -173,13 +188,33 @@ func (c *Collector) onMessage(_ mqtt.Client, m mqtt.Message) {
 		tick = true
 	case topic == "$SYS/broker/publish/messages/sent":
 		c.snap.OutPerS = rate(&c.out, num(), now)
+	case topic == topicBoxClients:
+		c.snap.BoxClients = num()
+	case strings.HasPrefix(topic, topicSplit):
+		f := c.splitField(strings.TrimPrefix(topic, topicSplit))
+		if f == nil {
+			c.mu.Unlock()
+			return
+		}
+		cn := c.split[topic]
+		if cn == nil {
+			cn = &counter{}
+			c.split[topic] = cn
+		}
+		*f = rate(cn, num(), now)
+		c.snap.Split = true
 	default:
 		c.mu.Unlock()
 		return
 	}
 	c.snap.Updated = now
 	if tick && !m.Retained() {
-		c.snap.History = append(c.snap.History, Point{T: now.UTC(), InPerS: c.snap.InPerS, OutPer: c.snap.OutPerS})
+		// The graph is the owner's traffic where the broker tells it apart.
+		in, out := c.snap.InPerS, c.snap.OutPerS
+		if c.snap.Split {
+			in, out = c.snap.OwnerInPerS, c.snap.OwnerOutPerS
+		}
+		c.snap.History = append(c.snap.History, Point{T: now.UTC(), InPerS: in, OutPer: out})
 		cut := 0
 		for cut < len(c.snap.History) && now.Sub(c.snap.History[cut].T) > c.o.Window {
 			cut++
@@ -189,6 +224,22 @@ func (c *Collector) onMessage(_ mqtt.Client, m mqtt.Message) {
 	}
 	c.mu.Unlock()
 	c.notify()
+}
+
+// The broker's split of its counters (gateway/traffic publishes them).
+const (
+	topicBoxClients = "$SYS/broker/gateway/clients/box"
+	topicSplit      = "$SYS/broker/gateway/messages/"
+)
+
+// splitField is the rate a split topic ("received/owner", ...) sets.
+func (c *Collector) splitField(name string) *float64 {
+	s := &c.snap
+	return map[string]*float64{
+		"received/owner": &s.OwnerInPerS, "sent/owner": &s.OwnerOutPerS,
+		"received/box": &s.BoxInPerS, "sent/box": &s.BoxOutPerS,
+		"received/sys": &s.SysInPerS, "sent/sys": &s.SysOutPerS,
+	}[name]
 }
 
 // rate turns a growing counter into a per-second figure. A counter that

@@ -17,18 +17,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/homebox/gateway/internal/testkit"
 	"golang.org/x/sys/unix"
 )
 
 // Require skips (fails under CI) a test that cannot make namespaces.
 func Require(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("network namespaces need root: run the tests as root (CI is set, so this is a failure, not a skip)")
-		}
-		t.Skip("network namespaces need root (CI runs this as root)")
-	}
+	testkit.RequireRoot(t, "network namespaces")
 	IPTool(t)
 }
 

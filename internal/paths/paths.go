@@ -9,10 +9,12 @@ import "path/filepath"
 // Relative to the root.
 const (
 	GatewayYAML   = "etc/gateway/gateway.yaml"
+	MosquittoDir  = "etc/mosquitto"
 	MosquittoConf = "etc/mosquitto/mosquitto.conf"
 	Certs         = "etc/mosquitto/certs"
 
 	Data          = "data"
+	GatewayData   = "data/gateway" // gatewayd's own: never handed to an app
 	ConsoleLogin  = "data/gateway/console.json"
 	ConfigHistory = "data/gateway/config-history"
 	Devices       = "data/gateway/devices.json"

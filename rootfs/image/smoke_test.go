@@ -70,7 +70,11 @@ func smoke(t *testing.T, img Image, qemu string) {
 		// broker process is started through qemu too; on the box it is
 		// gatewayd itself.
 		"command: gatewayd ", "command: "+qemu+" ",
-		"args: [broker,", `args: ["{root}/usr/bin/gatewayd", broker,`)
+		"args: [broker,", `args: ["{root}/usr/bin/gatewayd", broker,`,
+		// The test's folders are root's own: the apps run as gatewayd
+		// does here; the boot test (rootfs/slots) runs the shipped accounts.
+		"    user: mosquitto ", "    # user: mosquitto ",
+		"    user: homeassistant ", "    # user: homeassistant ")
 
 	box := startBox(t, qemu, gatewayd, root)
 

@@ -79,7 +79,10 @@ type App struct {
 	MinUptime   time.Duration
 	MaxMemory   uint64
 	After       []string
-	Line        int // where the entry starts in the file
+	User        string // run as this account when gatewayd is root (PM2's uid)
+	Group       string // and this group (PM2's gid); default: the user's
+	Line        int    // where the entry starts in the file
+	AccountLine int    // where user: (or group:) is written
 }
 
 // Error is one mistake in the file: what, and where.
@@ -140,6 +143,26 @@ func ErrorList(err error) Errors {
 	var e *Error
 	if errors.As(err, &e) {
 		return Errors{e}
+	}
+	return nil
+}
+
+// CheckAccounts finds the account of every app that names one, as the
+// supervisor will when it starts them: an account that does not exist is
+// an error at its line, so a reload with a typo changes nothing rather than
+// leave an app errored. lookup is account.Lookup.
+func (c *Config) CheckAccounts(lookup func(user, group string) error) error {
+	var errs Errors
+	for i, a := range c.Apps {
+		if a.User == "" {
+			continue
+		}
+		if err := lookup(a.User, a.Group); err != nil {
+			errs = append(errs, &Error{File: c.File, Line: a.AccountLine, Field: appField(a.Name, i) + ".user", Msg: err.Error()})
+		}
+	}
+	if len(errs) > 0 {
+		return errs
 	}
 	return nil
 }

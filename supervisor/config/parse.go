@@ -61,6 +61,8 @@ type appYAML struct {
 	Restart     restartYAML                         `yaml:"restart"`
 	MaxMemory   setting[string]                     `yaml:"max_memory"`
 	After       setting[[]string]                   `yaml:"after"`
+	User        setting[string]                     `yaml:"user"`
+	Group       setting[string]                     `yaml:"group"`
 }
 
 type readyYAML struct {
@@ -375,6 +377,14 @@ func (p *parser) app(y *appYAML, i int, w *appLines) App {
 	}
 	a.After, _ = p.list(y.After, at("after", y.After.Line))
 	check("after")
+	a.User, _ = p.str(y.User, at("user", y.User.Line))
+	check("user")
+	a.Group, _ = p.str(y.Group, at("group", y.Group.Line))
+	check("group")
+	a.AccountLine = y.User.Line
+	if a.AccountLine == 0 {
+		a.AccountLine = y.Group.Line
+	}
 	return a
 }
 

@@ -49,6 +49,8 @@ func (c *Config) Specs(root, self string) []supervisor.Spec {
 			Restart:     supervisor.RestartPolicy{Delay: a.Delay, BackoffMax: a.BackoffMax, MinUptime: a.MinUptime},
 			MaxMemory:   a.MaxMemory,
 			After:       append([]string(nil), a.After...),
+			User:        a.User,
+			Group:       a.Group,
 		})
 	}
 	return specs

@@ -95,6 +95,23 @@ type App struct {
 	LogFile          string    `json:"log_file"`
 	CreatedAt        time.Time `json:"created_at"`
 	After            []string  `json:"after,omitempty"`
+
+	Restart        RestartPolicy `json:"restart"`
+	RestartDelay   float64       `json:"restart_delay_s"`   // the delay chosen for the pending or last restart
+	NextRestartIn  *float64      `json:"next_restart_in_s"` // null when no restart is pending
+	MaxMemoryBytes uint64        `json:"max_memory_bytes"`  // 0: no limit
+	ReadyCheck     string        `json:"ready_check"`       // "tcp HOST:PORT", "log REGEXP" or "process running"
+	StopSignal     string        `json:"stop_signal"`
+	KillTimeout    float64       `json:"kill_timeout_s"`
+	EnvNames       []string      `json:"env,omitempty"`  // names only: values may be secrets
+	User           string        `json:"user,omitempty"` // user[:group] the running app was started as; empty: gatewayd's own
+}
+
+// RestartPolicy is an app's restart policy in seconds, defaults applied.
+type RestartPolicy struct {
+	DelaySeconds      float64 `json:"delay_s"`
+	BackoffMaxSeconds float64 `json:"backoff_max_s"`
+	MinUptimeSeconds  float64 `json:"min_uptime_s"`
 }
 
 // Logs is GET /api/apps/:name/logs's answer. Offset is the log file's size
@@ -197,10 +214,12 @@ type FlowStep struct {
 
 // HistoryEntry is one earlier version of a file.
 type HistoryEntry struct {
-	ID     string    `json:"id"`
-	Time   time.Time `json:"time"`
-	Size   int       `json:"size"`
-	Reason string    `json:"reason"`
+	ID      string    `json:"id"`
+	Time    time.Time `json:"time"`
+	Size    int       `json:"size"`
+	Reason  string    `json:"reason"`
+	Change  string    `json:"change,omitempty"`  // what the save that replaced this version changed
+	Outcome string    `json:"outcome,omitempty"` // how that save ended: "applied" or "rolled back"
 }
 
 // HistoryVersion is one earlier version with its text.
@@ -287,15 +306,26 @@ type BridgeInput struct {
 
 // BrokerStats is the broker's figures from $SYS.
 type BrokerStats struct {
-	Up               bool      `json:"up"`
-	Version          string    `json:"version"`
-	UptimeS          int64     `json:"uptime_s"`
-	ClientsConnected int64     `json:"clients_connected"`
-	Retained         int64     `json:"retained"`
-	Subscriptions    int64     `json:"subscriptions"`
-	InPerS           float64   `json:"messages_in_per_s"`
-	OutPerS          float64   `json:"messages_out_per_s"`
-	Updated          time.Time `json:"updated,omitzero"`
+	Up               bool    `json:"up"`
+	Version          string  `json:"version"`
+	UptimeS          int64   `json:"uptime_s"`
+	ClientsConnected int64   `json:"clients_connected"`
+	Retained         int64   `json:"retained"`
+	Subscriptions    int64   `json:"subscriptions"`
+	InPerS           float64 `json:"messages_in_per_s"`
+	OutPerS          float64 `json:"messages_out_per_s"`
+	// The split of the figures above (Mosquitto's totals) by whose they
+	// are; split is false while the broker has not told it.
+	Split        bool      `json:"split"`
+	OwnerClients int64     `json:"owner_clients"` // clients_connected less the box's own
+	BoxClients   int64     `json:"box_clients"`   // the box's own: console statistics, discovery, explorer
+	OwnerInPerS  float64   `json:"owner_in_per_s"`
+	OwnerOutPerS float64   `json:"owner_out_per_s"`
+	BoxInPerS    float64   `json:"box_in_per_s"`
+	BoxOutPerS   float64   `json:"box_out_per_s"`
+	SysInPerS    float64   `json:"sys_in_per_s"`
+	SysOutPerS   float64   `json:"sys_out_per_s"`
+	Updated      time.Time `json:"updated,omitzero"`
 }
 
 // RatePoint is one sample of the message rates.

@@ -173,6 +173,15 @@ func (b *browser) click(sel string) {
 	b.do("click "+sel, chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.Click(chromedp.CSS(sel)))
 }
 
+// confirm waits for the confirmation dialog to ask about want, then presses
+// its confirm button.
+func (b *browser) confirm(want string) {
+	b.t.Helper()
+	b.waitJS("the confirmation dialog to ask "+want, fmt.Sprintf(`document.querySelector("#confirm").open && document.querySelector("#confirm").textContent.includes(%s)`, js(want)))
+	b.click("#confirm-ok")
+	b.waitJS("the dialog closed", `!document.querySelector("#confirm").open`)
+}
+
 // noSidewaysScroll fails when the page is wider than the viewport.
 func (b *browser) noSidewaysScroll(page string) {
 	b.t.Helper()

@@ -303,6 +303,7 @@ log_dest stdout
 	b.open("/apps")
 	b.waitJS("the worker row", `document.querySelector('tr[data-app="worker"] .badge') !== null`)
 	b.click(`tr[data-app="worker"] button[data-action="restart"]`)
+	b.confirm("Restart worker?")
 	b.waitTextFor(20*time.Second, "#status", "worker restarted")
 	var after map[string]any
 	socketGet(t, root, "/api/apps/worker", &after)

@@ -320,6 +320,19 @@ func TestPages(t *testing.T) {
 	testkit.WaitFor(t, 10*time.Second, "the overview's event stream to follow the figures", func() bool { return e.stats.subscribed() > streams })
 	e.stats.set(func(s *sysstats.Snapshot) { s.ClientsConnected = 5 })
 	b.waitJS("the clients tile updated", `document.querySelector("#t-clients dd").textContent === "5"`)
+	b.waitText("#t-clients-box", "all clients")
+	// A broker that splits its figures: the owner's in the tiles, the
+	// box's own and $SYS apart, each tile explained on hover.
+	e.stats.set(func(s *sysstats.Snapshot) {
+		s.Split, s.BoxClients, s.InPerS, s.OwnerInPerS, s.OwnerOutPerS, s.SysOutPerS, s.BoxOutPerS = true, 2, 9, 3, 6, 4, 1
+	})
+	b.waitJS("the owner's clients", `document.querySelector("#t-clients dd").textContent === "3"`)
+	b.waitText("#t-clients-box", "+ 2 of the box")
+	b.waitText("#t-rate dd", "3 in · 6 out")
+	b.waitText("#t-rate-box", "$SYS 4 · box 1")
+	if tip, _ := eval[string](b, `document.querySelector("#t-clients").title`); !strings.Contains(tip, "box's own clients") {
+		t.Errorf("the clients tile explains %q", tip)
+	}
 
 	// Apps: restart the errored one; the answer says launching, the event
 	// stream says when it is online.
@@ -329,6 +342,7 @@ func TestPages(t *testing.T) {
 	testkit.WaitFor(t, 10*time.Second, "the apps page's event stream to follow the apps", func() bool { return e.apps.subscribed() > streams })
 	release := e.apps.holdNext("home-assistant")
 	b.click(`tr[data-app="home-assistant"] button[data-action="restart"]`)
+	b.confirm("Restart home-assistant?")
 	b.waitText("#status", "home-assistant restarted: now launching")
 	b.waitJS("the row launching", `document.querySelector('tr[data-app="home-assistant"] .badge').dataset.state === "launching"`)
 	release()
@@ -358,6 +372,21 @@ func TestPages(t *testing.T) {
 	if outline, _ := eval[string](b, `getComputedStyle(document.activeElement).outlineStyle`); outline == "none" {
 		t.Error("the focused button shows no outline")
 	}
+	// Stopping the broker asks first, naming what it drops; Cancel has
+	// the focus, so Enter alone changes nothing.
+	b.do("press Enter", chromedp.KeyEvent(kb.Enter))
+	b.waitJS("the dialog asks about the broker", `document.querySelector("#confirm").open && document.querySelector("#confirm-text").textContent.includes("every connected client")`)
+	if focus, _ := eval[string](b, `document.activeElement.id`); focus != "confirm-cancel" {
+		t.Errorf("focus in the dialog is on %q, want confirm-cancel", focus)
+	}
+	b.do("press Enter", chromedp.KeyEvent(kb.Enter))
+	b.waitText("#status", "Stopping mqtt cancelled.")
+	if sent, _ := e.spy.sent("POST /api/apps/mqtt/stop"); sent {
+		t.Fatal("a cancelled stop reached the API")
+	}
+	b.click(`tr[data-app="mqtt"] button[data-action="stop"]`)
+	b.waitJS("the dialog open", `document.querySelector("#confirm").open`)
+	b.do("press Tab", chromedp.KeyEvent(kb.Tab))
 	b.do("press Enter", chromedp.KeyEvent(kb.Enter))
 	b.waitText("#status", "mqtt stopped: now stopped")
 	if st, _ := e.apps.Get("mqtt"); st.Status != supervisor.StatusStopped {
@@ -376,6 +405,10 @@ func TestPages(t *testing.T) {
 	b.setValue("#conf", "# mosquitto.conf\nlistener\npersistence true yes\n")
 	b.click("#check")
 	b.waitText("#status", "1 error and 1 warning")
+	// The editor jumps to the first error's line by itself.
+	if caret, err := eval[int](b, `document.querySelector("#conf").selectionStart`); err != nil || caret != len("# mosquitto.conf\n") {
+		t.Errorf("after Check the caret is at %d (%v), want the start of line 2, the first error", caret, err)
+	}
 	b.waitJS("line 2 marked as an error", `document.querySelector('#gutter [data-line="2"]').classList.contains("err")`)
 	b.waitJS("line 3 marked as a warning", `document.querySelector('#gutter [data-line="3"]').classList.contains("warn")`)
 	b.waitText(`#backdrop [data-line="2"] .msg`, "missing port")
@@ -402,6 +435,9 @@ func TestPages(t *testing.T) {
 	release()
 	b.waitText("#status", "Saved: the broker runs on the new file")
 	b.waitJS("wait step done", `document.querySelector('#steps [data-step="wait"]').dataset.state === "done"`)
+	if d := b.text(`#steps [data-step="wait"] .detail`); strings.Contains(d, "waiting") {
+		t.Errorf("the done wait step still says %q", d)
+	}
 	if st, _ := e.apps.Get("mqtt"); !st.Ready {
 		t.Errorf("mqtt after the save: %s, not ready", st.Status)
 	}
@@ -419,6 +455,9 @@ func TestPages(t *testing.T) {
 	b.waitText("#broker-error", "exit status 1")
 	b.waitJS("wait step failed", `document.querySelector('#steps [data-step="wait"]').dataset.state === "failed"`)
 	b.waitJS("rollback step shown", `document.querySelector('#steps [data-step="rollback"]').dataset.state === "done"`)
+	// The history says what each save changed and which was undone.
+	b.waitJS("the rolled-back save in the history", `[...document.querySelectorAll("#history li")].some(li => li.textContent.includes("rolled back") && li.textContent.includes("Tried, then undone: + listener 80"))`)
+	b.waitJS("the good save in the history", `[...document.querySelectorAll("#history li")].some(li => li.textContent.includes("Then changed: + listener 1884; − persistence true"))`)
 	if got := e.readConf(t); got != saved {
 		t.Errorf("after the roll back the conf on disk is\n%s\nwant the one saved before", got)
 	}

@@ -115,13 +115,16 @@ func TestSystemPage(t *testing.T) {
 	}
 
 	b.click("#factory-reset")
-	b.waitText("#factory-reset", "Really wipe everything?")
+	b.waitJS("the dialog asks", `document.querySelector("#confirm").open && document.querySelector("#confirm-title").textContent === "Wipe everything?"`)
+	b.click("#confirm-cancel")
+	b.waitText("#status", "Cancelled.")
 	slots.mu.Lock()
 	early := slots.resets
 	slots.mu.Unlock()
 	if early != 0 {
-		t.Fatal("one press reset the box")
+		t.Fatal("a cancelled factory reset reset the box")
 	}
 	b.click("#factory-reset")
+	b.confirm("Wipe everything?")
 	b.waitText("#status", "Factory reset")
 }

@@ -70,6 +70,11 @@ type Options struct {
 	// OnStep, when set, hears every step as it happens (the console's
 	// event stream). It must not block.
 	OnStep func(Step)
+	// BeforeRestart, when set, runs before each restart of the broker, on
+	// the files as they are then (new, or put back): gatewayd hands the
+	// files the broker reads to the account it runs as. An error fails the
+	// restart.
+	BeforeRestart func() error
 }
 
 // Step is one stage of a change, for a page that shows progress.
@@ -352,6 +357,7 @@ func (f *Flow) Run(ctx context.Context, kind string, prepare func() ([]File, err
 	}
 
 	step("write", "running", "keeping the current version and writing the new one")
+	var versions []keptVersion
 	for i, nf := range files {
 		if olds[i].exists && f.o.History != nil {
 			e, err := f.o.History.Save(nf.Kind, olds[i].data, "before a "+kind+" change")
@@ -359,8 +365,17 @@ func (f *Flow) Run(ctx context.Context, kind string, prepare func() ([]File, err
 				step("write", "failed", "%v", err)
 				return res, err
 			}
+			versions = append(versions, keptVersion{nf.Kind, e.ID, describeChange(nf.Kind, olds[i].data, nf.Data)})
 			if nf.Path == f.o.ConfPath {
 				res.Version = e.ID
+			}
+		}
+	}
+	// The kept versions say what replaced them and how that ended.
+	outcome := func(o string) {
+		for _, k := range versions {
+			if err := f.o.History.Update(k.kind, k.id, func(e *Entry) { e.Change, e.Outcome = k.change, o }); err != nil {
+				f.o.Logger.Warn("history: outcome not recorded", "version", k.id, "error", err)
 			}
 		}
 	}
@@ -379,9 +394,11 @@ func (f *Flow) Run(ctx context.Context, kind string, prepare func() ([]File, err
 	offset := fileSize(logFile)
 	cause := f.restartAndWait(ctx, step)
 	if cause == nil {
+		outcome(OutcomeApplied)
 		step("done", "ok", "the broker is up on the new config")
 		return res, nil
 	}
+	outcome(OutcomeRolledBack)
 	rb := &RolledBackError{Flow: id, Cause: cause}
 	rb.Log = f.unquoteOthers(readFrom(logFile, offset, 20))
 	rb.BrokerError = brokerError(rb.Log)
@@ -402,6 +419,10 @@ func (f *Flow) Run(ctx context.Context, kind string, prepare func() ([]File, err
 	step("done", "failed", "%s", rb.Error())
 	return res, rb
 }
+
+// keptVersion is a version a change kept in the history, and what the
+// change did to it.
+type keptVersion struct{ kind, id, change string }
 
 // old is a file as it was before a change.
 type old struct {
@@ -435,6 +456,12 @@ func (f *Flow) restartAndWait(ctx context.Context, step func(name, status, forma
 	ch, unsub := f.o.Apps.Subscribe()
 	defer unsub()
 	step("restart", "running", "restarting %s", name)
+	if f.o.BeforeRestart != nil {
+		if err := f.o.BeforeRestart(); err != nil {
+			step("restart", "failed", "%v", err)
+			return fmt.Errorf("before restarting %s: %w", name, err)
+		}
+	}
 	if err := f.o.Apps.RestartApp(name); err != nil {
 		step("restart", "failed", "%v", err)
 		return fmt.Errorf("restart %s: %w", name, err)

@@ -28,7 +28,18 @@ type Entry struct {
 	Time   time.Time `json:"time"`
 	Size   int       `json:"size"`
 	Reason string    `json:"reason"`
+	// Change is what the save that replaced this version changed, and
+	// Outcome how that save ended: applied, or rolled back (this version
+	// is then the one in force again). Both are empty on older entries.
+	Change  string `json:"change,omitempty"`
+	Outcome string `json:"outcome,omitempty"`
 }
+
+// Outcomes of the save that replaced a kept version.
+const (
+	OutcomeApplied    = "applied"
+	OutcomeRolledBack = "rolled back"
+)
 
 // History keeps earlier versions of files, by kind (a fixed name the
 // program chooses, such as "mosquitto.conf"), in dir/<kind>/. Ids are made
@@ -111,6 +122,31 @@ func (h *History) Save(kind string, data []byte, reason string) (Entry, error) {
 		os.Remove(filepath.Join(dir, old.ID+".data"))
 	}
 	return e, nil
+}
+
+// Update changes a kept version's description (not its data).
+func (h *History) Update(kind, id string, change func(*Entry)) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	dir, err := h.kindDir(kind)
+	if err != nil {
+		return err
+	}
+	if !idRE.MatchString(id) {
+		return fmt.Errorf("version %q: %w", id, ErrNotFound)
+	}
+	path := filepath.Join(dir, id+".json")
+	e, err := readMeta(path)
+	if err != nil {
+		return fmt.Errorf("version %q: %w", id, ErrNotFound)
+	}
+	change(&e)
+	e.ID = id
+	meta, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(path, meta, 0o600)
 }
 
 // List returns the kept versions of kind, newest first.

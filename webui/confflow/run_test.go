@@ -143,6 +143,8 @@ func then(first, next func(*fakeApps, int, int) []supervisor.AppState) func(*fak
 const (
 	oldConf = "listener 1883\n"
 	newConf = "listener 1884\n"
+	// wantChange is how the history describes the change old → new.
+	wantChange = "+ listener 1884; − listener 1883"
 )
 
 type fixture struct {
@@ -277,6 +279,10 @@ func TestRunWritesRestartsAndKeepsTheOldVersion(t *testing.T) {
 	if l, _ := x.hist.List(KindConf); len(l) != 1 {
 		t.Errorf("history holds %d versions, want 1", len(l))
 	}
+	// The kept version says what replaced it, and that it took.
+	if e, _, _ := x.hist.Read(KindConf, res.Version); e.Outcome != OutcomeApplied || e.Change != wantChange {
+		t.Errorf("history entry says change %q, outcome %q; want %q, %q", e.Change, e.Outcome, wantChange, OutcomeApplied)
+	}
 	x.checkSteps(t, res, okSteps...)
 	x.wantNoSubscriptions(t)
 
@@ -362,9 +368,10 @@ func TestRunRollsBackWhenTheBrokerExits(t *testing.T) {
 	if restarts != 2 || seen[0] != newConf || seen[1] != oldConf {
 		t.Errorf("restarts on %q, want the new conf then the old one", seen)
 	}
-	// The old version was kept before writing, and stays kept.
-	if l, _ := x.hist.List(KindConf); len(l) != 1 {
-		t.Errorf("history %v, want the version from before the change", l)
+	// The old version was kept before writing, and stays kept, saying
+	// the change that replaced it was rolled back.
+	if l, _ := x.hist.List(KindConf); len(l) != 1 || l[0].Outcome != OutcomeRolledBack || l[0].Change != wantChange {
+		t.Errorf("history %+v, want the version from before the change, marked rolled back", l)
 	}
 	x.checkSteps(t, res,
 		"check:running", "check:ok", "write:running", "write:ok",

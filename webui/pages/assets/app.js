@@ -91,6 +91,22 @@
     }
   }
 
+  // ask shows the page's confirmation dialog before something that drops
+  // clients or data; it resolves true only when the owner presses okLabel.
+  // Cancel is focused first, so Enter alone never confirms.
+  function ask(title, text, okLabel) {
+    const d = $('#confirm');
+    $('#confirm-title').textContent = title;
+    $('#confirm-text').textContent = text;
+    $('#confirm-ok').textContent = okLabel;
+    d.returnValue = '';
+    return new Promise(resolve => {
+      d.addEventListener('close', () => resolve(d.returnValue === 'ok'), { once: true });
+      d.showModal();
+      $('#confirm-cancel').focus();
+    });
+  }
+
   // A message kept across one page change (e.g. "bridge saved").
   function flash(msg, kind) { sessionStorage.setItem('gw-flash', JSON.stringify([msg, kind])); }
   function showFlash() {
@@ -257,9 +273,12 @@
       this.active = false;
       const running = Object.keys(this.items).find(k => this.items[k].dataset.state === 'running');
       if (!err) {
+        // A step whose own "ok" event was not seen still shows its running
+        // text ("waiting for mqtt…"): the answer says it ended well.
+        const doneText = { check: 'the change checks', write: 'written', restart: 'restarted', wait: 'the broker is ready' };
         for (const [k, li] of Object.entries(this.items)) {
           if (res && res.unchanged && k !== 'check') this.set(k, 'skipped', 'nothing changed');
-          else if (li.dataset.state !== 'failed') li.dataset.state = 'done';
+          else if (li.dataset.state !== 'failed' && li.dataset.state !== 'done') this.set(k, 'done', doneText[k]);
         }
         return;
       }
@@ -362,8 +381,16 @@
     function drawStats(s) {
       const b = s.broker || {};
       tile('t-broker').replaceChildren(b.up ? badge('up', 'up') : badge('down', 'down'));
-      tile('t-clients').textContent = b.up ? String(b.clients_connected ?? '–') : '–';
-      tile('t-rate').textContent = b.up ? rate((b.messages_in_per_s || 0)) + ' in' : '–';
+      // The owner's figures where the broker tells them apart (a plain
+      // Mosquitto does not: its totals are shown, and said to be totals).
+      const split = b.up && b.split;
+      tile('t-clients').textContent = b.up ? String((split ? b.owner_clients : b.clients_connected) ?? '–') : '–';
+      $('#t-clients-box').textContent = !b.up ? '' : split ? '+ ' + b.box_clients + ' of the box' : 'all clients';
+      const inS = split ? b.owner_in_per_s : b.messages_in_per_s, outS = split ? b.owner_out_per_s : b.messages_out_per_s;
+      tile('t-rate').textContent = b.up ? rate(inS || 0) + ' in · ' + rate(outS || 0) + ' out' : '–';
+      $('#t-rate-box').textContent = !b.up ? '' : split
+        ? '$SYS ' + rate((b.sys_in_per_s || 0) + (b.sys_out_per_s || 0)) + ' · box ' + rate((b.box_in_per_s || 0) + (b.box_out_per_s || 0))
+        : 'all messages, $SYS included';
       tile('t-retained').textContent = b.up ? String(b.retained ?? '–') : '–';
       const br = s.bridges;
       if (!br) tile('t-bridges').replaceChildren(badge('unavailable', 'unavailable'));
@@ -463,9 +490,27 @@
     return duration((a.uptime_s || 0) + (Date.now() - (a._at || Date.now())) / 1000);
   }
   function stamp(a) { a._at = Date.now(); return a; }
+  const secs = s => (s < 10 && s % 1 ? s.toFixed(1) : Math.round(s)) + ' s';
 
-  async function appAction(button, name, action) {
+  // isBroker tells the broker's app (gatewayd broker) from the others: its
+  // stop drops every client on the box.
+  const isBroker = a => a && (a.args || [])[0] === 'broker' && /gatewayd$/.test(a.command || '');
+
+  // confirmAction asks before a stop or restart, saying what it drops.
+  function confirmAction(a, name, action) {
+    if (action === 'start') return Promise.resolve(true);
+    const verb = action === 'stop' ? 'Stop' : 'Restart';
+    const what = isBroker(a)
+      ? (action === 'stop'
+        ? 'It is the broker: every connected client and device is disconnected, and nothing can publish until it is started again.'
+        : 'It is the broker: every connected client and device is disconnected for a moment and has to reconnect.')
+      : (action === 'stop' ? name + ' stops until you start it again.' : name + ' is stopped and started again.');
+    return ask(verb + ' ' + name + '?', what, verb + ' ' + name);
+  }
+
+  async function appAction(button, name, action, app) {
     const words = { start: ['Starting', 'started'], stop: ['Stopping', 'stopped'], restart: ['Restarting', 'restarted'] }[action];
+    if (!await confirmAction(app, name, action)) { say(words[0] + ' ' + name + ' cancelled.', 'info'); return null; }
     try {
       const res = await busy(button, words[0] + ' ' + name + '…', () => api('POST', '/api/apps/' + encodeURIComponent(name) + '/' + action));
       const st = (res || []).find(a => a.name === name);
@@ -484,7 +529,7 @@
       const name = a.name;
       const buttons = ['start', 'stop', 'restart'].map(act => el('button', {
         type: 'button', 'data-action': act, 'aria-label': act[0].toUpperCase() + act.slice(1) + ' ' + name,
-        onclick: async e => { const r = await appAction(e.currentTarget, name, act); if (r) { r.forEach(x => apps.set(x.name, x)); draw(); } },
+        onclick: async e => { const r = await appAction(e.currentTarget, name, act, apps.get(name)); if (r) { r.forEach(x => apps.set(x.name, x)); draw(); } },
       }, act[0].toUpperCase() + act.slice(1)));
       return el('tr', { 'data-app': name },
         td('App', null, el('a', { href: '/apps/' + encodeURIComponent(name) }, name)),
@@ -534,8 +579,13 @@
         ['CPU', a.cpu_percent !== undefined ? rate(a.cpu_percent) + ' %' : '–'],
         ['Last exit', a.last_exit_at ? (a.last_signal ? 'signal ' + a.last_signal : 'code ' + a.last_exit_code) + ', ' + ago(a.last_exit_at) : '–'],
         ['Last error', a.last_error || '–'],
+        ['Next restart', a.next_restart_in_s == null ? '–' : 'in ' + secs(a.next_restart_in_s) + ' (backoff ' + secs(a.restart_delay_s) + ')'],
+        ['Restart policy', a.restart ? 'delay ' + secs(a.restart.delay_s) + ', backoff up to ' + secs(a.restart.backoff_max_s) + ', stable after ' + secs(a.restart.min_uptime_s) : '–'],
+        ['Max memory', a.max_memory_bytes ? bytes(a.max_memory_bytes) : 'no limit'],
+        ['Ready check', a.ready_check || '–'],
         ['Command', el('code', {}, [a.command, ...(a.args || [])].join(' '))],
       ];
+      if (a.restart_reason) f.splice(9, 0, ['Last restart', a.restart_reason]);
       facts.replaceChildren(...f.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
     }
     const set = a => { app = stamp(a); draw(); };
@@ -548,7 +598,7 @@
     setInterval(() => { const u = $('#app-uptime'); if (u && app) u.textContent = uptimeOf(app); }, 1000);
     for (const b of $$('#app-actions button')) {
       b.addEventListener('click', async () => {
-        const r = await appAction(b, name, b.dataset.action);
+        const r = await appAction(b, name, b.dataset.action, app);
         const st = r && r.find(x => x.name === name);
         if (st) set(st);
       });
@@ -644,7 +694,7 @@
       for (let i = 0; i < n - 1 && i < lines.length; i++) pos += lines[i].length + 1;
       this.ta.focus();
       this.ta.setSelectionRange(pos, pos);
-      const lh = 21;
+      const lh = parseFloat(getComputedStyle(this.ta).lineHeight) || 21;
       this.ta.scrollTop = Math.max(0, (n - 3) * lh);
       this.sync();
     }
@@ -663,6 +713,11 @@
       const base = file.split('/').pop();
       const mine = d => !d.file || d.file === base || d.file === file;
       ed.setMarks(errors.filter(mine), warnings.filter(mine));
+      // The editor shows the first error's line (or the first warning's);
+      // the others are marked beside their lines and listed below.
+      const first = [...errors.filter(mine), ...warnings.filter(mine)].filter(d => d.line)
+        .sort((a, b) => (errors.includes(b) - errors.includes(a)) || a.line - b.line)[0];
+      if (first) ed.goTo(first.line);
       const items = [...errors.map(d => [d, 'err']), ...warnings.map(d => [d, 'warn'])]
         .sort((a, b) => (a[0].line || 0) - (b[0].line || 0));
       const box = $('#diag');
@@ -702,7 +757,7 @@
         const ne = (res.errors || []).length, nw = (res.warnings || []).length;
         if (res.ok && !nw) say('Check passed: no errors or warnings.', 'ok');
         else if (res.ok) say('Check passed with ' + nw + ' warning' + (nw > 1 ? 's' : '') + ': see beside the lines.', 'ok');
-        else say(ne + ' error' + (ne > 1 ? 's' : '') + (nw ? ' and ' + nw + ' warning' + (nw > 1 ? 's' : '') : '') + ': see beside the lines.', 'error');
+        else say(ne + ' error' + (ne > 1 ? 's' : '') + (nw ? ' and ' + nw + ' warning' + (nw > 1 ? 's' : '') : '') + ': the editor shows the first; all are marked beside their lines.', 'error');
       } catch (err) {
         say('Could not check: ' + err.message, 'error');
       }
@@ -737,7 +792,10 @@
         const list = await api('GET', '/api/broker/config/history');
         if (!list || !list.length) { ul.replaceChildren(el('li', { class: 'muted' }, 'No earlier versions yet: one is kept at each save.')); return; }
         ul.replaceChildren(...list.map(h => el('li', { 'data-id': h.id },
-          el('span', { class: 'grow' }, new Date(h.time).toLocaleString(), el('span', { class: 'muted small' }, ' · ' + bytes(h.size) + (h.reason ? ' · ' + h.reason : ''))),
+          el('span', { class: 'grow' }, new Date(h.time).toLocaleString(),
+            h.outcome === 'rolled back' ? el('span', {}, ' ', badge('errored', 'rolled back')) : '',
+            el('span', { class: 'muted small' }, ' · ' + bytes(h.size) + (h.reason ? ' · ' + h.reason : '')),
+            h.change ? el('div', { class: 'small change' }, (h.outcome === 'rolled back' ? 'Tried, then undone: ' : 'Then changed: ') + h.change) : ''),
           el('button', { type: 'button', 'aria-label': 'Show changes of the version of ' + new Date(h.time).toLocaleString(), onclick: e => showVersion(h, e.currentTarget) }, 'Show changes'))));
       } catch (err) {
         ul.replaceChildren(el('li', {}, badge('unavailable', 'unavailable'), ' ', err.message));
@@ -1198,20 +1256,17 @@
         say('Installed ' + res.version + ' into slot ' + res.slot.toUpperCase() + ': the box is restarting into it. This page reconnects when it is back.', 'ok');
       } catch (err) { errP.textContent = err.message; say('', 'info'); }
     });
-    function confirmed(button, question, action) {
-      let armed = false;
+    function confirmed(button, question, text, action) {
       button.addEventListener('click', async () => {
-        if (!armed) { armed = true; button.dataset.label = button.textContent; button.textContent = question; say('Press again to confirm.', 'info'); return; }
-        armed = false;
-        button.textContent = button.dataset.label;
+        if (!await ask(question, text, button.textContent)) { say('Cancelled.', 'info'); return; }
         try { say(await action(), 'ok'); } catch (err) { say(err.message, 'error'); }
       });
     }
-    confirmed($('#rollback'), 'Really restart into the other slot?', async () => {
+    confirmed($('#rollback'), 'Restart into the other slot?', 'The box restarts into the firmware it ran before; every client is disconnected while it boots.', async () => {
       await api('POST', '/api/system/rollback');
       return 'Rolling back: the box is restarting into the other slot.';
     });
-    confirmed($('#factory-reset'), 'Really wipe everything?', async () => {
+    confirmed($('#factory-reset'), 'Wipe everything?', 'Every setting, user, retained message and log on the data partition is erased and the box starts as new.', async () => {
       await api('POST', '/api/system/factory-reset');
       return 'Factory reset: the box is restarting and will start as new.';
     });
