@@ -21,6 +21,10 @@ import (
 // window bounds the out messages in flight on one link.
 const window = 100
 
+// defaultReceiveMaximum is bridge_receive_maximum when not written:
+// Mosquitto takes max_inflight_messages, whose default is 20.
+const defaultReceiveMaximum = 20
+
 // qos0Patience is how long a local publisher waits for room among the
 // QoS 0 messages going out before its message is dropped.
 const qos0Patience = 500 * time.Millisecond
@@ -252,8 +256,14 @@ func (b *bridge) run(ctx context.Context) {
 			}
 			continue
 		}
-		bo.reset()
+		if b.conf.RestartTimeoutStable == 0 {
+			bo.reset()
+		}
+		upAt := time.Now()
 		end := b.serve(ctx, l, addr)
+		if b.conf.RestartTimeoutStable > 0 && time.Since(upAt) >= time.Duration(b.conf.RestartTimeoutStable)*time.Second {
+			bo.reset() // restart_timeout STABLE: only a connection that lasted
+		}
 		b.linkUp.Store(false)
 		b.notifyLocal(false)
 		switch {
@@ -338,6 +348,9 @@ func (b *bridge) dialConfig(addr string) dialConfig {
 	}
 	if cfg.keepalive <= 0 {
 		cfg.keepalive = 60 * time.Second
+	}
+	if cfg.receiveMax == 0 {
+		cfg.receiveMax = defaultReceiveMaximum
 	}
 	if w := b.remoteState(false); w.topic != "" {
 		cfg.will = &w

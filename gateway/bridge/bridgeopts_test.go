@@ -37,18 +37,18 @@ func TestBridgeConnectOptions(t *testing.T) {
 		name     string
 		set      func(*mosquittoconf.Bridge)
 		expiry   *uint32 // Session Expiry Interval in CONNECT; nil = absent
-		recvMax  uint16  // 0 = absent
+		recvMax  uint16  // 0 = absent (20, from max_inflight_messages, by default)
 		aliasMax uint16  // 0 = absent
 		source   string
 		maxPkt   uint32 // Maximum Packet Size; 0 = absent
 	}{
-		{"defaults", func(*mosquittoconf.Bridge) {}, u32(math.MaxUint32), 0, 10, "127.0.0.1", 0},
-		{"cleansession true", func(b *mosquittoconf.Bridge) { b.CleanSession = true }, nil, 0, 10, "127.0.0.1", 0},
+		{"defaults", func(*mosquittoconf.Bridge) {}, nil, 20, 10, "127.0.0.1", 0},
+		{"session kept for ever", func(b *mosquittoconf.Bridge) { b.SessionExpiryInterval = u32(math.MaxUint32) }, u32(math.MaxUint32), 20, 10, "127.0.0.1", 0},
 		{"set", func(b *mosquittoconf.Bridge) {
 			b.SessionExpiryInterval, b.ReceiveMaximum, b.MaxTopicAlias = u32(120), 20, 0
 		}, u32(120), 20, 0, "127.0.0.1", 0},
-		{"bridge_bind_address", func(b *mosquittoconf.Bridge) { b.BindAddress = "127.0.0.2" }, u32(math.MaxUint32), 0, 10, "127.0.0.2", 0},
-		{"bridge_max_packet_size", func(b *mosquittoconf.Bridge) { b.MaxPacketSize = 4096 }, u32(math.MaxUint32), 0, 10, "127.0.0.1", 4096},
+		{"bridge_bind_address", func(b *mosquittoconf.Bridge) { b.BindAddress = "127.0.0.2" }, nil, 20, 10, "127.0.0.2", 0},
+		{"bridge_max_packet_size", func(b *mosquittoconf.Bridge) { b.MaxPacketSize = 4096 }, nil, 20, 10, "127.0.0.1", 4096},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,6 +48,8 @@ func TestBridgeTLSOptions(t *testing.T) {
 		{"bridge_tls_version tlsv1.3 to a 1.2 remote", func(c *tls.Config) { c.MaxVersion = tls.VersionTLS12 }, "127.0.0.1",
 			func(b *mosquittoconf.Bridge) { b.CAFile, b.TLSVersion = caFile, "tlsv1.3" }, false, 0, ""},
 		{"host name not in the certificate", nil, "localhost", func(b *mosquittoconf.Bridge) { b.CAFile = caFile }, false, 0, ""},
+		{"bridge_tls_use_os_certs: TLS on, the test CA is not the system's", nil, "127.0.0.1", func(b *mosquittoconf.Bridge) { b.TLSUseOSCerts = true }, false, 0, ""},
+		{"bridge_tls_use_os_certs with bridge_cafile", nil, "127.0.0.1", func(b *mosquittoconf.Bridge) { b.TLSUseOSCerts, b.CAFile = true, caFile }, true, tls.VersionTLS13, ""},
 		{"bridge_insecure", nil, "localhost", func(b *mosquittoconf.Bridge) { b.CAFile, b.Insecure = caFile, true }, true, tls.VersionTLS13, ""},
 		{"bridge_certfile/bridge_keyfile", func(c *tls.Config) { c.ClientAuth = tls.RequireAnyClientCert }, "127.0.0.1",
 			func(b *mosquittoconf.Bridge) { b.CAFile, b.CertFile, b.KeyFile = caFile, certFile, keyFile }, true, tls.VersionTLS13, "127.0.0.1"},
@@ -70,6 +73,10 @@ func TestBridgeTLSOptions(t *testing.T) {
 				})
 				if n := remote.connectCount(); n != 0 {
 					t.Fatalf("remote got %d CONNECTs", n)
+				}
+				// TLS was on, and the system's CAs do not know the test's.
+				if e := m.Stats()[0].LastError; strings.HasPrefix(c.name, "bridge_tls_use_os_certs") && !strings.Contains(e, "unknown authority") {
+					t.Fatalf("error %q, want a certificate signed by an unknown authority", e)
 				}
 				return
 			}

@@ -67,13 +67,20 @@ const connectTimeout = 10 * time.Second
 // tlsConfig builds the bridge's TLS settings; nil when TLS is not asked for
 // (Mosquitto turns TLS on with bridge_cafile or bridge_capath).
 func tlsConfig(b mosquittoconf.Bridge, where string) (*tls.Config, error) {
-	if b.CAFile == "" && b.CAPath == "" {
+	if b.CAFile == "" && b.CAPath == "" && !b.TLSUseOSCerts {
 		if b.CertFile != "" || b.KeyFile != "" {
-			return nil, fmt.Errorf("%s: bridge_certfile/bridge_keyfile need bridge_cafile or bridge_capath", where)
+			return nil, fmt.Errorf("%s: bridge_certfile/bridge_keyfile need bridge_cafile, bridge_capath or bridge_tls_use_os_certs", where)
 		}
 		return nil, nil
 	}
 	pool := x509.NewCertPool()
+	if b.TLSUseOSCerts {
+		sys, err := x509.SystemCertPool()
+		if err != nil {
+			return nil, fmt.Errorf("%s: bridge_tls_use_os_certs: %w", where, err)
+		}
+		pool = sys
+	}
 	if b.CAFile != "" {
 		pem, err := os.ReadFile(b.CAFile)
 		if err != nil {

@@ -61,12 +61,10 @@ func dial5(ctx context.Context, cfg dialConfig, sess *session5) (*link5, error) 
 		CleanStart: cfg.cleanSession,
 		Properties: &paho.ConnectProperties{},
 	}
-	switch {
-	case cfg.sessionExpiry != nil: // bridge_session_expiry_interval
+	// bridge_session_expiry_interval; not written is Mosquitto's 0: the
+	// remote ends the session when the connection drops.
+	if cfg.sessionExpiry != nil && *cfg.sessionExpiry > 0 {
 		cp.Properties.SessionExpiryInterval = cfg.sessionExpiry
-	case !cfg.cleanSession: // the remote keeps the session while we are away
-		forever := uint32(math.MaxUint32)
-		cp.Properties.SessionExpiryInterval = &forever
 	}
 	if cfg.receiveMax > 0 {
 		cp.Properties.ReceiveMaximum = &cfg.receiveMax

@@ -18,6 +18,12 @@ type BridgeExtra struct {
 	BindAddress        string // bridge_bind_address: local IP the socket binds to; "" = any
 	ALPN               string // bridge_alpn: TLS application protocol offered
 	RoundRobin         bool   // round_robin, default false (first address is the main one)
+	TLSUseOSCerts      bool   // bridge_tls_use_os_certs: trust the system's CAs (turns TLS on)
+
+	// RestartTimeoutStable is the third value of restart_timeout BASE CAP
+	// STABLE (2.1): the backoff goes back to BASE only after a connection
+	// that lasted this many seconds; 0 = at once.
+	RestartTimeoutStable int
 
 	// MQTT 5 CONNECT properties.
 	ReceiveMaximum        int     // bridge_receive_maximum 1-65535; 0 = not sent (65535)
@@ -75,6 +81,8 @@ func (in *interp) applyBridgeExtra(b *Bridge, pos Pos, l *Line, key string) bool
 		in.setBool(pos, l, &b.AttemptUnsubscribe)
 	case "round_robin":
 		in.setBool(pos, l, &b.RoundRobin)
+	case "bridge_tls_use_os_certs":
+		in.setBool(pos, l, &b.TLSUseOSCerts)
 	case "bridge_bind_address":
 		if v, ok := in.word(pos, l); ok {
 			if _, err := netip.ParseAddr(v); err != nil {
@@ -138,6 +146,9 @@ func renderBridgeExtra(e, def BridgeExtra, add func(opt string, v ...string)) {
 	}
 	if e.RoundRobin != def.RoundRobin {
 		add("round_robin", strconv.FormatBool(e.RoundRobin))
+	}
+	if e.TLSUseOSCerts {
+		add("bridge_tls_use_os_certs", "true")
 	}
 	if e.BindAddress != "" {
 		add("bridge_bind_address", e.BindAddress)

@@ -46,6 +46,8 @@ bridge_tcp_keepalive 30 5 4
 bridge_tcp_user_timeout 9000
 bridge_require_ocsp false
 bridge_reload_type immediate
+bridge_tls_use_os_certs true
+restart_timeout 2 10 30
 `
 	cfg, ds := Check("mosquitto.conf", []byte(conf), t.TempDir())
 	if !ds.OK() || len(ds.Warnings) > 0 {
@@ -54,7 +56,11 @@ bridge_reload_type immediate
 	forever := uint32(4294967295)
 	want := BridgeExtra{AttemptUnsubscribe: false, RoundRobin: true, BindAddress: "127.0.0.2", ALPN: "x-mqtt",
 		ReceiveMaximum: 20, SessionExpiryInterval: &forever, MaxTopicAlias: 0,
-		TCPKeepaliveIdle: 30, TCPKeepaliveInterval: 5, TCPKeepaliveCount: 4, TCPUserTimeout: 9000}
+		TCPKeepaliveIdle: 30, TCPKeepaliveInterval: 5, TCPKeepaliveCount: 4, TCPUserTimeout: 9000,
+		TLSUseOSCerts: true, RestartTimeoutStable: 30}
+	if b := cfg.Bridges[0]; b.RestartTimeoutBase != 2 || b.RestartTimeoutCap != 10 {
+		t.Fatalf("restart_timeout read as %d %d", b.RestartTimeoutBase, b.RestartTimeoutCap)
+	}
 	if got := cfg.Bridges[0].BridgeExtra; !reflect.DeepEqual(got, want) {
 		t.Fatalf("read %+v\nwant %+v", got, want)
 	}
@@ -84,6 +90,7 @@ func TestBridgeOptionsBadValues(t *testing.T) {
 		{"bridge_tcp_keepalive 30 5", "bridge_tcp_keepalive: want three numbers: IDLE INTERVAL COUNT"},
 		{"bridge_tcp_keepalive 30 x 4", `bridge_tcp_keepalive: invalid number "x": want 1-32767`},
 		{"bridge_reload_type soon", `bridge_reload_type: invalid value "soon": want lazy or immediate`},
+		{"restart_timeout 5 30 x", `restart_timeout: invalid stable time "x": want seconds, 0 or more`},
 		{"round_robin maybe", `round_robin: invalid value "maybe": want true or false`},
 	}
 	for _, c := range cases {

@@ -166,8 +166,10 @@ func renderBridge(b Bridge) ([]string, error) {
 	str("notification_topic", norm.NotificationTopic, defaultNotificationTopic(norm.RemoteClientID))
 	boolean("try_private", norm.TryPrivate, def.TryPrivate)
 	str("start_type", norm.StartType, def.StartType)
-	if norm.RestartTimeoutBase != def.RestartTimeoutBase || norm.RestartTimeoutCap != def.RestartTimeoutCap {
-		if norm.RestartTimeoutCap == 0 {
+	if norm.RestartTimeoutBase != def.RestartTimeoutBase || norm.RestartTimeoutCap != def.RestartTimeoutCap || norm.RestartTimeoutStable != 0 {
+		if norm.RestartTimeoutStable != 0 {
+			add("restart_timeout", strconv.Itoa(norm.RestartTimeoutBase), strconv.Itoa(norm.RestartTimeoutCap), strconv.Itoa(norm.RestartTimeoutStable))
+		} else if norm.RestartTimeoutCap == 0 {
 			add("restart_timeout", strconv.Itoa(norm.RestartTimeoutBase))
 		} else {
 			add("restart_timeout", strconv.Itoa(norm.RestartTimeoutBase), strconv.Itoa(norm.RestartTimeoutCap))

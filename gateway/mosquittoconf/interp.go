@@ -594,8 +594,17 @@ func (in *interp) restartTimeout(b *Bridge, pos Pos, l *Line) {
 		in.ds.errorf(pos, l.Option, "missing value")
 		return
 	}
+	if len(w) > 3 {
+		in.extra(pos, l, w[3:])
+	}
+	stable := 0
 	if len(w) > 2 {
-		in.extra(pos, l, w[2:])
+		n, err := strconv.Atoi(w[2])
+		if err != nil || n < 0 {
+			in.ds.errorf(pos, l.Option, fmt.Sprintf("invalid stable time %q: want seconds, 0 or more", w[2]))
+			return
+		}
+		stable = n
 	}
 	base, err := strconv.Atoi(w[0])
 	if err != nil {
@@ -618,7 +627,7 @@ func (in *interp) restartTimeout(b *Bridge, pos Pos, l *Line) {
 			return
 		}
 	}
-	b.RestartTimeoutBase, b.RestartTimeoutCap = base, capv
+	b.RestartTimeoutBase, b.RestartTimeoutCap, b.RestartTimeoutStable = base, capv, stable
 }
 
 // topic reads `topic PATTERN [DIRECTION [QOS [LOCAL_PREFIX [REMOTE_PREFIX]]]]`.

@@ -89,6 +89,7 @@ var options = map[string]option{
 	"bridge_keyfile":           {scopeBridge, true},
 	"bridge_insecure":          {scopeBridge, true},
 	"bridge_tls_version":       {scopeBridge, true},
+	"bridge_tls_use_os_certs":  {scopeBridge, true}, // Mosquitto 2.1
 	"bridge_max_packet_size":   {scopeBridge, true},
 	"bridge_outgoing_retain":   {scopeBridge, true},
 
