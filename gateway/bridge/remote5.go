@@ -17,8 +17,9 @@ import (
 
 // link5 is an MQTT 5 link through paho.golang. Each connection is a new
 // paho client, all sharing the bridge's session5, so with cleansession
-// false what was in flight is resent with its packet id and QoS 2 stays
-// exactly once across reconnections.
+// false and a bridge_session_expiry_interval that outlasts the outage
+// (Mosquitto's default 0 does not) what was in flight is resent with its
+// packet id and QoS 2 stays exactly once across reconnections.
 type link5 struct {
 	client   *paho.Client
 	sess     *session5
