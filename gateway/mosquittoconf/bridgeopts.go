@@ -64,7 +64,9 @@ func bridgeRefusal(name string, l *Line) string {
 	case "local_username", "local_password":
 		return "refused: the bridge runs inside this broker, so its local side has no login and local ACLs do not apply to it; remove the line"
 	case "local_cleansession":
-		return "refused: the bridge's outgoing queue is always kept on disk across restarts (as local_cleansession false); remove the line"
+		if first == "true" || first == "1" {
+			return "refused: the bridge's outgoing queue is always kept on disk across restarts (local_cleansession false); remove the line"
+		}
 	case "bridge_reload_type":
 		if first == "lazy" {
 			return "refused: a config change restarts the broker, so every bridge reconnects at once with its new settings (bridge_reload_type immediate)"
@@ -123,6 +125,9 @@ func (in *interp) applyBridgeExtra(b *Bridge, pos Pos, l *Line, key string) bool
 			n[i] = v
 		}
 		b.TCPKeepaliveIdle, b.TCPKeepaliveInterval, b.TCPKeepaliveCount = n[0], n[1], n[2]
+	case "local_cleansession": // true is refused by bridgeRefusal
+		var v bool
+		in.setBool(pos, l, &v)
 	case "bridge_require_ocsp": // true is refused by bridgeRefusal
 		var v bool
 		in.setBool(pos, l, &v)

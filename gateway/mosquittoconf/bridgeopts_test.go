@@ -18,6 +18,7 @@ func TestBridgeOptionsRefused(t *testing.T) {
 		{"local_username me", "local_username: refused: the bridge runs inside this broker"},
 		{"local_password pw", "local_password: refused: the bridge runs inside this broker"},
 		{"local_cleansession true", "local_cleansession: refused: the bridge's outgoing queue is always kept on disk"},
+		{"local_cleansession 1", "local_cleansession: refused: the bridge's outgoing queue is always kept on disk"},
 		{"bridge_reload_type lazy", "bridge_reload_type: refused: a config change restarts the broker"},
 		{"start_type manual", `start_type: refused: "manual" needs a control API`},
 	}
@@ -48,6 +49,7 @@ bridge_require_ocsp false
 bridge_reload_type immediate
 bridge_tls_use_os_certs true
 restart_timeout 2 10 30
+local_cleansession false
 `
 	cfg, ds := Check("mosquitto.conf", []byte(conf), t.TempDir())
 	if !ds.OK() || len(ds.Warnings) > 0 {

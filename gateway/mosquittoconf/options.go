@@ -164,7 +164,7 @@ var options = map[string]option{
 	"bridge_session_expiry_interval": {scopeBridge, true},
 	"bridge_tcp_keepalive":           {scopeBridge, true},
 	"bridge_tcp_user_timeout":        {scopeBridge, true},
-	"local_cleansession":             {scopeBridge, false},
+	"local_cleansession":             {scopeBridge, true},
 	"local_password":                 {scopeBridge, false},
 	"local_username":                 {scopeBridge, false},
 	"round_robin":                    {scopeBridge, true},
