@@ -24,6 +24,7 @@ import (
 	"github.com/homebox/gateway/discovery/mdns"
 	"github.com/homebox/gateway/discovery/registry"
 	"github.com/homebox/gateway/internal/atomicfile"
+	"github.com/homebox/gateway/internal/brokerlink"
 	"github.com/homebox/gateway/internal/paths"
 )
 
@@ -44,11 +45,12 @@ type MDNSOptions struct {
 
 // Options configure a Service.
 type Options struct {
-	Root      string // registry at <Root>/data/gateway/devices.json
-	BrokerURL string // the local broker, e.g. "mqtt://127.0.0.1:1883"
-	Prefix    string // Home Assistant discovery prefix; "homeassistant" when empty
-	GatewayID string // GatewayID(Root) when empty
-	Name      string // shown in the box's own announce; the hostname when empty
+	Root      string           // registry at <Root>/data/gateway/devices.json
+	BrokerURL string           // the local broker, e.g. "mqtt://127.0.0.1:1883"; unused when Link is set
+	Link      *brokerlink.Link // the box's own way to the broker (service account, current address)
+	Prefix    string           // Home Assistant discovery prefix; "homeassistant" when empty
+	GatewayID string           // GatewayID(Root) when empty
+	Name      string           // shown in the box's own announce; the hostname when empty
 	Model     string
 	Version   string
 	Address   string // the box's address in its announce; first LAN IPv4 when empty
@@ -109,8 +111,8 @@ func Start(ctx context.Context, o Options) (*Service, error) {
 	if o.Root == "" {
 		return nil, errors.New("discovery: Root is required")
 	}
-	if o.BrokerURL == "" {
-		return nil, errors.New("discovery: BrokerURL is required")
+	if o.BrokerURL == "" && o.Link == nil {
+		return nil, errors.New("discovery: BrokerURL or Link is required")
 	}
 	if o.Prefix == "" {
 		o.Prefix = "homeassistant"

@@ -40,17 +40,20 @@ type mqttLink struct {
 const subscribeChunk = 256
 
 func startMQTT(s *Service) (*mqttLink, error) {
-	u, err := url.Parse(s.opts.BrokerURL)
-	if err != nil {
-		return nil, fmt.Errorf("discovery: broker URL %q: %w", s.opts.BrokerURL, err)
-	}
-	switch u.Scheme {
-	case "mqtt", "tcp", "mqtts", "ssl", "tls", "ws", "wss":
-	default:
-		return nil, fmt.Errorf("discovery: broker URL %q: scheme must be mqtt, mqtts, tcp, ssl, ws or wss", s.opts.BrokerURL)
-	}
-	if u.Host == "" {
-		return nil, fmt.Errorf("discovery: broker URL %q has no host", s.opts.BrokerURL)
+	var u *url.URL
+	if s.opts.Link == nil {
+		var err error
+		if u, err = url.Parse(s.opts.BrokerURL); err != nil {
+			return nil, fmt.Errorf("discovery: broker URL %q: %w", s.opts.BrokerURL, err)
+		}
+		switch u.Scheme {
+		case "mqtt", "tcp", "mqtts", "ssl", "tls", "ws", "wss":
+		default:
+			return nil, fmt.Errorf("discovery: broker URL %q: scheme must be mqtt, mqtts, tcp, ssl, ws or wss", s.opts.BrokerURL)
+		}
+		if u.Host == "" {
+			return nil, fmt.Errorf("discovery: broker URL %q has no host", s.opts.BrokerURL)
+		}
 	}
 	nonce := make([]byte, 8)
 	if _, err := rand.Read(nonce); err != nil {
@@ -67,9 +70,13 @@ func startMQTT(s *Service) (*mqttLink, error) {
 		reread: make(chan struct{}, 1),
 		done:   make(chan struct{}),
 	}
-	o := mqtt.NewClientOptions().
-		AddBroker(s.opts.BrokerURL).
-		SetClientID(clientID).
+	o := mqtt.NewClientOptions()
+	if s.opts.Link != nil {
+		s.opts.Link.Configure(o)
+	} else {
+		o.AddBroker(s.opts.BrokerURL)
+	}
+	o.SetClientID(clientID).
 		SetCleanSession(true).
 		SetStore(pahostore.New()). // paho v1.5.1 races on resend without it
 		SetOrderMatters(true).     // an announce and its removal must not swap
@@ -84,7 +91,7 @@ func startMQTT(s *Service) (*mqttLink, error) {
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			s.log.Warn("discovery: lost the broker, reconnecting", "error", err)
 		})
-	if u.User != nil {
+	if u != nil && u.User != nil {
 		o.SetUsername(u.User.Username())
 		if p, ok := u.User.Password(); ok {
 			o.SetPassword(p)

@@ -57,6 +57,9 @@ type Options struct {
 	// IsBoxUser tells the box's own clients (the service account) by their
 	// login, for the traffic split of $SYS/broker/gateway/...; nil: none.
 	IsBoxUser func(username string) bool
+	// BoxAccounts are the box's own logins (auth.ServiceUser, ...), let in
+	// whatever the conf says; nil: none.
+	BoxAccounts auth.BoxAccounts
 }
 
 // Broker is a running gateway broker.
@@ -228,6 +231,7 @@ func (b *Broker) addHooks() error {
 	if err != nil {
 		return err
 	}
+	b.auth.SetBoxAccounts(b.opts.BoxAccounts)
 	if err := b.server.AddHook(b.auth, b.server); err != nil {
 		return fmt.Errorf("auth: %w", err)
 	}

@@ -27,9 +27,14 @@ func (h *handlers) statsView() (api.Stats, error) {
 	if con.Flow != nil {
 		for _, name := range h.confBridges(con.Flow) {
 			out.Bridges.Total++
-			if l, ok := snap.Bridges[name]; ok && l.State == "up" && snap.Up {
+			switch l, ok := snap.Bridges[name]; {
+			case !snap.Up && snap.Error != "":
+				// The box's own client has no figures: a bridge's state
+				// is not known, not down.
+				out.Bridges.Unknown++
+			case ok && l.State == "up" && snap.Up:
 				out.Bridges.Up++
-			} else {
+			default:
 				out.Bridges.Down++
 			}
 		}
@@ -227,7 +232,7 @@ func brokerStats(s sysstats.Snapshot) api.BrokerStats {
 	return api.BrokerStats{
 		Up: s.Up, Version: s.Version, UptimeS: s.UptimeS, ClientsConnected: s.ClientsConnected,
 		Retained: s.Retained, Subscriptions: s.Subscriptions, InPerS: s.InPerS, OutPerS: s.OutPerS, Updated: s.Updated,
-		Split: s.Split, OwnerClients: max(s.ClientsConnected-s.BoxClients, 0), BoxClients: s.BoxClients,
+		Error: s.Error, Split: s.Split, OwnerClients: max(s.ClientsConnected-s.BoxClients, 0), BoxClients: s.BoxClients,
 		OwnerInPerS: s.OwnerInPerS, OwnerOutPerS: s.OwnerOutPerS, BoxInPerS: s.BoxInPerS, BoxOutPerS: s.BoxOutPerS,
 		SysInPerS: s.SysInPerS, SysOutPerS: s.SysOutPerS,
 	}

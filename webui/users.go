@@ -38,17 +38,12 @@ func securityFiles(cfg *mosquittoconf.Config) (pw, acl string) {
 	return pw, acl
 }
 
-var errNoPasswordFile = newError(http.StatusConflict, "mosquitto.conf sets no password_file: add a password_file line to mosquitto.conf first")
-
 func (h *handlers) users(c echo.Context) error {
 	f, cfg, err := h.flowAndConf()
 	if err != nil {
 		return err
 	}
 	pw, acl := securityFiles(cfg)
-	if pw == "" {
-		return errNoPasswordFile
-	}
 	out := api.Users{PasswordFile: f.Resolve(pw), Users: []string{}, ACLFile: f.Resolve(acl)}
 	// The conf on the box may name files anywhere (its owner's lines); the
 	// console reads only those in the box's folders.
@@ -60,7 +55,7 @@ func (h *handlers) users(c echo.Context) error {
 	}
 	p, err := auth.LoadPasswordFile(out.PasswordFile)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	case pw == "" || errors.Is(err, fs.ErrNotExist): // the first user makes it
 	case err != nil:
 		return newError(http.StatusConflict, err.Error())
 	default:
@@ -115,11 +110,8 @@ func (h *handlers) putUser(c echo.Context) error {
 	if err := bind(c, &in); err != nil {
 		return err
 	}
-	if err := checkUserName(in.Username); err != nil {
-		return newError(http.StatusBadRequest, "username: "+err.Error(), api.LineError{Field: "username", Message: err.Error()})
-	}
-	if in.Password == "" || strings.ContainsAny(in.Password, "\x00") || len(in.Password) > 1024 {
-		return newError(http.StatusBadRequest, "password: give a password (up to 1024 bytes)", api.LineError{Field: "password", Message: "required"})
+	if err := checkNewUser(in.Username, in.Password); err != nil {
+		return err
 	}
 	hash, err := auth.HashPBKDF2(in.Password)
 	if err != nil {
@@ -142,42 +134,27 @@ func (h *handlers) deleteUser(c echo.Context) error {
 	})
 }
 
-// changeUsers edits the password file through the flow.
+// changeUsers edits the password file through the flow. With no
+// password_file yet, the file is made beside the conf and the conf names it
+// in the same save: the first user needs no SSH.
 func (h *handlers) changeUsers(c echo.Context, edit func(map[string]string) error) error {
 	f, err := h.flow()
 	if err != nil {
 		return err
 	}
 	res, err := f.Run(c.Request().Context(), "users", func() ([]confflow.File, error) {
-		_, cfg, err := currentConf(f)
+		lf, err := readLoginFiles(f)
 		if err != nil {
 			return nil, err
 		}
-		pw, _ := securityFiles(cfg)
-		if pw == "" {
-			return nil, errNoPasswordFile
-		}
-		if err := confinedFile(f, "password_file", pw); err != nil {
+		users, err := lf.users()
+		if err != nil {
 			return nil, err
-		}
-		path := f.Resolve(pw)
-		users := map[string]string{}
-		p, err := auth.LoadPasswordFile(path)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-		case err != nil:
-			return nil, newError(http.StatusConflict, err.Error())
-		default:
-			users = p.Hashes()
 		}
 		if err := edit(users); err != nil {
 			return nil, err
 		}
-		text, err := auth.PasswordFileText(users)
-		if err != nil {
-			return nil, newError(http.StatusBadRequest, err.Error())
-		}
-		return []confflow.File{{Path: path, Kind: confflow.KindPasswords, Data: text, Mode: 0o600}}, nil
+		return lf.files(users, nil)
 	})
 	return flowAnswer(c, http.StatusOK, res, err)
 }

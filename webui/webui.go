@@ -63,6 +63,9 @@ type Deps struct {
 	// Hosts are the names the LAN side answers to; nil means the box's
 	// own (addresses, hostname, localhost) and no more.
 	Hosts *OwnHosts
+	// AppLogins, when set, gives the broker login the box made for an app
+	// it runs (Home Assistant), for its page.
+	AppLogins func(app string) (api.MQTTLogin, bool)
 }
 
 // New builds the echo app.
@@ -111,6 +114,13 @@ func New(d Deps) *echo.Echo {
 	api.GET("/broker/users", h.users)
 	api.POST("/broker/users", h.putUser)
 	api.DELETE("/broker/users/:name", h.deleteUser)
+	api.GET("/broker/logins", h.getLogins)
+	api.PUT("/broker/logins", h.putLogins)
+	api.POST("/broker/devices", h.addDevice)
+	api.GET("/broker/acl", h.getACL)
+	api.POST("/broker/acl/check", h.checkACL)
+	api.PUT("/broker/acl", h.putACL)
+	api.GET("/apps/:name/mqtt", h.appMQTT)
 	api.GET("/broker/stats", h.stats)
 	api.GET("/events", h.events)
 	api.GET("/system", h.getSystem)

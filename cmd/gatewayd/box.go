@@ -16,8 +16,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/homebox/gateway/discovery"
+	brokerauth "github.com/homebox/gateway/gateway/auth"
 	"github.com/homebox/gateway/gateway/sysstats"
 	"github.com/homebox/gateway/internal/account"
+	"github.com/homebox/gateway/internal/brokerlink"
 	"github.com/homebox/gateway/internal/paths"
 	"github.com/homebox/gateway/rootfs"
 	"github.com/homebox/gateway/supervisor"
@@ -73,6 +75,9 @@ type box struct {
 	hosts   *webui.OwnHosts
 	socket  *server
 	lan     *lanConsole
+
+	accounts brokerauth.BoxSecrets // the box's own broker logins (accounts.go)
+	link     *brokerlink.Link      // how the box's own clients reach the broker
 
 	mu  sync.Mutex
 	cfg *config.Config
@@ -149,23 +154,33 @@ func startBox(ctx context.Context, opts boxOptions) (*box, error) {
 	if err != nil {
 		return nil, fmt.Errorf("supervisor: %w", err)
 	}
-	// Where the box's own clients reach the broker, read once for both.
-	mqttAddr, mqttPort := brokerAddr(root)
-	console, err := b.consoleParts(mqttAddr)
+	// The box's own clients log in with its service account, at the
+	// address the conf gives at each connection attempt.
+	if b.accounts, err = brokerauth.LoadOrCreateBoxSecrets(at.Join(paths.BoxAccounts)); err != nil {
+		return nil, fmt.Errorf("the box's broker accounts: %w", err)
+	}
+	b.link = &brokerlink.Link{
+		Addr:     func() string { a, _ := brokerAddr(root); return a },
+		Username: brokerauth.ServiceUser,
+		Password: b.accounts[brokerauth.ServiceUser],
+	}
+	console, err := b.consoleParts()
 	if err != nil {
 		return nil, err
 	}
 	// Discovery does not wait for the broker: it connects once the broker
 	// accepts.
-	if b.disc, err = b.startDiscovery(ctx, cfg, mqttAddr, mqttPort); err != nil {
+	_, mqttPort := brokerAddr(root)
+	if b.disc, err = b.startDiscovery(ctx, cfg, mqttPort); err != nil {
 		return nil, fmt.Errorf("start discovery: %w", err)
 	}
 	b.system = newSlotSystem(root, opts.Version, b.log.With("part", "update"))
 	b.hosts = &webui.OwnHosts{Names: cfg.Console.Hosts}
 	b.api = webui.New(webui.Deps{
 		Apps: b.sup, Devices: b.disc, Console: console, Version: opts.Version, System: b.system, Hosts: b.hosts,
-		Pages:  pages.Handler(pages.Options{Version: opts.Version}),
-		Logger: b.log.With("part", "api"),
+		AppLogins: b.appLogin,
+		Pages:     pages.Handler(pages.Options{Version: opts.Version}),
+		Logger:    b.log.With("part", "api"),
 	})
 	// The socket goes up before the apps start so that gwctl can watch a
 	// slow start.
@@ -175,7 +190,7 @@ func startBox(ctx context.Context, opts boxOptions) (*box, error) {
 	if err := b.handOverAppFiles(cfg); err != nil {
 		b.log.Warn("the broker's files stay as they are", "error", err)
 	}
-	if err := b.sup.Start(ctx, cfg.Specs(root, opts.Self)); err != nil {
+	if err := b.sup.Start(ctx, b.specs(cfg)); err != nil {
 		return nil, fmt.Errorf("start apps: %w", err)
 	}
 	if b.lan, err = serveLAN(cfg, b.api, b.log.With("part", "console")); err != nil {
@@ -224,7 +239,7 @@ func (b *box) loadConfig() (*config.Config, error) {
 // consoleParts makes what the console serves besides the apps: the admin
 // login, the config-change flow (with its history and its steps on the
 // event stream) and the broker's statistics.
-func (b *box) consoleParts(mqttAddr string) (*webui.Console, error) {
+func (b *box) consoleParts() (*webui.Console, error) {
 	at := paths.Root(b.root)
 	login, err := auth.New(auth.Options{Path: at.Join(paths.ConsoleLogin)})
 	if err != nil {
@@ -242,7 +257,7 @@ func (b *box) consoleParts(mqttAddr string) (*webui.Console, error) {
 		// The files a change wrote (as root) go to the broker's account.
 		BeforeRestart: func() error { return b.handOverAppFiles(b.config()) },
 	})
-	b.stats = sysstats.Start(sysstats.Options{BrokerURL: "mqtt://" + mqttAddr, Logger: b.log.With("part", "console")})
+	b.stats = sysstats.Start(sysstats.Options{Link: b.link, Logger: b.log.With("part", "console")})
 	return &webui.Console{
 		Auth: login, Flow: flow, Stats: b.stats, Events: events, Done: b.stopSSE,
 		CertsDir: at.Join(paths.Certs),
@@ -263,7 +278,7 @@ func (b *box) reload() error {
 	if err := b.handOverAppFiles(cfg); err != nil {
 		b.log.Warn("the broker's files stay as they are", "error", err)
 	}
-	if err := b.sup.Apply(cfg.Specs(b.root, b.opts.Self)); err != nil {
+	if err := b.sup.Apply(b.specs(cfg)); err != nil {
 		b.log.Error("reload refused by the supervisor; everything keeps running as before", "error", err)
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/homebox/gateway/gateway"
+	"github.com/homebox/gateway/gateway/auth"
 	"github.com/homebox/gateway/gateway/languard"
 	"github.com/homebox/gateway/gateway/listeners"
 	"github.com/homebox/gateway/gateway/mosquittoconf"
@@ -75,8 +76,14 @@ func brokerMain(args []string, stdout, stderr io.Writer) int {
 	}
 	defer closeLog.Close()
 
+	// The box's own logins, from the gatewayd that started this broker.
+	box, err := auth.ParseBoxAccounts(os.Getenv(auth.BoxAccountsEnv))
+	if err != nil {
+		fmt.Fprintln(stderr, "error:", err)
+		return 1
+	}
 	b, err := gateway.New(gateway.Options{Config: cfg, Guard: guard, Version: version.Version, Logger: log,
-		ConnectTimeout: *connectTimeout, MaxHalfOpen: *maxHalfOpen})
+		ConnectTimeout: *connectTimeout, MaxHalfOpen: *maxHalfOpen, BoxAccounts: box, IsBoxUser: auth.IsServiceUser})
 	if err != nil {
 		fmt.Fprintln(stderr, "error:", err)
 		return 1

@@ -15,7 +15,7 @@ import (
 // startDiscovery starts discovery against the local broker, with where the
 // broker and the console listen (mosquitto.conf and gateway.yaml) for the
 // box's own adverts.
-func (b *box) startDiscovery(ctx context.Context, cfg *config.Config, mqttAddr string, mqttPort int) (*discovery.Service, error) {
+func (b *box) startDiscovery(ctx context.Context, cfg *config.Config, mqttPort int) (*discovery.Service, error) {
 	id, err := discovery.GatewayID(b.root)
 	if err != nil {
 		return nil, err
@@ -24,7 +24,7 @@ func (b *box) startDiscovery(ctx context.Context, cfg *config.Config, mqttAddr s
 	mdns := cfg.Discovery.MDNS
 	return discovery.Start(ctx, discovery.Options{
 		Root:      b.root,
-		BrokerURL: "mqtt://" + mqttAddr,
+		Link:      b.link,
 		GatewayID: id,
 		Name:      host,
 		Model:     "homebox gateway",

@@ -19,7 +19,7 @@ import (
 // socket. The password comes from stdin: typed twice, unseen, on a
 // terminal; the first line otherwise (for scripts).
 func (c *client) consolePassword(stdin *os.File, w io.Writer) error {
-	pw, err := readPassword(stdin, w)
+	pw, err := readPassword(stdin, w, "new console password")
 	if err != nil {
 		return err
 	}
@@ -30,13 +30,15 @@ func (c *client) consolePassword(stdin *os.File, w io.Writer) error {
 	return nil
 }
 
-func readPassword(in *os.File, w io.Writer) (string, error) {
+// readPassword reads a password: typed twice, unseen, on a terminal; the
+// first line otherwise (for scripts).
+func readPassword(in *os.File, w io.Writer, what string) (string, error) {
 	fd := int(in.Fd())
 	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 	if err != nil { // not a terminal: one line
 		line, err := bufio.NewReader(in).ReadString('\n')
 		if err != nil && (!errors.Is(err, io.EOF) || line == "") {
-			return "", errors.New("console-password: give the new password on stdin")
+			return "", errors.New("give the " + what + " on stdin")
 		}
 		return strings.TrimRight(line, "\r\n"), nil
 	}
@@ -57,7 +59,7 @@ func readPassword(in *os.File, w io.Writer) (string, error) {
 		}
 		return strings.TrimRight(line, "\r\n"), nil
 	}
-	a, err := ask("new console password: ")
+	a, err := ask(what + ": ")
 	if err != nil {
 		return "", err
 	}
@@ -66,7 +68,7 @@ func readPassword(in *os.File, w io.Writer) (string, error) {
 		return "", err
 	}
 	if a != b {
-		return "", errors.New("console-password: the two passwords differ; nothing was changed")
+		return "", errors.New("the two passwords differ; nothing was changed")
 	}
 	return a, nil
 }

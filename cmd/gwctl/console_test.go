@@ -14,7 +14,7 @@ func TestReadPasswordFromAPipe(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() { io.WriteString(w, "correct horse\r\nignored\n"); w.Close() }()
-	pw, err := readPassword(r, io.Discard)
+	pw, err := readPassword(r, io.Discard, "password")
 	r.Close()
 	if err != nil || pw != "correct horse" {
 		t.Errorf("got %q %v", pw, err)
@@ -24,7 +24,7 @@ func TestReadPasswordFromAPipe(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer empty.Close()
-	if _, err := readPassword(empty, io.Discard); err == nil || !strings.Contains(err.Error(), "stdin") {
+	if _, err := readPassword(empty, io.Discard, "password"); err == nil || !strings.Contains(err.Error(), "stdin") {
 		t.Errorf("empty stdin: %v", err)
 	}
 }

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -21,6 +22,11 @@ commands:
   start|stop|restart NAME|all   steer one app or every app
   logs NAME [-n N] [-f]         the last N lines (default 100) of an app's log; -f follows it
   devices [--json]              the devices discovery found
+  users [--json]                the broker's users and whether logins are required
+  users add|passwd NAME         add a user or change its password (read from stdin)
+  users rm NAME                 remove a user
+  users device NAME [--json]    make a login for one device and print its settings
+  users require|open            require logins of every client, or let anonymous clients in
   console-password              set the LAN console's admin password (read from stdin)
   system [--json]               version, root slots (A/B), the last update
   system rollback --yes         boot the other slot again (reboots)
@@ -159,6 +165,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		runErr = c.devices(stdout, o.json)
+	case "users":
+		runErr = c.users(stdout, rest, o.json)
+		var ue usageError
+		if errors.As(runErr, &ue) {
+			fmt.Fprintf(stderr, "gwctl: %v\n", ue)
+			return 2
+		}
 	case "console-password":
 		if !want(0, 0, "console-password < password") {
 			return 2

@@ -97,6 +97,19 @@ func LoadACLFile(path string) (*ACL, error) {
 	return parseACL(path, data)
 }
 
+// ACLError is a line of an acl_file the broker cannot read.
+type ACLError struct {
+	File   string
+	Line   int
+	Reason string
+}
+
+func (e *ACLError) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Reason) }
+
+// CheckACL reads ACL text as the broker reads an acl_file named name; the
+// error, when not nil, is an *ACLError.
+func CheckACL(name string, data []byte) (*ACL, error) { return parseACL(name, data) }
+
 func parseACL(path string, data []byte) (*ACL, error) {
 	a := &ACL{path: path, users: make(map[string][]rule)}
 	user, inUser := "", false
@@ -113,7 +126,7 @@ func parseACL(path string, data []byte) (*ACL, error) {
 		switch keyword {
 		case "user":
 			if rest == "" {
-				return nil, fmt.Errorf("%s:%d: user: missing user name", path, n)
+				return nil, &ACLError{path, n, "user: missing user name"}
 			}
 			user, inUser = rest, true
 			if _, ok := a.users[user]; !ok {
@@ -122,7 +135,7 @@ func parseACL(path string, data []byte) (*ACL, error) {
 		case "topic", "pattern":
 			r, err := parseRule(keyword, rest)
 			if err != nil {
-				return nil, fmt.Errorf("%s:%d: %w", path, n, err)
+				return nil, &ACLError{path, n, err.Error()}
 			}
 			r.line = n
 			switch {
@@ -134,11 +147,11 @@ func parseACL(path string, data []byte) (*ACL, error) {
 				a.anon = append(a.anon, r)
 			}
 		default:
-			return nil, fmt.Errorf("%s:%d: unknown keyword %q (want user, topic or pattern)", path, n, keyword)
+			return nil, &ACLError{path, n, fmt.Sprintf("unknown keyword %q (want user, topic or pattern)", keyword)}
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s:%d: %w", path, n+1, err)
+		return nil, &ACLError{path, n + 1, err.Error()}
 	}
 	return a, nil
 }

@@ -65,7 +65,12 @@ type Hook struct {
 	mu     sync.Mutex // one Reload at a time
 	state  atomic.Pointer[state]
 	server atomic.Pointer[mqtt.Server]
+	box    BoxAccounts // set before the broker starts (SetBoxAccounts)
 }
+
+// SetBoxAccounts lets the box's own accounts in (see ServiceUser); call it
+// before the broker starts.
+func (h *Hook) SetBoxAccounts(b BoxAccounts) { h.box = b }
 
 // NewHook loads the files of def and of every listener in perListener
 // (keyed by mochi listener ID; a listener not in the map uses def). It fails,
@@ -165,6 +170,15 @@ func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	if pk.Properties.AuthenticationMethod != "" {
 		return refuse("extended authentication is not supported")
 	}
+	// The box's own accounts get in with their secret whatever the conf
+	// says; a wrong secret is judged as any login below (an owner's
+	// password_file may hold a user of the same name).
+	if _, ok := h.box.verify(user, string(pk.Connect.Password)); ok && pk.Connect.PasswordFlag {
+		if pk.Connect.WillFlag && !boxAllowed(pk.Connect.WillTopic, Write) {
+			return refuse("will topic not allowed")
+		}
+		return true
+	}
 	switch {
 	case user == "":
 		if !j.sec.AllowAnonymous {
@@ -220,8 +234,11 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 }
 
 func (h *Hook) allowed(cl *mqtt.Client, topic string, access Access) bool {
-	j := h.state.Load().judgeFor(cl.Net.Listener)
 	user := string(cl.Properties.Username)
+	if _, isBox := h.box[user]; isBox {
+		return boxAllowed(topic, access)
+	}
+	j := h.state.Load().judgeFor(cl.Net.Listener)
 	ok := j.acl.Allowed(user, cl.ID, topic, access)
 	if !ok && access != Read {
 		h.log.Debug("acl refused", "client", cl.ID, "user", user, "topic", topic, "access", access.String())
@@ -259,7 +276,7 @@ func (h *Hook) kickStale(s *mqtt.Server, old, cur *state) {
 			continue
 		}
 		user := string(cl.Properties.Username)
-		if user == "" {
+		if _, isBox := h.box[user]; user == "" || isBox {
 			continue
 		}
 		oj, nj := old.judgeFor(cl.Net.Listener), cur.judgeFor(cl.Net.Listener)

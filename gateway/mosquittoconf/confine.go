@@ -60,6 +60,9 @@ type CheckOptions struct {
 	// write other files. The broker and `gatewayd broker --test-config`
 	// leave it unset: an owner with a shell may name any file.
 	Confine *Confinement
+	// Pending are files (absolute) written in the same change as the conf
+	// (a first password file): they count as there.
+	Pending []string
 }
 
 // Confinement is where the files a conf names may be. Paths are taken as
@@ -90,6 +93,7 @@ type Confinement struct {
 // at lines of included files then do not quote those lines.
 func CheckWith(name string, data []byte, dir string, o CheckOptions) (*Config, Diagnostics) {
 	in := newInterp(dir)
+	in.pending = o.Pending
 	if o.Confine != nil {
 		in.confine = newConfiner(*o.Confine)
 		in.main = name

@@ -344,3 +344,35 @@ func formatAddress(a BridgeAddress) string {
 	}
 	return host + ":" + strconv.Itoa(port)
 }
+
+// SetOption makes a broker-wide option say value: every line that sets it
+// now is rewritten in place (comments and order kept), or, when none does,
+// one line is added before the first listener or bridge, where it is read
+// as broker-wide. Only for options outside listener and bridge scope
+// (allow_anonymous, password_file, acl_file without per_listener_settings).
+func (d *Document) SetOption(option, value string) {
+	found := false
+	for i, l := range d.Lines {
+		if l.Option == option {
+			d.Lines[i] = tokenise(l.Num, option+" "+value, l.EOL)
+			found = true
+		}
+	}
+	if found {
+		return
+	}
+	at := len(d.Lines)
+	for i, l := range d.Lines {
+		if l.Option == "listener" || l.Option == "connection" {
+			at = i
+			break
+		}
+	}
+	line := tokenise(0, option+" "+value, d.eolStyle())
+	d.Lines = append(d.Lines[:at], append([]Line{line}, d.Lines[at:]...)...)
+	// A file that ended without a newline keeps ending so.
+	if at == len(d.Lines)-1 && at > 0 && d.Lines[at-1].EOL == "" {
+		d.Lines[at-1].EOL, d.Lines[at].EOL = d.eolStyle(), ""
+	}
+	d.renumber()
+}

@@ -31,6 +31,7 @@ type interp struct {
 	logFile    *Pos
 	refs       []fileRef
 	skipFiles  bool            // check names only, not the files themselves
+	pending    []string        // files the same change writes (CheckOptions.Pending)
 	confine    *confiner       // nil: any file may be named
 	main       string          // the main file's name, under a confinement
 	refused    bool            // the line being applied names a file refused by confine

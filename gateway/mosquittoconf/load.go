@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -153,6 +154,9 @@ func (in *interp) checkFiles() {
 	}
 	for _, r := range in.refs {
 		full := in.resolve(r.path)
+		if abs, err := filepath.Abs(full); err == nil && !r.dir && slices.Contains(in.pending, abs) {
+			continue
+		}
 		where := ""
 		if full != r.path || !filepath.IsAbs(r.path) {
 			if abs, err := filepath.Abs(full); err == nil {

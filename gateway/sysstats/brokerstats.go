@@ -17,6 +17,7 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/homebox/gateway/internal/brokerlink"
 	"github.com/homebox/gateway/internal/pahostore"
 )
 
@@ -28,8 +29,9 @@ const maxPoints = 600
 
 // Options configure a Collector.
 type Options struct {
-	BrokerURL string        // e.g. mqtt://127.0.0.1:1883
-	Window    time.Duration // [DefaultWindow]
+	BrokerURL string           // e.g. mqtt://127.0.0.1:1883; unused when Link is set
+	Link      *brokerlink.Link // the box's own way to the broker (service account, current address)
+	Window    time.Duration    // [DefaultWindow]
 	Logger    *slog.Logger
 }
 
@@ -67,6 +69,10 @@ type Snapshot struct {
 	// $SYS/broker/gateway/... topics (Split is false until one arrives, as
 	// from a plain Mosquitto): the owner's clients and messages, the box's
 	// own clients (console statistics, discovery, explorer) and $SYS.
+	// Error says why the figures are not coming when Up is false: the
+	// broker refused this client, or cannot be reached. A refused client
+	// does not mean the broker is down.
+	Error        string            `json:"error,omitempty"`
 	Split        bool              `json:"split"`
 	BoxClients   int64             `json:"box_clients"`
 	OwnerInPerS  float64           `json:"owner_in_per_s"`
@@ -109,9 +115,13 @@ func Start(o Options) *Collector {
 	c := &Collector{o: o, subs: map[chan struct{}]struct{}{}, snap: Snapshot{Bridges: map[string]Bridge{}}, split: map[string]*counter{}}
 	nonce := make([]byte, 4)
 	_, _ = rand.Read(nonce)
-	opts := mqtt.NewClientOptions().
-		AddBroker(o.BrokerURL).
-		SetClientID("gatewayd-console-" + hex.EncodeToString(nonce)).
+	opts := mqtt.NewClientOptions()
+	if o.Link != nil {
+		o.Link.Configure(opts)
+	} else {
+		opts.AddBroker(o.BrokerURL)
+	}
+	opts.SetClientID("gatewayd-console-" + hex.EncodeToString(nonce)).
 		SetCleanSession(true).
 		SetStore(pahostore.New()). // paho v1.5.1 races on resend without it
 		SetAutoReconnect(true).
@@ -124,6 +134,11 @@ func Start(o Options) *Collector {
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			o.Logger.Info("broker statistics: connection lost", "error", err)
 			c.setUp(false)
+		}).
+		SetConnectionNotificationHandler(func(_ mqtt.Client, n mqtt.ConnectionNotification) {
+			if f, ok := n.(mqtt.ConnectionNotificationFailed); ok {
+				c.failed(brokerlink.Why(f.Reason))
+			}
 		})
 	c.c = mqtt.NewClient(opts)
 	c.c.Connect() // retried in the background; the token is not waited on
@@ -140,9 +155,24 @@ func (c *Collector) onConnect(cl mqtt.Client) {
 	cl.Subscribe("$SYS/broker/#", 0, c.onMessage)
 }
 
+// failed records why a connection attempt failed, logged once per reason.
+func (c *Collector) failed(why string) {
+	c.mu.Lock()
+	changed := c.snap.Error != why
+	c.snap.Error = why
+	c.mu.Unlock()
+	if changed {
+		c.o.Logger.Warn("broker statistics: no figures", "reason", why)
+		c.notify()
+	}
+}
+
 func (c *Collector) setUp(up bool) {
 	c.mu.Lock()
 	c.snap.Up = up
+	if up {
+		c.snap.Error = ""
+	}
 	if !up {
 		s := &c.snap
 		s.InPerS, s.OutPerS = 0, 0

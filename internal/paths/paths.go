@@ -19,6 +19,7 @@ const (
 	ConfigHistory = "data/gateway/config-history"
 	Devices       = "data/gateway/devices.json"
 	GatewayID     = "data/gateway/id"
+	BoxAccounts   = "data/gateway/box-accounts.json" // the secrets of the box's own broker logins
 
 	// A/B updates (rootfs/slots, rootfs/bundle).
 	UpdateResult     = "data/gateway/update.json"      // the last update's result

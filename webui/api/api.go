@@ -316,6 +316,7 @@ type BrokerStats struct {
 	OutPerS          float64 `json:"messages_out_per_s"`
 	// The split of the figures above (Mosquitto's totals) by whose they
 	// are; split is false while the broker has not told it.
+	Error        string    `json:"error,omitempty"` // why there are no figures while up is false (a refusal is not a broker down)
 	Split        bool      `json:"split"`
 	OwnerClients int64     `json:"owner_clients"` // clients_connected less the box's own
 	BoxClients   int64     `json:"box_clients"`   // the box's own: console statistics, discovery, explorer
@@ -337,9 +338,10 @@ type RatePoint struct {
 
 // BridgeCount sums up the bridges of the conf by live state.
 type BridgeCount struct {
-	Total int `json:"total"`
-	Up    int `json:"up"`
-	Down  int `json:"down"`
+	Total   int `json:"total"`
+	Up      int `json:"up"`
+	Down    int `json:"down"`
+	Unknown int `json:"unknown"` // while the box's own statistics client has no figures
 }
 
 // AppCount sums up the apps by status.

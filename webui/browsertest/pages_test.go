@@ -39,8 +39,8 @@ import (
 // fakes_test.go where a real part would need a box: the supervisor, the
 // device registry and the broker's $SYS figures.
 type pagesEnv struct {
-	root, conf, passwd, certs string
-	seed                      string // mosquitto.conf as the box starts
+	root, conf, passwd, certs, acl string
+	seed                           string // mosquitto.conf as the box starts
 
 	apps  *fakeApps
 	stats *fakeStats
@@ -68,6 +68,7 @@ func newPagesEnv(t *testing.T) *pagesEnv {
 		spy:    &spy{},
 	}
 	acl := filepath.Join(root, "etc/mosquitto/acl")
+	e.acl = acl
 	brokerDir := filepath.Join(root, "data")
 	if err := os.MkdirAll(brokerDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -628,27 +629,67 @@ func TestPages(t *testing.T) {
 	b.waitText("#entities-table", "zigbee2mqtt/kitchen")
 	b.waitText("h1", "Kitchen sensor")
 
-	// Users: add one, remove one; the password file says so.
+	// Users: add one, remove one (after the dialog); the password file says so.
 	b.open("/broker/users")
-	b.waitText("#acl", "topic readwrite home/#")
+	b.waitJS("the ACL in its editor", `document.querySelector("#acl-text").value.includes("topic readwrite home/#")`)
 	b.waitJS("alice and bob listed", `document.querySelectorAll('#users [data-user]').length === 2`)
+	b.waitText("#logins-state", "open on the LAN")
 	b.fill("#u-name", "carol")
 	b.fill("#u-pass", "pw")
 	b.click("#user-form button[type=submit]")
 	b.waitText("#status", "User carol saved")
 	b.waitJS("carol listed", `document.querySelector('#users [data-user="carol"]') !== null`)
 	b.click(`#users [data-user="bob"] button`)
-	b.waitText("#status", "Press again to remove bob")
+	b.waitJS("the dialog asks", `document.querySelector("#confirm").open && document.querySelector("#confirm-title").textContent === "Remove bob?"`)
 	if sent, _ := e.spy.sent("DELETE /api/broker/users/bob"); sent {
 		t.Fatal("one press removed bob")
 	}
-	b.click(`#users [data-user="bob"] button`)
+	b.click("#confirm-ok")
 	b.waitText("#status", "User bob removed")
 	b.waitJS("bob gone", `document.querySelector('#users [data-user="bob"]') === null`)
 	if p, err := gwauth.LoadPasswordFile(e.passwd); err != nil {
 		t.Error(err)
 	} else if got := p.Users(); !slices.Equal(got, []string{"alice", "carol"}) || !p.Verify("carol", "pw") {
 		t.Errorf("password file users %v (carol's password checks: %v)", got, p.Verify("carol", "pw"))
+	}
+	// The box's own account names are refused with the reason.
+	b.fill("#u-name", "gateway-box")
+	b.fill("#u-pass", "pw")
+	b.click("#user-form button[type=submit]")
+	b.waitText("#user-error", "reserved")
+
+	// Logins on, in one switch.
+	b.click("#logins-required")
+	b.click("#logins-save")
+	b.waitText("#status", "Logins are required now")
+	b.waitText("#logins-state", "Logins are required")
+	if conf := e.readConf(t); !strings.Contains(conf, "allow_anonymous false") {
+		t.Errorf("conf after the switch:\n%s", conf)
+	}
+
+	// A device login: the settings to type in, once.
+	b.fill("#d-name", "kitchen-plug")
+	b.click("#device-form button[type=submit]")
+	b.waitText("#status", "Login made for kitchen-plug")
+	b.waitText("#device-login", "kitchen-plug/#")
+	b.waitText("#device-login", ".local")
+	b.waitJS("the ACL shows the device's block", `document.querySelector("#acl-text").value.includes("user kitchen-plug")`)
+
+	// The ACL editor: a bad line is shown at its line, nothing saved.
+	acl0, _ := os.ReadFile(e.acl)
+	b.setValue("#acl-text", string(acl0)+"toppic read x\n")
+	b.click("#acl-save")
+	b.waitText("#acl-errors", "unknown keyword \"toppic\"")
+	if acl1, _ := os.ReadFile(e.acl); string(acl1) != string(acl0) {
+		t.Error("a refused ACL changed the file")
+	}
+	b.setValue("#acl-text", string(acl0)+"pattern read sensors/%u/#\n")
+	b.click("#acl-check")
+	b.waitText("#status", "The ACL checks")
+	b.click("#acl-save")
+	b.waitText("#status", "ACL saved")
+	if acl1, _ := os.ReadFile(e.acl); !strings.HasSuffix(string(acl1), "pattern read sensors/%u/#\n") {
+		t.Errorf("acl after the save:\n%s", acl1)
 	}
 
 	// A part that is not running shows as unavailable, not broken: the

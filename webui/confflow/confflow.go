@@ -43,6 +43,7 @@ type Apps interface {
 const (
 	KindConf      = "mosquitto.conf"
 	KindPasswords = "password_file"
+	KindACL       = "acl_file"
 )
 
 // Options configure a Flow.
@@ -194,9 +195,15 @@ func (f *Flow) BrokerDir() string {
 // conf on the box already, as its owner wrote them, are kept wherever they
 // point.
 func (f *Flow) Check(text []byte) (*mosquittoconf.Config, mosquittoconf.Diagnostics) {
+	return f.check(text, nil)
+}
+
+// check is Check with the files a change writes beside the conf counted
+// as there.
+func (f *Flow) check(text []byte, pending []string) (*mosquittoconf.Config, mosquittoconf.Diagnostics) {
 	c := f.Confinement()
 	c.Kept = f.ownersLines()
-	return mosquittoconf.CheckWith(filepath.Base(f.o.ConfPath), text, f.BrokerDir(), mosquittoconf.CheckOptions{Confine: &c})
+	return mosquittoconf.CheckWith(filepath.Base(f.o.ConfPath), text, f.BrokerDir(), mosquittoconf.CheckOptions{Confine: &c, Pending: pending})
 }
 
 // root is the box's root, or "" when it is not known.
@@ -316,7 +323,13 @@ func (f *Flow) Run(ctx context.Context, kind string, prepare func() ([]File, err
 			}
 		}
 		if nf.Path == f.o.ConfPath {
-			if _, ds := f.Check(nf.Data); !ds.OK() {
+			var pending []string
+			for _, o := range files {
+				if o.Path != f.o.ConfPath {
+					pending = append(pending, o.Path)
+				}
+			}
+			if _, ds := f.check(nf.Data, pending); !ds.OK() {
 				step("check", "failed", "mosquitto.conf has errors; nothing was written")
 				return res, &CheckError{Diagnostics: ds}
 			}

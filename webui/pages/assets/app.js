@@ -380,7 +380,10 @@
 
     function drawStats(s) {
       const b = s.broker || {};
-      tile('t-broker').replaceChildren(b.up ? badge('up', 'up') : badge('down', 'down'));
+      // No figures is not a broker down: the box's own client may be the
+      // one refused. The tile says which.
+      tile('t-broker').replaceChildren(b.up ? badge('up', 'up') : b.error ? badge('unknown', 'no figures') : badge('down', 'down'),
+        !b.up && b.error ? el('div', { class: 'small muted', id: 't-broker-why' }, b.error) : '');
       // The owner's figures where the broker tells them apart (a plain
       // Mosquitto does not: its totals are shown, and said to be totals).
       const split = b.up && b.split;
@@ -395,6 +398,7 @@
       const br = s.bridges;
       if (!br) tile('t-bridges').replaceChildren(badge('unavailable', 'unavailable'));
       else if (!br.total) tile('t-bridges').textContent = 'none';
+      else if (br.unknown) tile('t-bridges').replaceChildren(el('span', {}, br.unknown + ' unknown'), el('span', { class: 'small' }, ' · no figures'));
       else tile('t-bridges').replaceChildren(el('span', {}, br.up + ' up'), br.down ? el('span', { class: 'small' }, ' · ' + br.down + ' down') : '');
       if (s.devices === null || s.devices === undefined) tile('t-devices').replaceChildren(badge('unavailable', 'unavailable'));
       else tile('t-devices').textContent = String(s.devices);
@@ -590,6 +594,12 @@
     }
     const set = a => { app = stamp(a); draw(); };
     const path = '/api/apps/' + encodeURIComponent(name);
+    // The broker login the box made for this app (Home Assistant's).
+    api('GET', path + '/mqtt').then(l => {
+      $('#app-mqtt').replaceChildren(...[['Broker', l.host + ':' + l.port], ['Username', l.username], ['Password', l.password]]
+        .flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, el('code', {}, v))]));
+      $('#app-mqtt-card').hidden = false;
+    }, () => {});
     api('GET', path).then(set, err => {
       facts.replaceChildren(el('dt', {}, 'Status'), el('dd', {}, badge('unavailable', 'unavailable'), ' ', err.message));
       $$('#app-actions button').forEach(b => { b.disabled = true; });
@@ -689,11 +699,7 @@
     }
     // goTo puts the caret at the start of line n and scrolls it into view.
     goTo(n) {
-      const lines = this.ta.value.split('\n');
-      let pos = 0;
-      for (let i = 0; i < n - 1 && i < lines.length; i++) pos += lines[i].length + 1;
-      this.ta.focus();
-      this.ta.setSelectionRange(pos, pos);
+      goToLine(this.ta, n);
       const lh = parseFloat(getComputedStyle(this.ta).lineHeight) || 21;
       this.ta.scrollTop = Math.max(0, (n - 3) * lh);
       this.sync();
@@ -1168,34 +1174,73 @@
   function pageUsers() {
     const ul = $('#users');
     const form = $('#user-form');
-    const flow = new Flow(['users']);
+    const flow = new Flow(['users', 'logins', 'device login', 'acl']);
+    const required = $('#logins-required');
+    async function loadLogins() {
+      try {
+        const l = await api('GET', '/api/broker/logins');
+        required.checked = l.required;
+        $('#logins-state').textContent = l.required
+          ? 'Logins are required: only clients with a username and password get in (' + l.users + ' user' + (l.users === 1 ? '' : 's') + ').'
+          : 'The broker is open on the LAN: clients without a login get in.';
+        $('#first-user').hidden = true;
+      } catch (err) {
+        $('#logins-state').textContent = err.message;
+        $('#logins-form').hidden = true;
+      }
+    }
     async function load() {
       try {
         const res = await api('GET', '/api/broker/users');
         $('#acl-file').textContent = res.acl_file || '';
-        $('#acl').textContent = res.acl_file ? (res.acl_text || '(empty)') : 'No acl_file is set in mosquitto.conf: every user may use every topic.';
         const users = res.users || [];
         if (!users.length) { ul.replaceChildren(el('li', { class: 'muted' }, 'No users yet.')); return; }
         ul.replaceChildren(...users.map(u => {
-          let armed = false;
           const b = el('button', { type: 'button', class: 'danger', 'aria-label': 'Remove user ' + u }, 'Remove');
           b.addEventListener('click', async () => {
-            if (!armed) { armed = true; b.textContent = 'Really remove ' + u + '?'; say('Press again to remove ' + u + '.', 'info'); return; }
+            if (!await ask('Remove ' + u + '?', u + ' can no longer log in; a client connected as ' + u + ' is disconnected.', 'Remove ' + u)) return;
             try {
               await flow.run([b], 'Removing ' + u, () => api('DELETE', '/api/broker/users/' + encodeURIComponent(u)));
               say('User ' + u + ' removed; the broker runs without it.', 'ok');
-              load();
-            } catch (err) { say(flowMessage(err), 'error'); armed = false; b.textContent = 'Remove'; }
+              load(); loadLogins();
+            } catch (err) { say(flowMessage(err), 'error'); }
           });
           return el('li', { 'data-user': u }, el('span', { class: 'grow' }, u), b);
         }));
       } catch (err) {
         ul.replaceChildren(el('li', {}, badge('unavailable', 'unavailable'), ' ', err.message));
-        $('#acl').textContent = '–';
         if (err.status === 409) form.hidden = true;
       }
     }
-    load();
+    async function loadACL() {
+      try {
+        const a = await api('GET', '/api/broker/acl');
+        $('#acl-text').value = a.text || '';
+        $('#acl-file').textContent = a.file || '(none yet: saving makes one beside mosquitto.conf)';
+      } catch (err) { $('#acl-text').value = ''; $('#acl-errors').replaceChildren(el('li', {}, err.message)); }
+    }
+    loadLogins(); load(); loadACL();
+
+    $('#logins-form').addEventListener('submit', async e => {
+      e.preventDefault();
+      const errP = $('#logins-error');
+      errP.textContent = '';
+      const body = { required: required.checked };
+      if (!$('#first-user').hidden && $('#first-name').value.trim()) body.first_user = { username: $('#first-name').value.trim(), password: $('#first-pass').value };
+      try {
+        await flow.run([$('#logins-save')], required.checked ? 'Requiring logins' : 'Opening the broker', () => api('PUT', '/api/broker/logins', body));
+        say(required.checked ? 'Logins are required now.' : 'Anonymous clients get in again.', 'ok');
+        loadLogins(); load();
+      } catch (err) {
+        if (err.body && err.body.need_user) {
+          $('#first-user').hidden = false;
+          $('#first-name').focus();
+        }
+        errP.textContent = err.message;
+        say(flowMessage(err), 'error');
+      }
+    });
+
     form.addEventListener('submit', async e => {
       e.preventDefault();
       const errP = $('#user-error');
@@ -1207,12 +1252,68 @@
         await flow.run([$('button[type=submit]', form)], 'Saving ' + name.value.trim(), () => api('POST', '/api/broker/users', { username: name.value.trim(), password: pw.value }));
         say('User ' + name.value.trim() + ' saved; the broker runs with it.', 'ok');
         form.reset();
-        load();
+        load(); loadLogins();
       } catch (err) {
         errP.textContent = err.message;
         say(flowMessage(err), 'error');
       }
     });
+
+    $('#device-form').addEventListener('submit', async e => {
+      e.preventDefault();
+      const errP = $('#device-error');
+      errP.textContent = '';
+      const name = $('#d-name').value.trim();
+      if (!name) { errP.textContent = 'Give the device a name.'; $('#d-name').focus(); return; }
+      try {
+        const d = await flow.run([$('button[type=submit]', e.target)], 'Making a login for ' + name, () => api('POST', '/api/broker/devices', { name }));
+        const dl = $('#device-login');
+        dl.replaceChildren(...[['Host', d.host], ['Port', String(d.port)], ['User', d.username], ['Password', d.password],
+          ['Discovery prefix', d.discovery_prefix], ['May use', (d.acl || []).filter(l => l.startsWith('topic')).map(l => l.split(' ').slice(2).join(' ')).join(', ')]]
+          .flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, el('code', {}, v))]));
+        dl.hidden = false;
+        say('Login made for ' + name + ': type these settings into the device now; the password is not shown again.', 'ok');
+        e.target.reset();
+        load(); loadACL();
+      } catch (err) {
+        errP.textContent = err.message;
+        say(flowMessage(err), 'error');
+      }
+    });
+
+    function showACLErrors(errors) {
+      $('#acl-errors').replaceChildren(...(errors || []).map(d => el('li', { class: 'err' },
+        el('button', { type: 'button', onclick: () => goToLine($('#acl-text'), d.line) }, 'Line ' + d.line + ': ' + d.message))));
+      const first = (errors || [])[0];
+      if (first && first.line) goToLine($('#acl-text'), first.line);
+    }
+    $('#acl-check').addEventListener('click', async () => {
+      try {
+        const res = await busy($('#acl-check'), 'Checking the ACL…', () => api('POST', '/api/broker/acl/check', { text: $('#acl-text').value }));
+        showACLErrors(res.errors);
+        say(res.ok ? 'The ACL checks.' : 'The ACL has a mistake: see the line below.', res.ok ? 'ok' : 'error');
+      } catch (err) { say(err.message, 'error'); }
+    });
+    $('#acl-save').addEventListener('click', async () => {
+      try {
+        await flow.run([$('#acl-save'), $('#acl-check')], 'Saving the ACL', () => api('PUT', '/api/broker/acl', { text: $('#acl-text').value }));
+        showACLErrors([]);
+        say('ACL saved; the broker runs with it.', 'ok');
+        loadACL();
+      } catch (err) {
+        if (err.status === 422) showACLErrors(err.body.errors);
+        say(flowMessage(err), 'error');
+      }
+    });
+  }
+
+  // goToLine puts a textarea's caret at the start of line n.
+  function goToLine(ta, n) {
+    const lines = ta.value.split('\n');
+    let pos = 0;
+    for (let i = 0; i < n - 1 && i < lines.length; i++) pos += lines[i].length + 1;
+    ta.focus();
+    ta.setSelectionRange(pos, pos);
   }
 
   // ---------- system: version, slots, update, rollback, factory reset ----------
