@@ -227,6 +227,7 @@ func (b *bridge) remoteState(up bool) message {
 // until ctx ends.
 func (b *bridge) run(ctx context.Context) {
 	bo := newBackoff(b.conf.RestartTimeoutBase, b.conf.RestartTimeoutCap)
+	bo.stable = time.Duration(b.conf.RestartTimeoutStable) * time.Second
 	lazy := b.conf.StartType == "lazy"
 	for {
 		if lazy && b.q.len() < max(b.conf.Threshold, 1) {
@@ -256,14 +257,10 @@ func (b *bridge) run(ctx context.Context) {
 			}
 			continue
 		}
-		if b.conf.RestartTimeoutStable == 0 {
-			bo.reset()
-		}
+		bo.connected(0)
 		upAt := time.Now()
 		end := b.serve(ctx, l, addr)
-		if b.conf.RestartTimeoutStable > 0 && time.Since(upAt) >= time.Duration(b.conf.RestartTimeoutStable)*time.Second {
-			bo.reset() // restart_timeout STABLE: only a connection that lasted
-		}
+		bo.connected(time.Since(upAt))
 		b.linkUp.Store(false)
 		b.notifyLocal(false)
 		switch {
@@ -568,6 +565,7 @@ func (b *bridge) replayRetained(l link) {
 // jitter between BASE and CAP.
 type backoff struct {
 	base, cap, cur time.Duration
+	stable         time.Duration // restart_timeout BASE CAP STABLE; 0 = reset at each connection
 }
 
 func newBackoff(base, cap int) *backoff {
@@ -589,6 +587,15 @@ func (b *backoff) next() time.Duration {
 }
 
 func (b *backoff) reset() { b.cur = b.base }
+
+// connected is told at each connection (lasted 0) and when it ends (how
+// long it lasted): the backoff goes back to BASE at once, or with
+// restart_timeout STABLE only after a connection that lasted that long.
+func (b *backoff) connected(lasted time.Duration) {
+	if b.stable == 0 || lasted >= b.stable {
+		b.reset()
+	}
+}
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)

@@ -387,3 +387,38 @@ func TestBridgeLocalClientID(t *testing.T) {
 		return false
 	})
 }
+
+// restart_timeout BASE CAP STABLE: the backoff is back at BASE after a
+// connection that lasted STABLE, not after a shorter one; without STABLE
+// at every connection. (Timing only, so the backoff itself is tested.)
+func TestBridgeRestartTimeoutStable(t *testing.T) {
+	grown := func(stable time.Duration) *backoff {
+		bo := newBackoff(1, 30)
+		bo.stable = stable
+		for bo.cur < 3*time.Second { // jitter grows it; bounded by the cap
+			bo.next()
+		}
+		return bo
+	}
+	bo := grown(0)
+	bo.connected(0)
+	if bo.cur != time.Second {
+		t.Fatalf("without STABLE the backoff is %v after a connection, want 1s", bo.cur)
+	}
+	bo = grown(10 * time.Second)
+	before := bo.cur
+	bo.connected(0)
+	bo.connected(9 * time.Second)
+	if bo.cur != before {
+		t.Fatalf("a 9 s connection with STABLE 10 reset the backoff to %v", bo.cur)
+	}
+	bo.connected(10 * time.Second)
+	if bo.cur != time.Second {
+		t.Fatalf("a 10 s connection with STABLE 10 left the backoff at %v, want 1s", bo.cur)
+	}
+	for range 1000 {
+		if d := bo.next(); d < time.Second || d > 30*time.Second {
+			t.Fatalf("backoff %v outside BASE 1s .. CAP 30s", d)
+		}
+	}
+}
