@@ -21,10 +21,6 @@ import (
 // window bounds the out messages in flight on one link.
 const window = 100
 
-// defaultReceiveMaximum is bridge_receive_maximum when not written:
-// Mosquitto takes max_inflight_messages, whose default is 20.
-const defaultReceiveMaximum = 20
-
 // qos0Patience is how long a local publisher waits for room among the
 // QoS 0 messages going out before its message is dropped.
 const qos0Patience = 500 * time.Millisecond
@@ -42,6 +38,9 @@ type bridge struct {
 	server     *mqtt.Server
 	log        *slog.Logger
 	subBase    int
+	// maxInflight is max_inflight_messages, bridge_receive_maximum when
+	// not written.
+	maxInflight int
 
 	q      *queue
 	local  *mqtt.Client // inline client: the origin of what comes in
@@ -347,7 +346,7 @@ func (b *bridge) dialConfig(addr string) dialConfig {
 		cfg.keepalive = 60 * time.Second
 	}
 	if cfg.receiveMax == 0 {
-		cfg.receiveMax = defaultReceiveMaximum
+		cfg.receiveMax = uint16(min(max(b.maxInflight, 0), math.MaxUint16))
 	}
 	if w := b.remoteState(false); w.topic != "" {
 		cfg.will = &w

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"math"
@@ -37,18 +38,21 @@ func TestBridgeConnectOptions(t *testing.T) {
 		name     string
 		set      func(*mosquittoconf.Bridge)
 		expiry   *uint32 // Session Expiry Interval in CONNECT; nil = absent
-		recvMax  uint16  // 0 = absent (20, from max_inflight_messages, by default)
+		recvMax  uint16  // 0 = absent (max_inflight_messages when not written)
 		aliasMax uint16  // 0 = absent
 		source   string
 		maxPkt   uint32 // Maximum Packet Size; 0 = absent
+		inflight int    // max_inflight_messages of the conf
 	}{
-		{"defaults", func(*mosquittoconf.Bridge) {}, nil, 20, 10, "127.0.0.1", 0},
-		{"session kept for ever", func(b *mosquittoconf.Bridge) { b.SessionExpiryInterval = u32(math.MaxUint32) }, u32(math.MaxUint32), 20, 10, "127.0.0.1", 0},
+		{"defaults", func(*mosquittoconf.Bridge) {}, nil, 20, 10, "127.0.0.1", 0, 20},
+		{"session kept for ever", func(b *mosquittoconf.Bridge) { b.SessionExpiryInterval = u32(math.MaxUint32) }, u32(math.MaxUint32), 20, 10, "127.0.0.1", 0, 20},
 		{"set", func(b *mosquittoconf.Bridge) {
 			b.SessionExpiryInterval, b.ReceiveMaximum, b.MaxTopicAlias = u32(120), 20, 0
-		}, u32(120), 20, 0, "127.0.0.1", 0},
-		{"bridge_bind_address", func(b *mosquittoconf.Bridge) { b.BindAddress = "127.0.0.2" }, nil, 20, 10, "127.0.0.2", 0},
-		{"bridge_max_packet_size", func(b *mosquittoconf.Bridge) { b.MaxPacketSize = 4096 }, nil, 20, 10, "127.0.0.1", 4096},
+		}, u32(120), 20, 0, "127.0.0.1", 0, 50},
+		{"bridge_bind_address", func(b *mosquittoconf.Bridge) { b.BindAddress = "127.0.0.2" }, nil, 20, 10, "127.0.0.2", 0, 20},
+		{"max_inflight_messages 0 (unlimited)", func(*mosquittoconf.Bridge) {}, nil, 0, 10, "127.0.0.1", 0, 0},
+		{"max_inflight_messages 50", func(*mosquittoconf.Bridge) {}, nil, 50, 10, "127.0.0.1", 0, 50},
+		{"bridge_max_packet_size", func(b *mosquittoconf.Bridge) { b.MaxPacketSize = 4096 }, nil, 20, 10, "127.0.0.1", 4096, 20},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -56,7 +60,14 @@ func TestBridgeConnectOptions(t *testing.T) {
 			remote := startCapture(t, nil)
 			b := v5(conn("props", remote.addr(), topic("t/#", "out", 1, "", "")))
 			c.set(&b)
-			startManager(t, box, t.TempDir(), b)
+			m, err := New(Options{Server: box, Bridges: []mosquittoconf.Bridge{b}, MaxInflight: c.inflight, Hostname: "box", Logger: testLogger(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = m.Stop() })
 			testkit.WaitFor(t, 10*time.Second, "bridge CONNECT at the remote", func() bool { return remote.firstConnect() != nil })
 			cp := remote.firstConnect()
 			p := cp.Properties

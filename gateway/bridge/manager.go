@@ -24,8 +24,11 @@ type Options struct {
 	// MaxQueued is max_queued_messages: the most QoS 1/2 out messages a
 	// bridge keeps while its remote is away (0 = unlimited).
 	MaxQueued int
-	Hostname  string // for the default remote_clientid "<hostname>.<name>"
-	Logger    *slog.Logger
+	// MaxInflight is max_inflight_messages: Mosquitto's default for
+	// bridge_receive_maximum (0 = unlimited: the property is not sent).
+	MaxInflight int
+	Hostname    string // for the default remote_clientid "<hostname>.<name>"
+	Logger      *slog.Logger
 }
 
 // Manager runs the broker's bridges.
@@ -87,7 +90,7 @@ func New(o Options) (*Manager, error) {
 // prepare turns one connection block into a bridge, with its warnings.
 func prepare(c mosquittoconf.Bridge, o Options) (*bridge, []string, error) {
 	where := fmt.Sprintf("%s:%d", c.Pos.File, c.Pos.Line)
-	b := &bridge{conf: c, where: where, server: o.Server, log: o.Logger,
+	b := &bridge{conf: c, where: where, server: o.Server, log: o.Logger, maxInflight: o.MaxInflight,
 		qos0: make(chan message, 4096), wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
 		st3: newStore3(), s5: newSession5(), refuse: map[string]bool{}, cur: -1, state: "idle"}
 	var warns []string
