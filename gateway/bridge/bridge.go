@@ -334,7 +334,6 @@ func (b *bridge) dialConfig(addr string) dialConfig {
 		keepalive:    time.Duration(b.conf.KeepaliveInterval) * time.Second,
 		version:      b.version,
 		private:      b.conf.TryPrivate && b.version != 5 && !b.refuse[addr],
-		maxPacket:    uint32(max(b.conf.MaxPacketSize, 0)),
 		onMessage:    b.fromRemote,
 		sock:         newSockOpts(b.conf),
 
@@ -494,6 +493,10 @@ func (b *bridge) send(l link, seq uint64, m message) bool {
 	}
 	out := m
 	out.topic = b.routes[i].toRemote(m.topic)
+	if b.tooBig(out) {
+		_ = b.q.ack(seq)
+		return true
+	}
 	b.inflight.Add(1)
 	err := l.publish(out, func(err error) {
 		b.inflight.Add(-1)
@@ -524,6 +527,39 @@ func (b *bridge) send(l link, seq uint64, m message) bool {
 	return true
 }
 
+// tooBig is bridge_max_packet_size: a message whose PUBLISH packet would
+// be larger is not sent to the remote (logged and dropped, as Mosquitto
+// drops it).
+func (b *bridge) tooBig(m message) bool {
+	limit := b.conf.MaxPacketSize
+	if limit <= 0 {
+		return false
+	}
+	size := publishSize(m, b.version)
+	if size <= limit {
+		return false
+	}
+	b.log.Warn("bridge message larger than bridge_max_packet_size, not sent", "bridge", b.conf.Name, "topic", m.topic, "bytes", size, "limit", limit)
+	return true
+}
+
+// publishSize is the size in bytes of m as a PUBLISH packet of the given
+// protocol version (without properties).
+func publishSize(m message, version byte) int {
+	rest := 2 + len(m.topic) + len(m.payload)
+	if m.qos > 0 {
+		rest += 2 // packet id
+	}
+	if version == 5 {
+		rest++ // empty property list
+	}
+	n := 1
+	for v := rest; v >= 128; v /= 128 {
+		n++
+	}
+	return 1 + n + rest
+}
+
 // sendNow sends a QoS 0 message, mapped to its remote topic.
 func (b *bridge) sendNow(l link, m message) {
 	i := firstOut(b.routes, m.topic)
@@ -531,6 +567,9 @@ func (b *bridge) sendNow(l link, m message) {
 		return
 	}
 	m.topic = b.routes[i].toRemote(m.topic)
+	if b.tooBig(m) {
+		return
+	}
 	if err := l.publish(m, nil); err == nil {
 		b.out.Add(1)
 		b.activity.Store(time.Now().UnixNano())

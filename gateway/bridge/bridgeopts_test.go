@@ -52,7 +52,7 @@ func TestBridgeConnectOptions(t *testing.T) {
 		{"bridge_bind_address", func(b *mosquittoconf.Bridge) { b.BindAddress = "127.0.0.2" }, nil, 20, 10, "127.0.0.2", 0, 20},
 		{"max_inflight_messages 0 (unlimited)", func(*mosquittoconf.Bridge) {}, nil, 0, 10, "127.0.0.1", 0, 0},
 		{"max_inflight_messages 50", func(*mosquittoconf.Bridge) {}, nil, 50, 10, "127.0.0.1", 0, 50},
-		{"bridge_max_packet_size", func(b *mosquittoconf.Bridge) { b.MaxPacketSize = 4096 }, nil, 20, 10, "127.0.0.1", 4096, 20},
+		{"bridge_max_packet_size is not our receive limit", func(b *mosquittoconf.Bridge) { b.MaxPacketSize = 4096 }, nil, 20, 10, "127.0.0.1", 0, 20},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -430,6 +430,44 @@ func TestBridgeRestartTimeoutStable(t *testing.T) {
 	for range 1000 {
 		if d := bo.next(); d < time.Second || d > 30*time.Second {
 			t.Fatalf("backoff %v outside BASE 1s .. CAP 30s", d)
+		}
+	}
+}
+
+// bridge_max_packet_size: a message whose PUBLISH would be larger is not
+// sent to the remote; the ones before and after it are, in order. Both
+// protocol families, QoS 0 and 1, against Debian's mosquitto.
+func TestBridgeMaxPacketSize(t *testing.T) {
+	for _, version := range []string{"mqttv311", "mqttv50"} {
+		for _, qos := range []byte{0, 1} {
+			t.Run(fmt.Sprintf("%s/qos%d", version, qos), func(t *testing.T) {
+				box, _ := newMochi(t, false)
+				remote := startMosquitto(t, "")
+				_, atRemote := client(t, remote.addr(), "watch-mps", "t/#")
+				b := conn("mps", remote.addr(), topic("t/#", "out", qos, "", ""))
+				b.ProtocolVersion, b.MaxPacketSize = version, 100
+				m := startManager(t, box, t.TempDir(), b)
+				testkit.WaitFor(t, 10*time.Second, "bridge up", func() bool { return m.Stats()[0].State == "up" })
+				big := strings.Repeat("x", 100)
+				// t/n + 90 bytes fits in 100 bytes at any QoS and version.
+				fits := strings.Repeat("y", 90)
+				testkit.WaitFor(t, 10*time.Second, "a first message at the remote", func() bool {
+					if atRemote.count("t/a", "") > 0 {
+						return true
+					}
+					_ = box.Publish("t/a", []byte(fits), false, qos)
+					return false
+				})
+				for _, p := range []struct{ topic, payload string }{{"t/b", big}, {"t/c", fits}} {
+					if err := box.Publish(p.topic, []byte(p.payload), false, qos); err != nil {
+						t.Fatal(err)
+					}
+				}
+				testkit.WaitFor(t, 10*time.Second, "the message after the big one", func() bool { return atRemote.count("t/c", fits) == 1 })
+				if n := atRemote.count("t/b", ""); n != 0 {
+					t.Fatalf("the %d-byte payload crossed a bridge_max_packet_size of 100", len(big))
+				}
+			})
 		}
 	}
 }

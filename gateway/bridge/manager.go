@@ -155,9 +155,6 @@ func prepare(c mosquittoconf.Bridge, o Options) (*bridge, []string, error) {
 	if c.TryPrivate && b.version == 5 {
 		warns = append(warns, fmt.Sprintf("%s: connection %s: try_private is not sent with bridge_protocol_version mqttv50 (paho.golang fixes the version byte); loops are prevented with No Local subscriptions instead", where, c.Name))
 	}
-	if c.MaxPacketSize > 0 && b.version != 5 {
-		warns = append(warns, fmt.Sprintf("%s: connection %s: bridge_max_packet_size is only told to MQTT 5 remotes; it has no effect with %s", where, c.Name, c.ProtocolVersion))
-	}
 	if b.version != 5 && (c.ReceiveMaximum > 0 || c.SessionExpiryInterval != nil) {
 		warns = append(warns, fmt.Sprintf("%s: connection %s: bridge_receive_maximum and bridge_session_expiry_interval are MQTT 5 properties; they have no effect with %s", where, c.Name, c.ProtocolVersion))
 	}

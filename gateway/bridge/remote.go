@@ -50,7 +50,6 @@ type dialConfig struct {
 	version      byte // 3, 4 or 5
 	private      bool // try_private: version | 0x80
 	will         *message
-	maxPacket    uint32
 	onMessage    func(message)
 	sock         sockOpts
 

@@ -73,9 +73,6 @@ func dial5(ctx context.Context, cfg dialConfig, sess *session5) (*link5, error) 
 	if cfg.topicAliasMax > 0 {
 		cp.Properties.TopicAliasMaximum = &cfg.topicAliasMax
 	}
-	if cfg.maxPacket > 0 {
-		cp.Properties.MaximumPacketSize = &cfg.maxPacket
-	}
 	if cfg.username != "" {
 		cp.Username, cp.UsernameFlag = cfg.username, true
 	}
