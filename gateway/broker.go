@@ -18,6 +18,7 @@ import (
 	mochilisteners "github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/homebox/gateway/gateway/admit"
 	"github.com/homebox/gateway/gateway/auth"
 	"github.com/homebox/gateway/gateway/bridge"
 	"github.com/homebox/gateway/gateway/durable"
@@ -25,7 +26,9 @@ import (
 	"github.com/homebox/gateway/gateway/inorder"
 	"github.com/homebox/gateway/gateway/languard"
 	"github.com/homebox/gateway/gateway/listeners"
+	"github.com/homebox/gateway/gateway/memlimit"
 	"github.com/homebox/gateway/gateway/mosquittoconf"
+	"github.com/homebox/gateway/gateway/mountpoint"
 	"github.com/homebox/gateway/gateway/policy"
 	"github.com/homebox/gateway/gateway/systopics"
 	"github.com/homebox/gateway/gateway/traffic"
@@ -160,6 +163,16 @@ func capabilities(cfg *mosquittoconf.Config) *mqtt.Capabilities {
 	if !cfg.RetainAvailable {
 		caps.RetainAvailable = 0
 	}
+	// max_qos and max_topic_alias: the check made every listener agree.
+	// mochi enforces both and tells MQTT 5 clients in the CONNACK.
+	caps.MaximumQos = byte(cfg.MaxQoS)
+	caps.TopicAliasMaximum = uint16(cfg.MaxTopicAlias)
+	if cfg.PersistentClientExpiration > 0 {
+		// mochi keeps a disconnected session for this long when the client
+		// set no shorter expiry (every 3.x persistent session), and caps
+		// what an MQTT 5 client asks for.
+		caps.MaximumSessionExpiryInterval = uint32(min(cfg.PersistentClientExpiration, math.MaxUint32))
+	}
 	return caps
 }
 
@@ -227,6 +240,21 @@ func (b *Broker) addHooks() error {
 		// lets anonymous clients in there.
 		def.AllowAnonymous = true
 	}
+	// Client ids first: the id it sets is the one the password check,
+	// the ACLs and the session see.
+	if err := b.server.AddHook(admit.New(b.server, cfg.ClientIDPrefixes, b.admitRules(), b.log), nil); err != nil {
+		return err
+	}
+	if cfg.MemoryLimit > 0 {
+		if err := b.server.AddHook(memlimit.New(b.server, uint64(cfg.MemoryLimit), b.log), nil); err != nil {
+			return err
+		}
+	}
+	if mps := b.mountPoints(); len(mps) > 0 {
+		if err := b.server.AddHook(mountpoint.New(mps), nil); err != nil {
+			return err
+		}
+	}
 	b.auth, err = auth.NewHook(def, b.perListenerSecurity(), b.log)
 	if err != nil {
 		return err
@@ -235,7 +263,7 @@ func (b *Broker) addHooks() error {
 	if err := b.server.AddHook(b.auth, b.server); err != nil {
 		return fmt.Errorf("auth: %w", err)
 	}
-	rules := policy.Rules{MaxKeepalive: cfg.MaxKeepalive, MessageSizeLimit: cfg.MessageSizeLimit, ConnectionMessages: cfg.ConnectionMessages}
+	rules := policy.Rules{MaxKeepalive: cfg.MaxKeepalive, MessageSizeLimit: cfg.MessageSizeLimit, ConnectionMessages: cfg.ConnectionMessages, SessionExpiry: cfg.PersistentClientExpiration > 0}
 	if err := b.server.AddHook(policy.New(b.server, rules, b.log), nil); err != nil {
 		return err
 	}
@@ -359,13 +387,40 @@ func (b *Broker) perListenerSecurity() map[string]auth.Security {
 	return out
 }
 
+// mountPoints are the listeners' mount_point prefixes, by listener id.
+func (b *Broker) mountPoints() map[string]string {
+	out := map[string]string{}
+	for i, l := range b.effectiveListeners() {
+		if l.MountPoint != "" {
+			out[listenerID(i, l)] = l.MountPoint
+		}
+	}
+	return out
+}
+
+// admitRules are each listener's admission options, by listener id.
+func (b *Broker) admitRules() map[string]admit.Rules {
+	out := map[string]admit.Rules{}
+	for i, l := range b.effectiveListeners() {
+		sec := b.cfg.SecurityFor(l)
+		out[listenerID(i, l)] = admit.Rules{
+			RefuseZeroLength:       sec.RefuseZeroLengthClientID,
+			AutoIDPrefix:           sec.AutoIDPrefix,
+			UseUsernameAsClientID:  l.UseUsernameAsClientID,
+			AcceptProtocolVersions: l.AcceptProtocolVersions,
+			MaxTopicAliasBroker:    uint16(l.MaxTopicAliasBroker),
+		}
+	}
+	return out
+}
+
 // effectiveListeners are the conf's listeners, or Mosquitto's default of
 // a loopback-only listener on 1883 when there are none.
 func (b *Broker) effectiveListeners() []mosquittoconf.Listener {
 	if len(b.cfg.Listeners) > 0 {
 		return b.cfg.Listeners
 	}
-	return []mosquittoconf.Listener{{Port: 1883, Address: "127.0.0.1", Protocol: "mqtt"}}
+	return []mosquittoconf.Listener{{Port: 1883, Address: "127.0.0.1", Protocol: "mqtt", MaxQoS: 2, MaxTopicAlias: 10, MaxTopicAliasBroker: 10}}
 }
 
 func listenerID(i int, l mosquittoconf.Listener) string {
@@ -383,12 +438,32 @@ func (b *Broker) addListeners() error {
 			Wrap:    b.wrapConn,
 			Limits:  b.limits,
 			Origins: l.WebsocketsOrigins,
+			// socket_domain and bind_interface
+			Network:   map[string]string{"ipv4": "tcp4", "ipv6": "tcp6"}[l.SocketDomain],
+			Interface: l.BindInterface,
+			// http_dir and websockets_headers_size (websockets)
+			HTTPDir:        l.HTTPDir,
+			MaxHeaderBytes: b.cfg.WebsocketsHeadersSize,
+		}
+		if l.MountPoint != "" {
+			// mount_point: topics are rewritten by a hook as they are
+			// written, which the fast path's own writes would skip.
+			lc.Wrap = b.opts.WrapConn
 		}
 		if l.TLS() {
 			tc, err := listeners.TLSConfig(l.CertFile, l.KeyFile, l.CAFile, l.CAPath, l.RequireCertificate, l.TLSVersion)
 			if err != nil {
 				return fmt.Errorf("%s: %w", where, err)
 			}
+			if l.IgnoreCertDates && tc.ClientCAs != nil {
+				listeners.IgnoreClientCertDates(tc)
+			}
+			if l.CRLFile != "" {
+				if err := listeners.AddCRL(tc, l.CRLFile); err != nil {
+					return fmt.Errorf("%s:%d: %w", l.Where["crlfile"].File, l.Where["crlfile"].Line, err)
+				}
+			}
+			tc.CipherSuites = l.CipherSuites // ciphers; nil keeps Go's defaults
 			lc.TLS = tc
 		}
 		var impl mochilisteners.Listener
@@ -406,6 +481,18 @@ func (b *Broker) addListeners() error {
 		b.log.Info("listener open", "protocol", l.Protocol, "address", impl.Address(), "tls", l.TLS())
 	}
 	return nil
+}
+
+// Addrs are the listeners' addresses, in conf order (the real ports of
+// port 0 listeners).
+func (b *Broker) Addrs() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]string, len(b.listeners))
+	for i, l := range b.listeners {
+		out[i] = l.impl.Address()
+	}
+	return out
 }
 
 // wrapConn puts the fast path's connection outermost, over WrapConn's.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"log/syslog"
 	"os"
 	"strings"
 
@@ -17,6 +18,7 @@ import (
 func NewLogger(cfg *mosquittoconf.Config, stdout, stderr io.Writer) (*slog.Logger, io.Closer, error) {
 	var streams []io.Writer // stdout, stderr, none
 	var files []*os.File
+	var syslogs []io.Writer // one line a message, facility log_facility
 	for _, dest := range cfg.LogDest {
 		kind, arg, _ := strings.Cut(strings.TrimSpace(dest), " ")
 		switch kind {
@@ -33,9 +35,19 @@ func NewLogger(cfg *mosquittoconf.Config, stdout, stderr io.Writer) (*slog.Logge
 			files = append(files, f)
 		case "none":
 			streams = append(streams, io.Discard)
+		case "syslog":
+			w, err := syslog.Dial(syslogNetwork, syslogAddr, syslog.Priority(cfg.LogFacility)|syslog.LOG_INFO, "mosquitto")
+			if err != nil {
+				// A box without a system logger: its lines go to stderr
+				// rather than nowhere, and the first one says why.
+				fmt.Fprintf(stderr, "log_dest syslog: no system logger (%v); logging to stderr\n", err)
+				streams = append(streams, stderr)
+				continue
+			}
+			syslogs = append(syslogs, w)
 		}
 	}
-	if len(streams) == 0 && len(files) == 0 {
+	if len(streams) == 0 && len(files) == 0 && len(syslogs) == 0 {
 		streams = append(streams, stderr)
 	}
 	level := slog.LevelInfo
@@ -49,7 +61,7 @@ func NewLogger(cfg *mosquittoconf.Config, stdout, stderr io.Writer) (*slog.Logge
 	// carries one timestamp. Files keep theirs.
 	var handlers []slog.Handler
 	if len(streams) > 0 {
-		opts := &slog.HandlerOptions{Level: level}
+		opts := &slog.HandlerOptions{Level: level, ReplaceAttr: ownTime(cfg)}
 		if os.Getenv(TimestampedEnv) == "1" {
 			opts.ReplaceAttr = dropTime
 		}
@@ -60,7 +72,11 @@ func NewLogger(cfg *mosquittoconf.Config, stdout, stderr io.Writer) (*slog.Logge
 		for i, f := range files {
 			ws[i] = f
 		}
-		handlers = append(handlers, slog.NewTextHandler(io.MultiWriter(ws...), &slog.HandlerOptions{Level: level}))
+		handlers = append(handlers, slog.NewTextHandler(io.MultiWriter(ws...), &slog.HandlerOptions{Level: level, ReplaceAttr: ownTime(cfg)}))
+	}
+	if len(syslogs) > 0 {
+		// syslog stamps each message itself.
+		handlers = append(handlers, slog.NewTextHandler(io.MultiWriter(syslogs...), &slog.HandlerOptions{Level: level, ReplaceAttr: dropTime}))
 	}
 	return slog.New(slog.NewMultiHandler(handlers...)), closerFunc(func() error { closeAll(files); return nil }), nil
 }
@@ -76,6 +92,27 @@ func dropTime(groups []string, a slog.Attr) slog.Attr {
 	}
 	return a
 }
+
+// ownTime applies log_timestamp false (no time) and log_timestamp_format
+// (the owner's layout); nil leaves slog's own time.
+func ownTime(cfg *mosquittoconf.Config) func([]string, slog.Attr) slog.Attr {
+	if cfg.LogNoTimestamp {
+		return dropTime
+	}
+	if cfg.LogTimestampLayout == "" {
+		return nil
+	}
+	return func(groups []string, a slog.Attr) slog.Attr {
+		if len(groups) == 0 && a.Key == slog.TimeKey {
+			return slog.String(slog.TimeKey, a.Value.Time().Format(cfg.LogTimestampLayout))
+		}
+		return a
+	}
+}
+
+// syslogNetwork and syslogAddr are where log_dest syslog writes: ""
+// means the system's logger (/dev/log). Tests point them at a socket.
+var syslogNetwork, syslogAddr = "", ""
 
 type closerFunc func() error
 

@@ -11,6 +11,7 @@
 package listeners
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -45,6 +46,18 @@ type Config struct {
 	// partly received packets, shared by every listener of the broker; nil
 	// applies the defaults with a budget of this listener's own.
 	Limits *Limits
+	// Network is "tcp4" or "tcp6" to serve one IP version only
+	// (socket_domain); "" serves both.
+	Network string
+	// Interface, when set, ties the socket to that network interface
+	// (bind_interface).
+	Interface string
+	// HTTPDir, when set, is served over plain HTTP to requests that are
+	// not websocket upgrades (http_dir; websockets only).
+	HTTPDir string
+	// MaxHeaderBytes bounds an HTTP request's headers (websockets_headers_size;
+	// websockets only); 0 = 16 KiB.
+	MaxHeaderBytes int
 	// Origins are websockets_origin: browser origins allowed besides the
 	// box's own (websockets only).
 	Origins []string
@@ -62,7 +75,18 @@ func listen(c Config) (net.Listener, error) {
 	if c.ID == "" {
 		return nil, errors.New("listener: empty ID")
 	}
-	raw, err := net.Listen("tcp", c.Address)
+	network := c.Network
+	if network == "" {
+		network = "tcp"
+	}
+	var lc net.ListenConfig
+	if c.Interface != "" {
+		if _, err := net.InterfaceByName(c.Interface); err != nil {
+			return nil, fmt.Errorf("listener %s: bind_interface %s: %w", c.ID, c.Interface, err)
+		}
+		lc.Control = bindToDevice(c.Interface)
+	}
+	raw, err := lc.Listen(context.Background(), network, c.Address)
 	if err != nil {
 		return nil, fmt.Errorf("listener %s: cannot listen on %s: %w", c.ID, c.Address, err)
 	}

@@ -1,6 +1,7 @@
 package listeners
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -117,7 +118,7 @@ func (l *Websocket) Init(log *slog.Logger) error {
 		// Also bounds the TLS handshake, which net/http runs under it.
 		ReadHeaderTimeout: handshakeTimeout,
 		IdleTimeout:       30 * time.Second,
-		MaxHeaderBytes:    16 << 10,
+		MaxHeaderBytes:    cmp.Or(l.cfg.MaxHeaderBytes, 16<<10),
 		ErrorLog:          slog.NewLogLogger(l.log.Handler(), slog.LevelDebug),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(ctx, halfOpenKey{}, halfOpenOf(c))
@@ -154,6 +155,11 @@ func (l *Websocket) Serve(establish mochilisteners.EstablishFn) {
 
 // serveHTTP upgrades one request and runs the MQTT session over it.
 func (l *Websocket) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if l.cfg.HTTPDir != "" && !websocket.IsWebSocketUpgrade(r) {
+		// http_dir: Mosquitto serves the folder's files to plain HTTP.
+		http.FileServer(http.Dir(l.cfg.HTTPDir)).ServeHTTP(w, r)
+		return
+	}
 	ws, err := l.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		// The upgrader has answered with an HTTP error already.

@@ -52,24 +52,24 @@ func bridgeRefusal(name string, l *Line) string {
 	}
 	switch name {
 	case "bridge_identity", "bridge_psk":
-		return "refused: TLS-PSK is not available (Go's crypto/tls has no pre-shared-key cipher suites); use bridge_cafile with a certificate"
+		return "TLS-PSK is not available (Go's crypto/tls has no pre-shared-key cipher suites); use bridge_cafile with a certificate"
 	case "bridge_ciphers":
-		return "refused: OpenSSL cipher lists cannot be applied; the bridge uses Go's TLS 1.2 suites with forward secrecy (set bridge_tls_version tlsv1.3 to narrow them)"
+		return "OpenSSL cipher lists cannot be applied; the bridge uses Go's TLS 1.2 suites with forward secrecy (set bridge_tls_version tlsv1.3 to narrow them)"
 	case "bridge_ciphers_tls1.3":
-		return "refused: TLS 1.3 cipher suites are fixed by Go's crypto/tls and cannot be chosen"
+		return "TLS 1.3 cipher suites are fixed by Go's crypto/tls and cannot be chosen"
 	case "bridge_require_ocsp":
 		if first == "true" || first == "1" {
-			return "refused: the bridge cannot verify OCSP responses; remove the line or set it to false"
+			return "the bridge cannot verify OCSP responses; remove the line or set it to false"
 		}
 	case "local_username", "local_password":
-		return "refused: the bridge runs inside this broker, so its local side has no login and local ACLs do not apply to it; remove the line"
+		return "the bridge runs inside this broker, so its local side has no login and local ACLs do not apply to it; remove the line"
 	case "local_cleansession":
 		if first == "true" || first == "1" {
-			return "refused: the bridge's outgoing queue is always kept on disk across restarts (local_cleansession false); remove the line"
+			return "the bridge's outgoing queue is always kept on disk across restarts (local_cleansession false); remove the line"
 		}
 	case "bridge_reload_type":
 		if first == "lazy" {
-			return "refused: a config change restarts the broker, so every bridge reconnects at once with its new settings (bridge_reload_type immediate)"
+			return "a config change restarts the broker, so every bridge reconnects at once with its new settings (bridge_reload_type immediate)"
 		}
 	}
 	return ""

@@ -10,17 +10,17 @@ import (
 // why, and nothing of the config is returned.
 func TestBridgeOptionsRefused(t *testing.T) {
 	cases := []struct{ line, want string }{
-		{"bridge_identity gw", "bridge_identity: refused: TLS-PSK is not available"},
-		{"bridge_psk 0123abcd", "bridge_psk: refused: TLS-PSK is not available"},
-		{"bridge_ciphers ECDHE-RSA-AES256-GCM-SHA384", "bridge_ciphers: refused: OpenSSL cipher lists cannot be applied"},
-		{"bridge_ciphers_tls1.3 TLS_AES_128_GCM_SHA256", "bridge_ciphers_tls1.3: refused: TLS 1.3 cipher suites are fixed"},
-		{"bridge_require_ocsp true", "bridge_require_ocsp: refused: the bridge cannot verify OCSP responses"},
-		{"local_username me", "local_username: refused: the bridge runs inside this broker"},
-		{"local_password pw", "local_password: refused: the bridge runs inside this broker"},
-		{"local_cleansession true", "local_cleansession: refused: the bridge's outgoing queue is always kept on disk"},
-		{"local_cleansession 1", "local_cleansession: refused: the bridge's outgoing queue is always kept on disk"},
-		{"bridge_reload_type lazy", "bridge_reload_type: refused: a config change restarts the broker"},
-		{"start_type manual", `start_type: refused: "manual" needs a control API`},
+		{"bridge_identity gw", "bridge_identity: cannot apply on this box: TLS-PSK is not available"},
+		{"bridge_psk 0123abcd", "bridge_psk: cannot apply on this box: TLS-PSK is not available"},
+		{"bridge_ciphers ECDHE-RSA-AES256-GCM-SHA384", "bridge_ciphers: cannot apply on this box: OpenSSL cipher lists cannot be applied"},
+		{"bridge_ciphers_tls1.3 TLS_AES_128_GCM_SHA256", "bridge_ciphers_tls1.3: cannot apply on this box: TLS 1.3 cipher suites are fixed"},
+		{"bridge_require_ocsp true", "bridge_require_ocsp: cannot apply on this box: the bridge cannot verify OCSP responses"},
+		{"local_username me", "local_username: cannot apply on this box: the bridge runs inside this broker"},
+		{"local_password pw", "local_password: cannot apply on this box: the bridge runs inside this broker"},
+		{"local_cleansession true", "local_cleansession: cannot apply on this box: the bridge's outgoing queue is always kept on disk"},
+		{"local_cleansession 1", "local_cleansession: cannot apply on this box: the bridge's outgoing queue is always kept on disk"},
+		{"bridge_reload_type lazy", "bridge_reload_type: cannot apply on this box: a config change restarts the broker"},
+		{"start_type manual", `start_type: cannot apply on this box: "manual" needs a control API`},
 	}
 	for _, c := range cases {
 		t.Run(c.line, func(t *testing.T) {

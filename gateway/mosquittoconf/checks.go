@@ -55,6 +55,7 @@ func (in *interp) finish() {
 		c.Bridges = append(c.Bridges, *b)
 	}
 
+	in.sameOnEveryListener()
 	in.confinePersistence()
 	in.checkFiles()
 }
@@ -78,7 +79,7 @@ func (in *interp) checkListenerTLS(l *Listener) {
 	}
 	if l.CertFile == "" {
 		const msg = "needs certfile and keyfile in the same listener (TLS is on when certfile is set)"
-		for _, o := range []struct{ name, v string }{{"cafile", l.CAFile}, {"capath", l.CAPath}, {"tls_version", l.TLSVersion}} {
+		for _, o := range []struct{ name, v string }{{"cafile", l.CAFile}, {"capath", l.CAPath}, {"tls_version", l.TLSVersion}, {"crlfile", l.CRLFile}} {
 			if o.v != "" {
 				in.ds.errorf(w[o.name], o.name, msg)
 			}
@@ -86,7 +87,16 @@ func (in *interp) checkListenerTLS(l *Listener) {
 		if l.RequireCertificate {
 			in.ds.errorf(w["require_certificate"], "require_certificate", msg)
 		}
+		if l.CipherSuites != nil {
+			in.ds.errorf(w["ciphers"], "ciphers", msg)
+		}
+		if l.IgnoreCertDates {
+			in.ds.errorf(w["disable_client_cert_date_checks"], "disable_client_cert_date_checks", msg)
+		}
 		return
+	}
+	if l.IgnoreCertDates && l.CAFile == "" && l.CAPath == "" {
+		in.ds.errorf(w["disable_client_cert_date_checks"], "disable_client_cert_date_checks", "needs cafile or capath: it is about the client certificates they sign")
 	}
 	if l.RequireCertificate && l.CAFile == "" && l.CAPath == "" {
 		in.ds.errorf(w["require_certificate"], "require_certificate", "needs cafile or capath to check client certificates")
@@ -112,6 +122,37 @@ func (in *interp) checkBridgeTLS(b *Bridge) {
 		}
 		if b.Insecure {
 			in.ds.errorf(w["bridge_insecure"], "bridge_insecure", msg)
+		}
+	}
+}
+
+// sameOnEveryListener: mochi has one Maximum QoS and one Topic Alias
+// Maximum for the whole broker, so listeners that ask for different ones
+// are refused rather than given a value they did not ask for.
+func (in *interp) sameOnEveryListener() {
+	c := in.cfg
+	for _, o := range []struct {
+		name string
+		get  func(*Listener) int
+		dst  *int
+	}{
+		{"max_qos", func(l *Listener) int { return l.MaxQoS }, &c.MaxQoS},
+		{"max_topic_alias", func(l *Listener) int { return l.MaxTopicAlias }, &c.MaxTopicAlias},
+	} {
+		var first *Listener
+		for _, l := range c.Listeners {
+			l := l
+			if first == nil {
+				first, *o.dst = &l, o.get(&l)
+				continue
+			}
+			if v := o.get(&l); v != *o.dst {
+				at := l.Where[o.name]
+				if _, set := l.Where[o.name]; !set {
+					at = l.Pos
+				}
+				in.ds.errorf(at, o.name, fmt.Sprintf("cannot apply on this box: %d here and %d on the listener at %s; this broker has one %s for all listeners, so give every listener the same value", v, *o.dst, first.Pos, o.name))
+			}
 		}
 	}
 }

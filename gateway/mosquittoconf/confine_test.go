@@ -251,6 +251,7 @@ func TestConfineDoesNotQuoteIncludedFiles(t *testing.T) {
 		"conf.d/a.conf:3: connection: this line is wrong (the console does not quote included files: look at this line on the box)",
 		"conf.d/a.conf:3: connection: this line is wrong (the console does not quote included files: look at this line on the box)",
 		"conf.d/a.conf:4: acl_file: names a file outside the box's folders, or in gatewayd's own: the console only accepts files in the box's folders",
+		"conf.d/a.conf:5: http_dir: this line is wrong (the console does not quote included files: look at this line on the box)", // no folder x
 	}
 	got := messages(ds.Errors)
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {

@@ -87,13 +87,16 @@ func newInterp(dir string) *interp {
 
 func newListener(port int, addr string, pos Pos) *Listener {
 	return &Listener{
-		Port:           port,
-		Address:        addr,
-		Protocol:       "mqtt",
-		MaxConnections: -1,
-		Security:       Security{Pos: map[string]Pos{}},
-		Pos:            pos,
-		Where:          map[string]Pos{},
+		Port:                port,
+		Address:             addr,
+		Protocol:            "mqtt",
+		MaxConnections:      -1,
+		MaxQoS:              2,
+		MaxTopicAlias:       10,
+		MaxTopicAliasBroker: 10,
+		Security:            Security{Pos: map[string]Pos{}},
+		Pos:                 pos,
+		Where:               map[string]Pos{},
 	}
 }
 
@@ -143,8 +146,14 @@ func (in *interp) apply(st *fileState, l *Line) {
 	// looked at.
 	in.refused = !in.confinedLine(pos, l)
 	defer func() { in.refused = false }()
+	if r := refusal(name); r != "" {
+		if !in.refused { // one error per line: the confinement's says enough
+			in.ds.errorf(pos, name, "cannot apply on this box: "+r)
+		}
+		return
+	}
 	if why := bridgeRefusal(name, l); why != "" && opt.scope == scopeBridge {
-		in.ds.errorf(pos, name, why)
+		in.ds.errorf(pos, name, "cannot apply on this box: "+why)
 		return
 	}
 	if !opt.supported {
@@ -238,6 +247,56 @@ func (in *interp) applyGlobal(st *fileState, pos Pos, l *Line, key string) {
 		in.setInt(pos, l, 0, 65535, &c.SysInterval)
 	case "connection_messages":
 		in.setBool(pos, l, &c.ConnectionMessages)
+	case "persistent_client_expiration":
+		in.expiration(pos, l)
+	case "log_timestamp":
+		if on, ok := in.boolean(pos, l); ok {
+			c.LogNoTimestamp = !on
+		}
+	case "log_timestamp_format":
+		var f string
+		if in.setString(pos, l, in.cfg, key, &f) {
+			layout, err := strftimeToGo(f)
+			if err != nil {
+				in.ds.errorf(pos, l.Option, fmt.Sprintf("%q: %v", f, err))
+				return
+			}
+			c.LogTimestampLayout = layout
+		}
+	case "websockets_headers_size":
+		in.setInt(pos, l, 0, 1<<20, &c.WebsocketsHeadersSize)
+	case "global_max_clients", "global_max_connections":
+		// The broker-wide bound on connected clients, as max_connections
+		// before any listener.
+		if n, ok := in.integer(pos, l, math.MinInt32, math.MaxInt32); ok {
+			c.MaxConnections = max(n, -1)
+		}
+	case "autosave_on_changes":
+		// The store saves every change as it happens, which is what
+		// either setting asks for at its most careful.
+		in.boolean(pos, l)
+	case "retry_interval":
+		// Mosquitto 2.0 dropped it and warns the same way.
+		in.ds.warnf(pos, l.Option, "no longer available (Mosquitto 2.0 removed it too); ignored")
+	case "set_tcp_nodelay":
+		if v, ok := in.boolean(pos, l); ok && !v {
+			in.ds.errorf(pos, l.Option, "cannot apply on this box: false: the box always sets TCP_NODELAY (Go's default; the fast path already writes once per burst, and Nagle's delay would slow every acknowledgement)")
+		}
+	case "allow_duplicate_messages":
+		if v, ok := in.boolean(pos, l); ok && v {
+			in.ds.errorf(pos, l.Option, "cannot apply on this box: true: mochi sends a message once to a client however many of its subscriptions match (as false does)")
+		}
+	case "log_facility":
+		// N is localN, as in Mosquitto: facility codes 16-23.
+		if n, ok := in.integer(pos, l, 0, 7); ok {
+			c.LogFacility = (16 + n) << 3
+		}
+	case "memory_limit":
+		if n, ok := in.integer(pos, l, 0, math.MaxInt); ok {
+			c.MemoryLimit = int64(n)
+		}
+	case "clientid_prefixes":
+		in.setString(pos, l, in.cfg, key, &c.ClientIDPrefixes)
 	case "log_dest":
 		in.logDest(pos, l)
 	case "log_type":
@@ -270,6 +329,13 @@ func (in *interp) logDest(pos Pos, l *Line) {
 	case "none", "syslog", "stdout", "stderr", "topic", "dlt":
 		if len(w) > 1 {
 			in.extra(pos, l, w[1:])
+		}
+		switch v {
+		case "dlt":
+			in.ds.errorf(pos, l.Option, "cannot apply on this box: dlt: there is no DLT (automotive diagnostic log) daemon here")
+			return
+		case "topic":
+			in.ds.warnf(pos, l.Option, "topic: not supported yet (logs are not published on $SYS/broker/log), ignored")
 		}
 	case "file":
 		path := strings.Trim(strings.TrimPrefix(l.Rest, "file"), " \t")
@@ -375,11 +441,67 @@ func (in *interp) applyListener(st *fileState, pos Pos, l *Line, key string) {
 		in.setFile(pos, l, ls, key, &ls.CAPath, true)
 	case "require_certificate":
 		in.setBool(pos, l, &ls.RequireCertificate)
+	case "disable_client_cert_date_checks":
+		in.setBool(pos, l, &ls.IgnoreCertDates)
+	case "crlfile":
+		in.setFile(pos, l, ls, key, &ls.CRLFile, false)
+	case "mount_point":
+		var v string
+		if in.setString(pos, l, ls, key, &v) {
+			if strings.ContainsAny(v, "+#") {
+				in.ds.errorf(pos, l.Option, fmt.Sprintf("invalid mount point %q: wildcards are not allowed", v))
+				return
+			}
+			ls.MountPoint = v
+		}
+	case "http_dir":
+		in.setFile(pos, l, ls, key, &ls.HTTPDir, true)
+	case "ciphers":
+		if v, ok := in.rest(pos, l); ok {
+			ids, err := parseCiphers(v)
+			if err != nil {
+				in.ds.errorf(pos, l.Option, err.Error())
+				return
+			}
+			ls.CipherSuites = ids
+		}
 	case "tls_version":
 		in.tlsVersion(pos, l, &ls.TLSVersion)
 	case "websockets_origin":
 		if v, ok := in.word(pos, l); ok {
 			ls.WebsocketsOrigins = append(ls.WebsocketsOrigins, v)
+		}
+	case "max_qos":
+		in.setInt(pos, l, 0, 2, &ls.MaxQoS)
+	case "max_topic_alias":
+		in.setInt(pos, l, 0, 65535, &ls.MaxTopicAlias)
+	case "max_topic_alias_broker":
+		in.setInt(pos, l, 0, 65535, &ls.MaxTopicAliasBroker)
+	case "socket_domain":
+		if v, ok := in.word(pos, l); ok {
+			if v != "ipv4" && v != "ipv6" {
+				in.ds.errorf(pos, l.Option, fmt.Sprintf("invalid value %q: want ipv4 or ipv6", v))
+				return
+			}
+			ls.SocketDomain = v
+		}
+	case "bind_interface":
+		if v, ok := in.word(pos, l); ok {
+			ls.BindInterface = v
+		}
+	case "accept_protocol_versions":
+		in.protocolVersions(pos, l, ls)
+	case "use_username_as_clientid":
+		in.setBool(pos, l, &ls.UseUsernameAsClientID)
+	case "tls_keyform":
+		if v, ok := in.word(pos, l); ok {
+			switch v {
+			case "pem":
+			case "engine":
+				in.ds.errorf(pos, l.Option, "cannot apply on this box: "+noEngines)
+			default:
+				in.ds.errorf(pos, l.Option, fmt.Sprintf("invalid value %q: want pem or engine", v))
+			}
 		}
 	}
 }
@@ -404,6 +526,12 @@ func (in *interp) applySecurity(st *fileState, pos Pos, l *Line, key string) {
 		in.setFile(pos, l, sec, key, &sec.PasswordFile, false)
 	case "acl_file":
 		in.setFile(pos, l, sec, key, &sec.ACLFile, false)
+	case "allow_zero_length_clientid":
+		if v, ok := in.boolean(pos, l); ok {
+			sec.RefuseZeroLengthClientID = !v
+		}
+	case "auto_id_prefix":
+		in.setString(pos, l, sec, key, &sec.AutoIDPrefix)
 	}
 }
 
@@ -561,7 +689,7 @@ func (in *interp) applyBridge(b *Bridge, pos Pos, l *Line, key string) {
 	case "start_type":
 		if v, ok := in.word(pos, l); ok {
 			if v == "manual" {
-				in.ds.errorf(pos, l.Option, `refused: "manual" needs a control API to start the bridge, which this box does not have; use automatic, lazy or once`)
+				in.ds.errorf(pos, l.Option, `cannot apply on this box: "manual" needs a control API to start the bridge, which this box does not have; use automatic, lazy or once`)
 				return
 			}
 			if v != "automatic" && v != "lazy" && v != "once" {
@@ -687,4 +815,40 @@ func (in *interp) topic(pos Pos, l *Line) (BridgeTopic, bool) {
 		return t, false
 	}
 	return t, true
+}
+
+// expiration reads persistent_client_expiration: a whole number followed
+// by h, d, w, m (30 days) or y (365 days), as Mosquitto reads it.
+func (in *interp) expiration(pos Pos, l *Line) {
+	v, ok := in.word(pos, l)
+	if !ok {
+		return
+	}
+	units := map[byte]int64{'h': 3600, 'd': 86400, 'w': 7 * 86400, 'm': 30 * 86400, 'y': 365 * 86400}
+	unit, known := units[v[len(v)-1]]
+	n, err := strconv.ParseInt(v[:len(v)-1], 10, 32)
+	if !known || err != nil || n <= 0 {
+		in.ds.errorf(pos, l.Option, fmt.Sprintf("invalid duration %q: want a positive whole number followed by h, d, w, m or y (e.g. 14d)", v))
+		return
+	}
+	in.cfg.PersistentClientExpiration = n * unit
+}
+
+// protocolVersions reads accept_protocol_versions: a comma separated list
+// of protocol levels, 3 (MQTT 3.1), 4 (3.1.1) and 5.
+func (in *interp) protocolVersions(pos Pos, l *Line, ls *Listener) {
+	v, ok := in.rest(pos, l)
+	if !ok {
+		return
+	}
+	var out []byte
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if f != "3" && f != "4" && f != "5" {
+			in.ds.errorf(pos, l.Option, fmt.Sprintf("invalid version %q: want a comma separated list of 3 (MQTT 3.1), 4 (3.1.1) and 5", f))
+			return
+		}
+		out = append(out, f[0]-'0')
+	}
+	ls.AcceptProtocolVersions = out
 }

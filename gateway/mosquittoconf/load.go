@@ -52,6 +52,9 @@ func Defaults() *Config {
 		LogDest:             []string{"stderr"},
 		LogType:             []string{"error", "warning", "notice", "information"},
 		ConnectionMessages:  true,
+		MaxQoS:              2,
+		LogFacility:         3 << 3, // daemon
+		MaxTopicAlias:       10,
 		Security:            Security{Pos: map[string]Pos{}},
 		Where:               map[string]Pos{},
 	}

@@ -49,6 +49,32 @@ type Config struct {
 	ConnectionMessages bool     // connection_messages (default true)
 	PidFile            string   // pid_file
 	User               string   // user: the account a broker started as root drops to ("" = mosquitto)
+	LogNoTimestamp     bool     // log_timestamp false
+	LogFacility        int      // log_facility as a syslog facility code (default daemon, 3<<3)
+	// LogTimestampLayout is log_timestamp_format as a Go time layout; ""
+	// keeps the log's own timestamps (RFC 3339 with milliseconds).
+	LogTimestampLayout string
+
+	// PersistentClientExpiration is persistent_client_expiration in
+	// seconds: how long a disconnected persistent session is kept; 0 =
+	// for ever (Mosquitto's default).
+	PersistentClientExpiration int64
+	// ClientIDPrefixes is clientid_prefixes: when set, only clients whose
+	// id starts with it may connect.
+	ClientIDPrefixes string
+	// WebsocketsHeadersSize is websockets_headers_size: the largest HTTP
+	// headers of a websocket upgrade; 0 = the box's 16 KiB (Mosquitto's
+	// 1 KiB would refuse browsers that carry the console's cookie).
+	WebsocketsHeadersSize int
+	// MemoryLimit is memory_limit in bytes; 0 = none.
+	MemoryLimit int64
+
+	// MaxQoS and MaxTopicAlias are the listeners' max_qos and
+	// max_topic_alias. mochi has one value for the whole broker, so the
+	// check refuses listeners that disagree; these are the common value
+	// (Mosquitto's defaults 2 and 10 when none is set).
+	MaxQoS        int
+	MaxTopicAlias int
 
 	Bridges []Bridge
 
@@ -70,7 +96,12 @@ type Security struct {
 	AllowAnonymous *bool
 	PasswordFile   string
 	ACLFile        string
-	Pos            map[string]Pos // where each of the three was written
+	// RefuseZeroLengthClientID is allow_zero_length_clientid false.
+	RefuseZeroLengthClientID bool
+	// AutoIDPrefix is auto_id_prefix: the start of the ids given to
+	// clients that sent none ("" = Mosquitto's "auto-").
+	AutoIDPrefix string
+	Pos          map[string]Pos // where each option was written
 }
 
 // Listener is one `listener PORT [ADDRESS]` block with the options that
@@ -85,9 +116,24 @@ type Listener struct {
 	CAFile             string
 	CAPath             string
 	RequireCertificate bool
-	TLSVersion         string // "", "tlsv1.3", "tlsv1.2", "tlsv1.1"
+	TLSVersion         string   // "", "tlsv1.3", "tlsv1.2", "tlsv1.1"
+	IgnoreCertDates    bool     // disable_client_cert_date_checks
+	CRLFile            string   // crlfile: client certificates revoked
+	CipherSuites       []uint16 // ciphers (TLS 1.2 suites, Go's ids); nil = Go's defaults
 
 	MaxConnections int // -1 = unlimited
+
+	MaxQoS                int    // max_qos, default 2
+	MaxTopicAlias         int    // max_topic_alias, default 10 (told to MQTT 5 clients in CONNACK)
+	MaxTopicAliasBroker   int    // max_topic_alias_broker, default 10: aliases the broker sends
+	UseUsernameAsClientID bool   // use_username_as_clientid
+	SocketDomain          string // socket_domain: "ipv4", "ipv6" or "" (both)
+	BindInterface         string // bind_interface: a network interface name
+	MountPoint            string // mount_point: the topic prefix of this listener's clients
+	HTTPDir               string // http_dir: a folder served to plain HTTP (websockets)
+	// AcceptProtocolVersions is accept_protocol_versions: the protocol
+	// levels let in (3 = MQTT 3.1, 4 = 3.1.1, 5 = 5.0); nil = all.
+	AcceptProtocolVersions []byte
 
 	// WebsocketsOrigins are the websockets_origin lines: browser origins
 	// (e.g. https://dash.example) allowed besides the box's own.

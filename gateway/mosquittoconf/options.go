@@ -15,51 +15,86 @@ const (
 
 type option struct {
 	scope     scope
-	supported bool // applied by this broker; otherwise warned about and ignored
+	supported bool // applied by this broker; otherwise refused (see refusals) or warned about
 }
+
+// Reasons an option cannot apply here, shared by families of options.
+const (
+	noPlugins = "loads a Mosquitto plugin (a .so built for Mosquitto's C API); this broker is not Mosquitto and cannot load one"
+	noEngines = "names an OpenSSL engine; Go's crypto/tls cannot use OpenSSL engines"
+	noPSK     = "Go's crypto/tls has no pre-shared-key (PSK) cipher suites"
+)
 
 // options is every option of Mosquitto 2.0 and 2.1, known by name so that
 // a valid Mosquitto option is never reported as unknown.
 var options = map[string]option{
 	// Supported, broker-wide.
-	"per_listener_settings": {scopeGlobal, true},
-	"persistence":           {scopeGlobal, true},
-	"retained_persistence":  {scopeGlobal, true}, // old name of persistence
-	"persistence_location":  {scopeGlobal, true},
-	"persistence_file":      {scopeGlobal, true},
-	"autosave_interval":     {scopeGlobal, true},
-	"max_inflight_messages": {scopeGlobal, true},
-	"max_queued_messages":   {scopeGlobal, true},
-	"message_size_limit":    {scopeGlobal, true},
-	"max_packet_size":       {scopeGlobal, true},
-	"max_keepalive":         {scopeGlobal, true},
-	"retain_available":      {scopeGlobal, true},
-	"sys_interval":          {scopeGlobal, true},
-	"log_dest":              {scopeGlobal, true},
-	"log_type":              {scopeGlobal, true},
-	"connection_messages":   {scopeGlobal, true},
-	"pid_file":              {scopeGlobal, true},
-	"include_dir":           {scopeGlobal, true},
-	"listener":              {scopeGlobal, true},
-	"port":                  {scopeGlobal, true}, // the default listener's port (deprecated)
-	"bind_address":          {scopeGlobal, true}, // the default listener's address (deprecated)
-	"connection":            {scopeGlobal, true},
+	"per_listener_settings":        {scopeGlobal, true},
+	"persistence":                  {scopeGlobal, true},
+	"retained_persistence":         {scopeGlobal, true}, // old name of persistence
+	"persistence_location":         {scopeGlobal, true},
+	"persistence_file":             {scopeGlobal, true},
+	"autosave_interval":            {scopeGlobal, true},
+	"max_inflight_messages":        {scopeGlobal, true},
+	"max_queued_messages":          {scopeGlobal, true},
+	"message_size_limit":           {scopeGlobal, true},
+	"max_packet_size":              {scopeGlobal, true},
+	"max_keepalive":                {scopeGlobal, true},
+	"retain_available":             {scopeGlobal, true},
+	"sys_interval":                 {scopeGlobal, true},
+	"log_dest":                     {scopeGlobal, true},
+	"log_type":                     {scopeGlobal, true},
+	"connection_messages":          {scopeGlobal, true},
+	"pid_file":                     {scopeGlobal, true},
+	"include_dir":                  {scopeGlobal, true},
+	"listener":                     {scopeGlobal, true},
+	"port":                         {scopeGlobal, true}, // the default listener's port (deprecated)
+	"bind_address":                 {scopeGlobal, true}, // the default listener's address (deprecated)
+	"connection":                   {scopeGlobal, true},
+	"persistent_client_expiration": {scopeGlobal, true},
+	"clientid_prefixes":            {scopeGlobal, true},
+	"log_timestamp":                {scopeGlobal, true},
+	"memory_limit":                 {scopeGlobal, true},
+	"log_facility":                 {scopeGlobal, true},
+	"set_tcp_nodelay":              {scopeGlobal, true}, // true only: see interp
+	"allow_duplicate_messages":     {scopeGlobal, true}, // false only: see interp
+	"autosave_on_changes":          {scopeGlobal, true}, // accepted: every change is saved
+	"retry_interval":               {scopeGlobal, true}, // gone in Mosquitto 2.0: warned about there too
+	"global_max_clients":           {scopeGlobal, true}, // Mosquitto 2.1
+	"global_max_connections":       {scopeGlobal, true}, // Mosquitto 2.1
+	"websockets_headers_size":      {scopeGlobal, true},
+	"log_timestamp_format":         {scopeGlobal, true},
 
 	// Supported, per listener.
-	"max_connections":     {scopeListener, true},
-	"protocol":            {scopeListener, true},
-	"certfile":            {scopeListener, true},
-	"keyfile":             {scopeListener, true},
-	"cafile":              {scopeListener, true},
-	"capath":              {scopeListener, true},
-	"require_certificate": {scopeListener, true},
-	"tls_version":         {scopeListener, true},
-	"websockets_origin":   {scopeListener, true}, // Mosquitto 2.1; may be repeated
+	"max_connections":                 {scopeListener, true},
+	"protocol":                        {scopeListener, true},
+	"certfile":                        {scopeListener, true},
+	"keyfile":                         {scopeListener, true},
+	"cafile":                          {scopeListener, true},
+	"capath":                          {scopeListener, true},
+	"require_certificate":             {scopeListener, true},
+	"tls_version":                     {scopeListener, true},
+	"websockets_origin":               {scopeListener, true}, // Mosquitto 2.1; may be repeated
+	"max_qos":                         {scopeListener, true},
+	"max_topic_alias":                 {scopeListener, true},
+	"use_username_as_clientid":        {scopeListener, true},
+	"tls_keyform":                     {scopeListener, true}, // pem only; engine is refused
+	"accept_protocol_versions":        {scopeListener, true}, // Mosquitto 2.1
+	"socket_domain":                   {scopeListener, true},
+	"bind_interface":                  {scopeListener, true},
+	"crlfile":                         {scopeListener, true},
+	"ciphers":                         {scopeListener, true}, // TLS 1.2 suites
+	"http_dir":                        {scopeListener, true},
+	"mount_point":                     {scopeListener, true},
+	"disable_client_cert_date_checks": {scopeListener, true}, // Mosquitto 2.1
+	"max_topic_alias_broker":          {scopeListener, true}, // Mosquitto 2.1
 
 	// Supported, security.
-	"allow_anonymous": {scopeSecurity, true},
-	"password_file":   {scopeSecurity, true},
-	"acl_file":        {scopeSecurity, true},
+	"allow_anonymous":            {scopeSecurity, true},
+	"allow_zero_length_clientid": {scopeSecurity, true},
+	"auto_id_prefix":             {scopeSecurity, true},
+	"password_file":              {scopeSecurity, true},
+	"acl_file":                   {scopeSecurity, true},
 
 	// Supported, bridge.
 	"address":                  {scopeBridge, true},
@@ -93,63 +128,35 @@ var options = map[string]option{
 	"bridge_max_packet_size":   {scopeBridge, true},
 	"bridge_outgoing_retain":   {scopeBridge, true},
 
-	// Known, not supported: broker-wide.
-	"allow_duplicate_messages":     {scopeGlobal, false},
-	"autosave_on_changes":          {scopeGlobal, false},
-	"clientid_prefixes":            {scopeGlobal, false},
-	"enable_control_api":           {scopeGlobal, false},
-	"global_max_clients":           {scopeGlobal, false},
-	"global_max_connections":       {scopeGlobal, false},
-	"global_plugin":                {scopeGlobal, false},
-	"log_facility":                 {scopeGlobal, false},
-	"log_timestamp":                {scopeGlobal, false},
-	"log_timestamp_format":         {scopeGlobal, false},
-	"max_inflight_bytes":           {scopeGlobal, false},
-	"max_queued_bytes":             {scopeGlobal, false},
-	"memory_limit":                 {scopeGlobal, false},
-	"persistent_client_expiration": {scopeGlobal, false},
-	"queue_qos0_messages":          {scopeGlobal, false},
-	"quic_log_level":               {scopeGlobal, false},
-	"retry_interval":               {scopeGlobal, false},
-	"set_tcp_nodelay":              {scopeGlobal, false},
-	"upgrade_outgoing_qos":         {scopeGlobal, false},
-	"user":                         {scopeGlobal, true},
-	"websockets_headers_size":      {scopeGlobal, false},
-	"websockets_log_level":         {scopeGlobal, false},
+	// Known, not applied yet (warned about), or refused with a reason: broker-wide.
+	"enable_control_api":   {scopeGlobal, false},
+	"global_plugin":        {scopeGlobal, false},
+	"max_inflight_bytes":   {scopeGlobal, false},
+	"max_queued_bytes":     {scopeGlobal, false},
+	"queue_qos0_messages":  {scopeGlobal, false},
+	"quic_log_level":       {scopeGlobal, false},
+	"upgrade_outgoing_qos": {scopeGlobal, false},
+	"user":                 {scopeGlobal, true},
+	"websockets_log_level": {scopeGlobal, false},
 
-	// Known, not supported: per listener.
-	"accept_protocol_versions":        {scopeListener, false},
-	"bind_interface":                  {scopeListener, false},
-	"ciphers":                         {scopeListener, false},
-	"ciphers_tls1.3":                  {scopeListener, false},
-	"crlfile":                         {scopeListener, false},
-	"dhparamfile":                     {scopeListener, false},
-	"disable_client_cert_date_checks": {scopeListener, false},
-	"http_dir":                        {scopeListener, false},
-	"max_qos":                         {scopeListener, false},
-	"maximum_qos":                     {scopeListener, false},
-	"max_topic_alias":                 {scopeListener, false},
-	"max_topic_alias_broker":          {scopeListener, false},
-	"mount_point":                     {scopeListener, false},
-	"psk_hint":                        {scopeListener, false},
-	"socket_domain":                   {scopeListener, false},
-	"tls_engine":                      {scopeListener, false},
-	"tls_engine_kpass_sha1":           {scopeListener, false},
-	"tls_keyform":                     {scopeListener, false},
-	"use_identity_as_username":        {scopeListener, false},
-	"use_subject_as_username":         {scopeListener, false},
-	"use_username_as_clientid":        {scopeListener, false},
+	// Known, not applied yet (warned about), or refused with a reason: per listener.
+	"ciphers_tls1.3":           {scopeListener, false},
+	"dhparamfile":              {scopeListener, false},
+	"maximum_qos":              {scopeListener, false},
+	"psk_hint":                 {scopeListener, false},
+	"tls_engine":               {scopeListener, false},
+	"tls_engine_kpass_sha1":    {scopeListener, false},
+	"use_identity_as_username": {scopeListener, false},
+	"use_subject_as_username":  {scopeListener, false},
 
-	// Known, not supported: security.
-	"allow_zero_length_clientid":     {scopeSecurity, false},
+	// Known, not applied yet (warned about), or refused with a reason: security.
 	"auth_plugin":                    {scopeSecurity, false},
 	"auth_plugin_deny_special_chars": {scopeSecurity, false},
-	"auto_id_prefix":                 {scopeSecurity, false},
 	"check_retain_source":            {scopeSecurity, false},
 	"plugin":                         {scopeSecurity, false},
 	"psk_file":                       {scopeSecurity, false},
 
-	// Known, not supported: bridge.
+	// Bridge options of issue 16: honoured (true), or refused with a reason (bridgeopts.go).
 	"bridge_alpn":                    {scopeBridge, true},
 	"bridge_attempt_unsubscribe":     {scopeBridge, true},
 	"bridge_bind_address":            {scopeBridge, true},
@@ -168,6 +175,37 @@ var options = map[string]option{
 	"local_password":                 {scopeBridge, false},
 	"local_username":                 {scopeBridge, false},
 	"round_robin":                    {scopeBridge, true},
+}
+
+// refusals are the options that cannot apply on this box, with why. A
+// line with one is an error (never a warning), so a save or a start is
+// refused rather than the broker silently behaving unlike the file.
+var refusals = map[string]string{
+	"enable_control_api":             "the $CONTROL API is served by Mosquitto's own plugins (dynamic security), which this broker does not have",
+	"global_plugin":                  noPlugins,
+	"quic_log_level":                 "this broker has no QUIC listener",
+	"websockets_log_level":           "sets libwebsockets' own logging, and this broker's websockets are not libwebsockets (its websocket events are in the broker's log)",
+	"ciphers_tls1.3":                 "Go's crypto/tls does not let TLS 1.3 cipher suites be chosen (all three are always on)",
+	"dhparamfile":                    "Go's crypto/tls has no DHE cipher suites (it uses ECDHE, which needs no parameters)",
+	"psk_hint":                       noPSK,
+	"tls_engine":                     noEngines,
+	"tls_engine_kpass_sha1":          noEngines,
+	"auth_plugin":                    noPlugins,
+	"auth_plugin_deny_special_chars": "applies to Mosquitto auth plugins, which cannot be loaded here",
+	"plugin":                         noPlugins,
+	"psk_file":                       noPSK,
+}
+
+// refusal says why the option name cannot apply here ("" when it can),
+// including the plugin_opt_* and auth_opt_* families.
+func refusal(name string) string {
+	if r, ok := refusals[name]; ok {
+		return r
+	}
+	if strings.HasPrefix(name, "plugin_opt_") || strings.HasPrefix(name, "auth_opt_") {
+		return "configures a Mosquitto plugin, which cannot be loaded here"
+	}
+	return ""
 }
 
 // lookup finds an option by name, including the plugin_opt_* and

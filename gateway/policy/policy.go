@@ -19,6 +19,10 @@ type Rules struct {
 	MaxKeepalive       int  // seconds; 0 or 65535 = no limit
 	MessageSizeLimit   int  // bytes of payload; 0 = no limit
 	ConnectionMessages bool // log connects and disconnects
+	// SessionExpiry is persistent_client_expiration: when set, mochi
+	// expires the sessions (its MaximumSessionExpiryInterval) and the hook
+	// logs each, as Mosquitto does.
+	SessionExpiry bool
 }
 
 // Hook applies Rules.
@@ -47,6 +51,8 @@ func (h *Hook) Provides(b byte) bool {
 		return true
 	case mqtt.OnSessionEstablished, mqtt.OnDisconnect:
 		return h.rules.ConnectionMessages
+	case mqtt.OnClientExpired:
+		return h.rules.SessionExpiry
 	}
 	return false
 }
@@ -121,6 +127,11 @@ func (h *Hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 		return
 	}
 	h.log.Info(fmt.Sprintf("Client %s disconnected.", cl.ID))
+}
+
+// OnClientExpired logs a session removed by persistent_client_expiration.
+func (h *Hook) OnClientExpired(cl *mqtt.Client) {
+	h.log.Info(fmt.Sprintf("Expiring client %s due to timeout.", cl.ID))
 }
 
 func boolInt(b bool) int {

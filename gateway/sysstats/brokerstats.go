@@ -214,10 +214,10 @@ func (c *Collector) onMessage(_ mqtt.Client, m mqtt.Message) {
 	case topic == "$SYS/broker/subscriptions/count":
 		c.snap.Subscriptions = num()
 	case topic == "$SYS/broker/publish/messages/received":
-		c.snap.InPerS = rate(&c.in, num(), now)
+		c.snap.InPerS = rate(&c.in, num(), now, m.Retained())
 		tick = true
 	case topic == "$SYS/broker/publish/messages/sent":
-		c.snap.OutPerS = rate(&c.out, num(), now)
+		c.snap.OutPerS = rate(&c.out, num(), now, m.Retained())
 	case topic == topicBoxClients:
 		c.snap.BoxClients = num()
 	case strings.HasPrefix(topic, topicSplit):
@@ -231,7 +231,7 @@ func (c *Collector) onMessage(_ mqtt.Client, m mqtt.Message) {
 			cn = &counter{}
 			c.split[topic] = cn
 		}
-		*f = rate(cn, num(), now)
+		*f = rate(cn, num(), now, m.Retained())
 		c.snap.Split = true
 	default:
 		c.mu.Unlock()
@@ -274,7 +274,15 @@ func (c *Collector) splitField(name string) *float64 {
 
 // rate turns a growing counter into a per-second figure. A counter that
 // went back (a broker restart) starts over.
-func rate(c *counter, v int64, now time.Time) float64 {
+//
+// A retained value is the broker's last tick, replayed when this client
+// subscribed, moments before the next live one: it starts nothing, or the
+// first rate would be a tick's worth over a few milliseconds.
+func rate(c *counter, v int64, now time.Time, retained bool) float64 {
+	if retained {
+		*c = counter{}
+		return 0
+	}
 	prev := *c
 	*c = counter{v: v, at: now, ok: true}
 	if !prev.ok || v < prev.v {

@@ -14,14 +14,23 @@ import (
 func TestRate(t *testing.T) {
 	var c counter
 	t0 := time.Unix(100, 0)
-	if r := rate(&c, 10, t0); r != 0 {
+	if r := rate(&c, 10, t0, false); r != 0 {
 		t.Errorf("first value: %v", r)
 	}
-	if r := rate(&c, 30, t0.Add(2*time.Second)); r != 10 {
+	if r := rate(&c, 30, t0.Add(2*time.Second), false); r != 10 {
 		t.Errorf("20 in 2s: %v", r)
 	}
-	if r := rate(&c, 5, t0.Add(3*time.Second)); r != 0 {
+	if r := rate(&c, 5, t0.Add(3*time.Second), false); r != 0 {
 		t.Errorf("counter went back (a restart): %v", r)
+	}
+	// A retained value (the last tick, replayed at subscribe) starts
+	// nothing: the live tick just after it is the first value.
+	rate(&c, 100, t0.Add(4*time.Second), true)
+	if r := rate(&c, 127, t0.Add(4*time.Second+60*time.Millisecond), false); r != 0 {
+		t.Errorf("a rate over the retained replay: %v", r)
+	}
+	if r := rate(&c, 154, t0.Add(5*time.Second+60*time.Millisecond), false); r != 27 {
+		t.Errorf("27 in 1s after the replay: %v", r)
 	}
 }
 

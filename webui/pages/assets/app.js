@@ -479,10 +479,12 @@
       }
       svg.replaceChildren(...kids);
       const b = this.broker || {};
-      if (!b.up) { this.caption.textContent = 'The broker is down: no figures.'; return; }
-      if (pts.length < 2) { this.caption.textContent = 'Collecting figures… now ' + rate(b.messages_in_per_s) + ' in/s, ' + rate(b.messages_out_per_s) + ' out/s.'; return; }
+      if (!b.up) { this.caption.textContent = b.error ? 'No figures: ' + b.error + '.' : 'The broker is down: no figures.'; return; }
+      // The graph is the owner's traffic where the broker tells it apart.
+      const inS = b.split ? b.owner_in_per_s : b.messages_in_per_s, outS = b.split ? b.owner_out_per_s : b.messages_out_per_s;
+      if (pts.length < 2) { this.caption.textContent = 'Collecting figures… now ' + rate(inS) + ' in/s, ' + rate(outS) + ' out/s.'; return; }
       const peak = Math.max(...pts.map(p => p.in));
-      this.caption.textContent = 'Now ' + rate(b.messages_in_per_s) + ' in/s (solid) and ' + rate(b.messages_out_per_s) + ' out/s (dashed); peak ' + rate(peak) + ' in/s in the last 10 minutes.';
+      this.caption.textContent = 'Now ' + rate(inS) + ' in/s (solid) and ' + rate(outS) + ' out/s (dashed); peak ' + rate(peak) + ' in/s in the last 10 minutes.';
     }
   }
 
