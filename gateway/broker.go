@@ -322,8 +322,10 @@ func (b *Broker) startBridges() error {
 		Bridges:   b.cfg.Bridges,
 		StoreDir:  storeDir,
 		MaxQueued: b.cfg.MaxQueuedMessages,
-		Hostname:  host,
-		Logger:    b.log,
+		// max_inflight_messages: the default bridge_receive_maximum.
+		MaxInflight: b.cfg.MaxInflightMessages,
+		Hostname:    host,
+		Logger:      b.log,
 	})
 	if err != nil {
 		return err

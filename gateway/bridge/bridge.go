@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -37,6 +38,9 @@ type bridge struct {
 	server     *mqtt.Server
 	log        *slog.Logger
 	subBase    int
+	// maxInflight is max_inflight_messages, bridge_receive_maximum when
+	// not written.
+	maxInflight int
 
 	q      *queue
 	local  *mqtt.Client // inline client: the origin of what comes in
@@ -45,6 +49,7 @@ type bridge struct {
 	st3    *store3
 	s5     *session5
 	refuse map[string]bool // addresses that refused try_private
+	cur    int             // index of the address in use or last tried (run's goroutine only)
 
 	replaying atomic.Bool
 	linkUp    atomic.Bool
@@ -221,6 +226,7 @@ func (b *bridge) remoteState(up bool) message {
 // until ctx ends.
 func (b *bridge) run(ctx context.Context) {
 	bo := newBackoff(b.conf.RestartTimeoutBase, b.conf.RestartTimeoutCap)
+	bo.stable = time.Duration(b.conf.RestartTimeoutStable) * time.Second
 	lazy := b.conf.StartType == "lazy"
 	for {
 		if lazy && b.q.len() < max(b.conf.Threshold, 1) {
@@ -250,8 +256,10 @@ func (b *bridge) run(ctx context.Context) {
 			}
 			continue
 		}
-		bo.reset()
-		idle := b.serve(ctx, l, addr)
+		bo.connected(0)
+		upAt := time.Now()
+		end := b.serve(ctx, l, addr)
+		bo.connected(time.Since(upAt))
 		b.linkUp.Store(false)
 		b.notifyLocal(false)
 		switch {
@@ -259,9 +267,13 @@ func (b *bridge) run(ctx context.Context) {
 			l.close(b.remoteState(false))
 			b.setState("idle", "", nil)
 			return
-		case idle:
+		case end == endIdle:
 			l.close(b.remoteState(false))
 			b.log.Info("bridge idle, disconnected", "bridge", b.conf.Name)
+			continue
+		case end == endPrimary:
+			l.close(b.remoteState(false))
+			b.log.Info("bridge main address is back; reconnecting to it", "bridge", b.conf.Name, "address", hostPort(b.conf.Addresses[0]))
 			continue
 		}
 		cause := l.cause()
@@ -284,8 +296,14 @@ func (b *bridge) run(ctx context.Context) {
 func (b *bridge) connect(ctx context.Context) (link, string, error) {
 	var errs []error
 	addr := ""
-	for _, a := range b.conf.Addresses {
-		addr = hostPort(a)
+	n := len(b.conf.Addresses)
+	start := 0
+	if b.conf.RoundRobin { // all equal: carry on from the one after the last used
+		start = (b.cur + 1) % max(n, 1)
+	}
+	for k := range n {
+		b.cur = (start + k) % n
+		addr = hostPort(b.conf.Addresses[b.cur])
 		cfg := b.dialConfig(addr)
 		l, err := b.dial(ctx, cfg)
 		if errors.Is(err, errRefusedVersion) && cfg.private {
@@ -316,11 +334,18 @@ func (b *bridge) dialConfig(addr string) dialConfig {
 		keepalive:    time.Duration(b.conf.KeepaliveInterval) * time.Second,
 		version:      b.version,
 		private:      b.conf.TryPrivate && b.version != 5 && !b.refuse[addr],
-		maxPacket:    uint32(max(b.conf.MaxPacketSize, 0)),
 		onMessage:    b.fromRemote,
+		sock:         newSockOpts(b.conf),
+
+		receiveMax:    uint16(min(max(b.conf.ReceiveMaximum, 0), math.MaxUint16)),
+		sessionExpiry: b.conf.SessionExpiryInterval,
+		topicAliasMax: uint16(min(max(b.conf.MaxTopicAlias, 0), math.MaxUint16)),
 	}
 	if cfg.keepalive <= 0 {
 		cfg.keepalive = 60 * time.Second
+	}
+	if cfg.receiveMax == 0 {
+		cfg.receiveMax = uint16(min(max(b.maxInflight, 0), math.MaxUint16))
 	}
 	if w := b.remoteState(false); w.topic != "" {
 		cfg.will = &w
@@ -343,10 +368,22 @@ func (b *bridge) dial(ctx context.Context, cfg dialConfig) (link, error) {
 	return l, nil
 }
 
+// Why serve returned.
+const (
+	endLost    = iota // the link was lost, or ctx ended
+	endIdle           // lazy: idle for idle_timeout
+	endPrimary        // round_robin false: the main address answers again
+)
+
+// primaryRetry is how often a bridge on a secondary address checks
+// whether the main one is back (round_robin false), as Mosquitto does.
+var primaryRetry = 5 * time.Second
+
 // serve runs a connected link: state up, subscriptions, retained replay,
 // then the queue and QoS 0 messages in order, until the link is lost, ctx
-// ends, or (lazy) it was idle for idle_timeout. It reports idleness.
-func (b *bridge) serve(ctx context.Context, l link, addr string) bool {
+// ends, (lazy) it was idle for idle_timeout, or (round_robin false) the
+// main address is back while on a secondary one. It says which.
+func (b *bridge) serve(ctx context.Context, l link, addr string) int {
 	b.linkUp.Store(true)
 	b.activity.Store(time.Now().UnixNano())
 	b.setState("up", addr, nil)
@@ -356,6 +393,7 @@ func (b *bridge) serve(ctx context.Context, l link, addr string) bool {
 		_ = l.publish(m, func(error) {})
 	}
 	sctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	b.unsubscribeOutOnly(sctx, l)
 	err := l.subscribe(sctx, b.routes)
 	cancel()
 	if err != nil {
@@ -370,6 +408,12 @@ func (b *bridge) serve(ctx context.Context, l link, addr string) bool {
 		defer t.Stop()
 		idleC = t.C
 	}
+	var primaryC <-chan time.Time
+	if !b.conf.RoundRobin && b.cur > 0 {
+		t := time.NewTicker(primaryRetry)
+		defer t.Stop()
+		primaryC = t.C
+	}
 	for {
 		for b.inflight.Load() < window {
 			seq, m, ok := b.q.take()
@@ -382,9 +426,13 @@ func (b *bridge) serve(ctx context.Context, l link, addr string) bool {
 		}
 		select {
 		case <-ctx.Done():
-			return false
+			return endLost
 		case <-l.lost():
-			return false
+			return endLost
+		case <-primaryC:
+			if b.primaryAnswers(ctx) {
+				return endPrimary
+			}
 		case <-b.q.kick:
 		case <-b.freed:
 		case m := <-b.qos0:
@@ -392,10 +440,47 @@ func (b *bridge) serve(ctx context.Context, l link, addr string) bool {
 		case <-idleC:
 			idleFor := time.Since(time.Unix(0, b.activity.Load()))
 			if idleFor >= time.Duration(max(b.conf.IdleTimeout, 1))*time.Second && b.q.len() == 0 {
-				return true
+				return endIdle
 			}
 		}
 	}
+}
+
+// unsubscribeOutOnly is bridge_attempt_unsubscribe: the remote filters of
+// out-only topics are unsubscribed, so that a topic turned from in to out
+// stops bringing messages from a remote that kept the old subscription.
+func (b *bridge) unsubscribeOutOnly(ctx context.Context, l link) {
+	if !b.conf.AttemptUnsubscribe {
+		return
+	}
+	var filters []string
+	for _, r := range b.routes {
+		if r.out && !r.in {
+			filters = append(filters, r.remote)
+		}
+	}
+	if len(filters) == 0 {
+		return
+	}
+	if err := l.unsubscribe(ctx, filters); err != nil {
+		b.log.Warn("bridge unsubscribe failed", "bridge", b.conf.Name, "error", err)
+	}
+}
+
+// primaryAnswers reports whether the main address accepts a TCP
+// connection now.
+func (b *bridge) primaryAnswers(ctx context.Context) bool {
+	d, err := newSockOpts(b.conf).dialer()
+	if err != nil {
+		return false
+	}
+	d.Timeout = time.Second
+	c, err := d.DialContext(ctx, "tcp", hostPort(b.conf.Addresses[0]))
+	if err != nil {
+		return false
+	}
+	_ = c.Close()
+	return true
 }
 
 // send hands one queued message to the link; false when the link failed
@@ -408,6 +493,10 @@ func (b *bridge) send(l link, seq uint64, m message) bool {
 	}
 	out := m
 	out.topic = b.routes[i].toRemote(m.topic)
+	if b.tooBig(out) {
+		_ = b.q.ack(seq)
+		return true
+	}
 	b.inflight.Add(1)
 	err := l.publish(out, func(err error) {
 		b.inflight.Add(-1)
@@ -438,6 +527,39 @@ func (b *bridge) send(l link, seq uint64, m message) bool {
 	return true
 }
 
+// tooBig is bridge_max_packet_size: a message whose PUBLISH packet would
+// be larger is not sent to the remote (logged and dropped, as Mosquitto
+// drops it).
+func (b *bridge) tooBig(m message) bool {
+	limit := b.conf.MaxPacketSize
+	if limit <= 0 {
+		return false
+	}
+	size := publishSize(m, b.version)
+	if size <= limit {
+		return false
+	}
+	b.log.Warn("bridge message larger than bridge_max_packet_size, not sent", "bridge", b.conf.Name, "topic", m.topic, "bytes", size, "limit", limit)
+	return true
+}
+
+// publishSize is the size in bytes of m as a PUBLISH packet of the given
+// protocol version (without properties).
+func publishSize(m message, version byte) int {
+	rest := 2 + len(m.topic) + len(m.payload)
+	if m.qos > 0 {
+		rest += 2 // packet id
+	}
+	if version == 5 {
+		rest++ // empty property list
+	}
+	n := 1
+	for v := rest; v >= 128; v /= 128 {
+		n++
+	}
+	return 1 + n + rest
+}
+
 // sendNow sends a QoS 0 message, mapped to its remote topic.
 func (b *bridge) sendNow(l link, m message) {
 	i := firstOut(b.routes, m.topic)
@@ -445,6 +567,9 @@ func (b *bridge) sendNow(l link, m message) {
 		return
 	}
 	m.topic = b.routes[i].toRemote(m.topic)
+	if b.tooBig(m) {
+		return
+	}
 	if err := l.publish(m, nil); err == nil {
 		b.out.Add(1)
 		b.activity.Store(time.Now().UnixNano())
@@ -478,6 +603,7 @@ func (b *bridge) replayRetained(l link) {
 // jitter between BASE and CAP.
 type backoff struct {
 	base, cap, cur time.Duration
+	stable         time.Duration // restart_timeout BASE CAP STABLE; 0 = reset at each connection
 }
 
 func newBackoff(base, cap int) *backoff {
@@ -499,6 +625,15 @@ func (b *backoff) next() time.Duration {
 }
 
 func (b *backoff) reset() { b.cur = b.base }
+
+// connected is told at each connection (lasted 0) and when it ends (how
+// long it lasted): the backoff goes back to BASE at once, or with
+// restart_timeout STABLE only after a connection that lasted that long.
+func (b *backoff) connected(lasted time.Duration) {
+	if b.stable == 0 || lasted >= b.stable {
+		b.reset()
+	}
+}
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)

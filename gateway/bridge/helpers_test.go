@@ -207,6 +207,7 @@ func conn(name, addr string, topics ...mosquittoconf.BridgeTopic) mosquittoconf.
 		IdleTimeout:        60,
 		Threshold:          10,
 		OutgoingRetain:     true,
+		BridgeExtra:        mosquittoconf.NewBridge(name).BridgeExtra,
 		Pos:                mosquittoconf.Pos{File: "test.conf", Line: 1},
 	}
 }

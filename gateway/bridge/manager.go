@@ -24,8 +24,11 @@ type Options struct {
 	// MaxQueued is max_queued_messages: the most QoS 1/2 out messages a
 	// bridge keeps while its remote is away (0 = unlimited).
 	MaxQueued int
-	Hostname  string // for the default remote_clientid "<hostname>.<name>"
-	Logger    *slog.Logger
+	// MaxInflight is max_inflight_messages: Mosquitto's default for
+	// bridge_receive_maximum (0 = unlimited: the property is not sent).
+	MaxInflight int
+	Hostname    string // for the default remote_clientid "<hostname>.<name>"
+	Logger      *slog.Logger
 }
 
 // Manager runs the broker's bridges.
@@ -87,9 +90,9 @@ func New(o Options) (*Manager, error) {
 // prepare turns one connection block into a bridge, with its warnings.
 func prepare(c mosquittoconf.Bridge, o Options) (*bridge, []string, error) {
 	where := fmt.Sprintf("%s:%d", c.Pos.File, c.Pos.Line)
-	b := &bridge{conf: c, where: where, server: o.Server, log: o.Logger,
+	b := &bridge{conf: c, where: where, server: o.Server, log: o.Logger, maxInflight: o.MaxInflight,
 		qos0: make(chan message, 4096), wake: make(chan struct{}, 1), freed: make(chan struct{}, 1),
-		st3: newStore3(), s5: newSession5(), refuse: map[string]bool{}, state: "idle"}
+		st3: newStore3(), s5: newSession5(), refuse: map[string]bool{}, cur: -1, state: "idle"}
 	var warns []string
 	if c.Name == "" {
 		return nil, nil, fmt.Errorf("%s: connection: a name is required", where)
@@ -152,8 +155,11 @@ func prepare(c mosquittoconf.Bridge, o Options) (*bridge, []string, error) {
 	if c.TryPrivate && b.version == 5 {
 		warns = append(warns, fmt.Sprintf("%s: connection %s: try_private is not sent with bridge_protocol_version mqttv50 (paho.golang fixes the version byte); loops are prevented with No Local subscriptions instead", where, c.Name))
 	}
-	if c.MaxPacketSize > 0 && b.version != 5 {
-		warns = append(warns, fmt.Sprintf("%s: connection %s: bridge_max_packet_size is only told to MQTT 5 remotes; it has no effect with %s", where, c.Name, c.ProtocolVersion))
+	if b.version != 5 && (c.ReceiveMaximum > 0 || c.SessionExpiryInterval != nil) {
+		warns = append(warns, fmt.Sprintf("%s: connection %s: bridge_receive_maximum and bridge_session_expiry_interval are MQTT 5 properties; they have no effect with %s", where, c.Name, c.ProtocolVersion))
+	}
+	if c.ALPN != "" && tc == nil {
+		warns = append(warns, fmt.Sprintf("%s: connection %s: bridge_alpn ignored without bridge_cafile or bridge_capath (no TLS)", where, c.Name))
 	}
 	if (c.CertFile != "" || c.KeyFile != "") && tc == nil {
 		warns = append(warns, fmt.Sprintf("%s: connection %s: bridge_certfile/bridge_keyfile ignored without bridge_cafile or bridge_capath", where, c.Name))

@@ -25,6 +25,8 @@ type link interface {
 	publish(m message, done func(error)) error
 	// subscribe asks the remote for the in routes.
 	subscribe(ctx context.Context, routes []route) error
+	// unsubscribe asks the remote to drop filters (bridge_attempt_unsubscribe).
+	unsubscribe(ctx context.Context, filters []string) error
 	// lost is closed when the connection ends.
 	lost() <-chan struct{}
 	// cause says why the connection ended.
@@ -48,8 +50,14 @@ type dialConfig struct {
 	version      byte // 3, 4 or 5
 	private      bool // try_private: version | 0x80
 	will         *message
-	maxPacket    uint32
 	onMessage    func(message)
+	sock         sockOpts
+
+	// MQTT 5 CONNECT properties (bridge_receive_maximum,
+	// bridge_session_expiry_interval, bridge_max_topic_alias).
+	receiveMax    uint16 // 0 = not sent
+	sessionExpiry *uint32
+	topicAliasMax uint16
 }
 
 // connectTimeout bounds one connection attempt to one address.
@@ -58,13 +66,20 @@ const connectTimeout = 10 * time.Second
 // tlsConfig builds the bridge's TLS settings; nil when TLS is not asked for
 // (Mosquitto turns TLS on with bridge_cafile or bridge_capath).
 func tlsConfig(b mosquittoconf.Bridge, where string) (*tls.Config, error) {
-	if b.CAFile == "" && b.CAPath == "" {
+	if b.CAFile == "" && b.CAPath == "" && !b.TLSUseOSCerts {
 		if b.CertFile != "" || b.KeyFile != "" {
-			return nil, fmt.Errorf("%s: bridge_certfile/bridge_keyfile need bridge_cafile or bridge_capath", where)
+			return nil, fmt.Errorf("%s: bridge_certfile/bridge_keyfile need bridge_cafile, bridge_capath or bridge_tls_use_os_certs", where)
 		}
 		return nil, nil
 	}
 	pool := x509.NewCertPool()
+	if b.TLSUseOSCerts {
+		sys, err := x509.SystemCertPool()
+		if err != nil {
+			return nil, fmt.Errorf("%s: bridge_tls_use_os_certs: %w", where, err)
+		}
+		pool = sys
+	}
 	if b.CAFile != "" {
 		pem, err := os.ReadFile(b.CAFile)
 		if err != nil {
@@ -89,6 +104,9 @@ func tlsConfig(b mosquittoconf.Bridge, where string) (*tls.Config, error) {
 		}
 	}
 	cfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	if b.ALPN != "" {
+		cfg.NextProtos = []string{b.ALPN}
+	}
 	switch b.TLSVersion {
 	case "":
 	case "tlsv1.3":
@@ -137,8 +155,11 @@ func tlsConfig(b mosquittoconf.Bridge, where string) (*tls.Config, error) {
 }
 
 // dialNet opens the transport to addr, with TLS when cfg is set.
-func dialNet(ctx context.Context, addr string, cfg *tls.Config) (net.Conn, error) {
-	d := &net.Dialer{Timeout: connectTimeout}
+func dialNet(ctx context.Context, addr string, cfg *tls.Config, so sockOpts) (net.Conn, error) {
+	d, err := so.dialer()
+	if err != nil {
+		return nil, err
+	}
 	if cfg == nil {
 		return d.DialContext(ctx, "tcp", addr)
 	}

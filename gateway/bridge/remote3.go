@@ -52,7 +52,7 @@ func dial3(ctx context.Context, cfg dialConfig, st *store3) (*link3, error) {
 		SetOrderMatters(true).
 		SetStore(st).
 		SetCustomOpenConnectionFn(func(*url.URL, paho3.ClientOptions) (net.Conn, error) {
-			return dialNet(ctx, cfg.addr, cfg.tls)
+			return dialNet(ctx, cfg.addr, cfg.tls, cfg.sock)
 		}).
 		SetDefaultPublishHandler(func(_ paho3.Client, m paho3.Message) {
 			cfg.onMessage(message{topic: m.Topic(), payload: m.Payload(), qos: m.Qos(), retain: m.Retained()})
@@ -276,4 +276,16 @@ func (s *store3) dropAll() {
 	s.packets = map[string]stored3{}
 	s.done = map[uint16]func(error){}
 	s.mu.Unlock()
+}
+
+func (l *link3) unsubscribe(ctx context.Context, filters []string) error {
+	tok := l.client.Unsubscribe(filters...)
+	select {
+	case <-tok.Done():
+		return tok.Error()
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-l.lostCh:
+		return errors.New("connection lost while unsubscribing")
+	}
 }

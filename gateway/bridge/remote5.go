@@ -17,8 +17,9 @@ import (
 
 // link5 is an MQTT 5 link through paho.golang. Each connection is a new
 // paho client, all sharing the bridge's session5, so with cleansession
-// false what was in flight is resent with its packet id and QoS 2 stays
-// exactly once across reconnections.
+// false and a bridge_session_expiry_interval that outlasts the outage
+// (Mosquitto's default 0 does not) what was in flight is resent with its
+// packet id and QoS 2 stays exactly once across reconnections.
 type link5 struct {
 	client   *paho.Client
 	sess     *session5
@@ -29,11 +30,12 @@ type link5 struct {
 }
 
 func dial5(ctx context.Context, cfg dialConfig, sess *session5) (*link5, error) {
-	conn, err := dialNet(ctx, cfg.addr, cfg.tls)
+	conn, err := dialNet(ctx, cfg.addr, cfg.tls, cfg.sock)
 	if err != nil {
 		return nil, err
 	}
 	l := &link5{sess: sess, lostCh: make(chan struct{})}
+	aliases := newInAliases(cfg.topicAliasMax)
 	l.client = paho.NewClient(paho.ClientConfig{
 		ClientID:      cfg.clientID,
 		Conn:          packets.NewThreadSafeConn(conn),
@@ -41,7 +43,12 @@ func dial5(ctx context.Context, cfg dialConfig, sess *session5) (*link5, error) 
 		PacketTimeout: connectTimeout,
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
 			p := pr.Packet
-			cfg.onMessage(message{topic: p.Topic, payload: p.Payload, qos: p.QoS, retain: p.Retain})
+			topic, err := aliases.resolve(p)
+			if err != nil {
+				l.end(err)
+				return false, err
+			}
+			cfg.onMessage(message{topic: topic, payload: p.Payload, qos: p.QoS, retain: p.Retain})
 			return true, nil
 		}},
 		OnClientError: func(err error) { l.end(err) },
@@ -55,12 +62,16 @@ func dial5(ctx context.Context, cfg dialConfig, sess *session5) (*link5, error) 
 		CleanStart: cfg.cleanSession,
 		Properties: &paho.ConnectProperties{},
 	}
-	if !cfg.cleanSession { // the remote keeps the session while we are away
-		forever := uint32(math.MaxUint32)
-		cp.Properties.SessionExpiryInterval = &forever
+	// bridge_session_expiry_interval; not written is Mosquitto's 0: the
+	// remote ends the session when the connection drops.
+	if cfg.sessionExpiry != nil && *cfg.sessionExpiry > 0 {
+		cp.Properties.SessionExpiryInterval = cfg.sessionExpiry
 	}
-	if cfg.maxPacket > 0 {
-		cp.Properties.MaximumPacketSize = &cfg.maxPacket
+	if cfg.receiveMax > 0 {
+		cp.Properties.ReceiveMaximum = &cfg.receiveMax
+	}
+	if cfg.topicAliasMax > 0 {
+		cp.Properties.TopicAliasMaximum = &cfg.topicAliasMax
 	}
 	if cfg.username != "" {
 		cp.Username, cp.UsernameFlag = cfg.username, true
@@ -268,4 +279,9 @@ func (s *session5) shutdown() {
 		close(p.stop)
 	}
 	_ = s.State.Close()
+}
+
+func (l *link5) unsubscribe(ctx context.Context, filters []string) error {
+	_, err := l.client.Unsubscribe(ctx, &paho.Unsubscribe{Topics: filters})
+	return err
 }

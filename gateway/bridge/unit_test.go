@@ -156,13 +156,13 @@ func TestNewRejectsBadBridges(t *testing.T) {
 	b5 := good
 	b5.ProtocolVersion, b5.MaxPacketSize = "mqttv50", 0
 	b3 := good
-	b3.Name, b3.MaxPacketSize = "three", 1000
+	b3.Name, b3.ReceiveMaximum = "three", 10
 	m, err := New(Options{Server: s, Bridges: []mosquittoconf.Bridge{b5, b3}, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(m.Warnings) != 2 || !strings.Contains(m.Warnings[0], "test.conf:1: connection ok: try_private") ||
-		!strings.Contains(m.Warnings[1], "bridge_max_packet_size") {
+		!strings.Contains(m.Warnings[1], "bridge_receive_maximum") {
 		t.Errorf("warnings %q", m.Warnings)
 	}
 	if _, err := New(Options{Server: s, Bridges: []mosquittoconf.Bridge{good, good}}); err == nil {

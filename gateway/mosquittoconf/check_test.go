@@ -115,7 +115,7 @@ func TestCheckErrors(t *testing.T) {
 		{"protocol version", "connection a\naddress h\ntopic #\nbridge_protocol_version mqttv5\n", []string{`mosquitto.conf:4: bridge_protocol_version: invalid value "mqttv5": want mqttv31, mqttv311 or mqttv50`}},
 		{"restart_timeout cap below base", "connection a\naddress h\ntopic #\nrestart_timeout 30 10\n", []string{"mosquitto.conf:4: restart_timeout: cap 10 is lower than base 30"}},
 		{"restart_timeout word", "connection a\naddress h\ntopic #\nrestart_timeout soon\n", []string{`mosquitto.conf:4: restart_timeout: invalid number "soon"`}},
-		{"start_type manual", "connection a\naddress h\ntopic #\nstart_type manual\n", []string{`mosquitto.conf:4: start_type: invalid value "manual": want automatic, lazy or once`}},
+		{"start_type manual", "connection a\naddress h\ntopic #\nstart_type manual\n", []string{`mosquitto.conf:4: start_type: cannot apply on this box: "manual" needs a control API to start the bridge, which this box does not have; use automatic, lazy or once`}},
 		{"keepalive too big", "connection a\naddress h\ntopic #\nkeepalive_interval 70000\n", []string{"mosquitto.conf:4: keepalive_interval: 70000 is too big: want 65535 or less"}},
 		{"notification topic wildcard", "connection a\naddress h\ntopic #\nnotification_topic state/#\n", []string{`mosquitto.conf:4: notification_topic: invalid topic "state/#": wildcards are not allowed`}},
 		{"bridge remote_username twice", "connection a\naddress h\ntopic #\nusername u\nremote_username v\n", []string{"mosquitto.conf:5: remote_username: set twice (first at mosquitto.conf:4)"}},
@@ -170,10 +170,6 @@ func TestCheckWarnings(t *testing.T) {
 		{"log_dest topic", "log_dest topic\n", []string{"mosquitto.conf:1: log_dest: topic: not supported yet (logs are not published on $SYS/broker/log), ignored"}},
 		{"removed in Mosquitto 2.0", "retry_interval 20\n", []string{"mosquitto.conf:1: retry_interval: no longer available (Mosquitto 2.0 removed it too); ignored"}},
 		{"unsupported security option", "check_retain_source true\n", []string{"mosquitto.conf:1: check_retain_source: not supported by this broker, ignored"}},
-		{"unsupported bridge option", bridgeOK + "round_robin true\nlocal_username me\n", []string{
-			"mosquitto.conf:4: round_robin: not supported by this broker, ignored",
-			"mosquitto.conf:5: local_username: not supported by this broker, ignored",
-		}},
 		{"extra words", "listener 1883 127.0.0.1 extra words\nsys_interval 5 6\n", []string{
 			`mosquitto.conf:1: listener: extra text "extra words" ignored`,
 			`mosquitto.conf:2: sys_interval: extra text "6" ignored`,

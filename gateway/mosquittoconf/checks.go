@@ -113,7 +113,7 @@ func (in *interp) checkBridgeTLS(b *Bridge) {
 	if b.KeyFile != "" && b.CertFile == "" {
 		in.ds.errorf(w["bridge_keyfile"], "bridge_keyfile", "needs bridge_certfile in the same bridge")
 	}
-	if b.CAFile == "" && b.CAPath == "" {
+	if b.CAFile == "" && b.CAPath == "" && !b.TLSUseOSCerts {
 		const msg = "needs bridge_cafile or bridge_capath in the same bridge (TLS to the remote is on when one is set)"
 		for _, o := range []struct{ name, v string }{{"bridge_certfile", b.CertFile}, {"bridge_keyfile", b.KeyFile}, {"bridge_tls_version", b.TLSVersion}} {
 			if o.v != "" {

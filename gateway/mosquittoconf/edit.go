@@ -166,8 +166,10 @@ func renderBridge(b Bridge) ([]string, error) {
 	str("notification_topic", norm.NotificationTopic, defaultNotificationTopic(norm.RemoteClientID))
 	boolean("try_private", norm.TryPrivate, def.TryPrivate)
 	str("start_type", norm.StartType, def.StartType)
-	if norm.RestartTimeoutBase != def.RestartTimeoutBase || norm.RestartTimeoutCap != def.RestartTimeoutCap {
-		if norm.RestartTimeoutCap == 0 {
+	if norm.RestartTimeoutBase != def.RestartTimeoutBase || norm.RestartTimeoutCap != def.RestartTimeoutCap || norm.RestartTimeoutStable != 0 {
+		if norm.RestartTimeoutStable != 0 {
+			add("restart_timeout", strconv.Itoa(norm.RestartTimeoutBase), strconv.Itoa(norm.RestartTimeoutCap), strconv.Itoa(norm.RestartTimeoutStable))
+		} else if norm.RestartTimeoutCap == 0 {
 			add("restart_timeout", strconv.Itoa(norm.RestartTimeoutBase))
 		} else {
 			add("restart_timeout", strconv.Itoa(norm.RestartTimeoutBase), strconv.Itoa(norm.RestartTimeoutCap))
@@ -183,6 +185,7 @@ func renderBridge(b Bridge) ([]string, error) {
 	str("bridge_tls_version", norm.TLSVersion, "")
 	num("bridge_max_packet_size", norm.MaxPacketSize, 0)
 	boolean("bridge_outgoing_retain", norm.OutgoingRetain, def.OutgoingRetain)
+	renderBridgeExtra(norm.BridgeExtra, def.BridgeExtra, add)
 
 	// Read the block back: what is written must mean b, exactly.
 	in := newInterp("")

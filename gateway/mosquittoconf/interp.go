@@ -152,6 +152,10 @@ func (in *interp) apply(st *fileState, l *Line) {
 		}
 		return
 	}
+	if why := bridgeRefusal(name, l); why != "" && opt.scope == scopeBridge {
+		in.ds.errorf(pos, name, "cannot apply on this box: "+why)
+		return
+	}
 	if !opt.supported {
 		in.ds.warnf(pos, name, "not supported by this broker, ignored")
 		return
@@ -567,6 +571,7 @@ func newBridge(name string) *Bridge {
 		IdleTimeout:        60,
 		Threshold:          10,
 		OutgoingRetain:     true,
+		BridgeExtra:        bridgeExtraDefaults(),
 		Where:              map[string]Pos{},
 	}
 }
@@ -683,6 +688,10 @@ func (in *interp) applyBridge(b *Bridge, pos Pos, l *Line, key string) {
 		in.atLeastOne(pos, l, &b.Threshold)
 	case "start_type":
 		if v, ok := in.word(pos, l); ok {
+			if v == "manual" {
+				in.ds.errorf(pos, l.Option, `cannot apply on this box: "manual" needs a control API to start the bridge, which this box does not have; use automatic, lazy or once`)
+				return
+			}
 			if v != "automatic" && v != "lazy" && v != "once" {
 				in.ds.errorf(pos, l.Option, fmt.Sprintf("invalid value %q: want automatic, lazy or once", v))
 				return
@@ -703,6 +712,8 @@ func (in *interp) applyBridge(b *Bridge, pos Pos, l *Line, key string) {
 		in.tlsVersion(pos, l, &b.TLSVersion)
 	case "bridge_max_packet_size":
 		in.setInt(pos, l, 0, math.MaxInt32, &b.MaxPacketSize)
+	default:
+		in.applyBridgeExtra(b, pos, l, key)
 	}
 }
 
@@ -712,8 +723,17 @@ func (in *interp) restartTimeout(b *Bridge, pos Pos, l *Line) {
 		in.ds.errorf(pos, l.Option, "missing value")
 		return
 	}
+	if len(w) > 3 {
+		in.extra(pos, l, w[3:])
+	}
+	stable := 0
 	if len(w) > 2 {
-		in.extra(pos, l, w[2:])
+		n, err := strconv.Atoi(w[2])
+		if err != nil || n < 0 {
+			in.ds.errorf(pos, l.Option, fmt.Sprintf("invalid stable time %q: want seconds, 0 or more", w[2]))
+			return
+		}
+		stable = n
 	}
 	base, err := strconv.Atoi(w[0])
 	if err != nil {
@@ -736,7 +756,7 @@ func (in *interp) restartTimeout(b *Bridge, pos Pos, l *Line) {
 			return
 		}
 	}
-	b.RestartTimeoutBase, b.RestartTimeoutCap = base, capv
+	b.RestartTimeoutBase, b.RestartTimeoutCap, b.RestartTimeoutStable = base, capv, stable
 }
 
 // topic reads `topic PATTERN [DIRECTION [QOS [LOCAL_PREFIX [REMOTE_PREFIX]]]]`.

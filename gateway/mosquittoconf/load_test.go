@@ -179,6 +179,7 @@ restart_timeout 7
 		RestartTimeoutBase: 10, RestartTimeoutCap: 120, IdleTimeout: 90, Threshold: 5,
 		CAFile: "certs/ca.crt", CertFile: "certs/server.crt", KeyFile: "certs/server.key", Insecure: false,
 		TLSVersion: "tlsv1.3", MaxPacketSize: 65536, OutgoingRetain: false,
+		BridgeExtra: BridgeExtra{AttemptUnsubscribe: true, MaxTopicAlias: 10},
 	}
 	if !reflect.DeepEqual(b, want) {
 		t.Errorf("bridge = %+v\nwant %+v", b, want)

@@ -204,6 +204,8 @@ type Bridge struct {
 	MaxPacketSize  int  // bridge_max_packet_size; 0 = no limit
 	OutgoingRetain bool // bridge_outgoing_retain, default true
 
+	BridgeExtra // the options of bridgeopts.go
+
 	Pos Pos // where the connection line is
 
 	// Where each option of this bridge was written (canonical names:

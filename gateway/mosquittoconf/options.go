@@ -124,6 +124,7 @@ var options = map[string]option{
 	"bridge_keyfile":           {scopeBridge, true},
 	"bridge_insecure":          {scopeBridge, true},
 	"bridge_tls_version":       {scopeBridge, true},
+	"bridge_tls_use_os_certs":  {scopeBridge, true}, // Mosquitto 2.1
 	"bridge_max_packet_size":   {scopeBridge, true},
 	"bridge_outgoing_retain":   {scopeBridge, true},
 
@@ -155,25 +156,25 @@ var options = map[string]option{
 	"plugin":                         {scopeSecurity, false},
 	"psk_file":                       {scopeSecurity, false},
 
-	// Known, not applied yet (warned about), or refused with a reason: bridge.
-	"bridge_alpn":                    {scopeBridge, false},
-	"bridge_attempt_unsubscribe":     {scopeBridge, false},
-	"bridge_bind_address":            {scopeBridge, false},
+	// Bridge options of issue 16: honoured (true), or refused with a reason (bridgeopts.go).
+	"bridge_alpn":                    {scopeBridge, true},
+	"bridge_attempt_unsubscribe":     {scopeBridge, true},
+	"bridge_bind_address":            {scopeBridge, true},
 	"bridge_ciphers":                 {scopeBridge, false},
 	"bridge_ciphers_tls1.3":          {scopeBridge, false},
 	"bridge_identity":                {scopeBridge, false},
-	"bridge_max_topic_alias":         {scopeBridge, false},
+	"bridge_max_topic_alias":         {scopeBridge, true},
 	"bridge_psk":                     {scopeBridge, false},
-	"bridge_receive_maximum":         {scopeBridge, false},
-	"bridge_reload_type":             {scopeBridge, false},
-	"bridge_require_ocsp":            {scopeBridge, false},
-	"bridge_session_expiry_interval": {scopeBridge, false},
-	"bridge_tcp_keepalive":           {scopeBridge, false},
-	"bridge_tcp_user_timeout":        {scopeBridge, false},
-	"local_cleansession":             {scopeBridge, false},
+	"bridge_receive_maximum":         {scopeBridge, true},
+	"bridge_reload_type":             {scopeBridge, true},
+	"bridge_require_ocsp":            {scopeBridge, true},
+	"bridge_session_expiry_interval": {scopeBridge, true},
+	"bridge_tcp_keepalive":           {scopeBridge, true},
+	"bridge_tcp_user_timeout":        {scopeBridge, true},
+	"local_cleansession":             {scopeBridge, true},
 	"local_password":                 {scopeBridge, false},
 	"local_username":                 {scopeBridge, false},
-	"round_robin":                    {scopeBridge, false},
+	"round_robin":                    {scopeBridge, true},
 }
 
 // refusals are the options that cannot apply on this box, with why. A
