@@ -36,6 +36,7 @@ bench: build test-deps
 	$(GO) test -run '^$$' -bench BoxIdleMemory -benchtime 3x ./e2e
 	$(GO) test -run '^$$' -bench . ./gateway/bridge ./discovery
 	$(GO) test -run '^$$' -bench Attack -benchtime 1x ./e2e/security
+	$(GO) test -run '^$$' -bench Tree10k -benchtime 200000x ./webui/topics
 
 soak: build test-deps
 	$(GO) run ./cmd/gwbench -gatewayd bin/gatewayd -soak

@@ -67,6 +67,8 @@ type Deps struct {
 	// AppLogins, when set, gives the broker login the box made for an app
 	// it runs (Home Assistant), for its page.
 	AppLogins func(app string) (api.MQTTLogin, bool)
+	// Topics, when set, is the topic explorer.
+	Topics Topics
 }
 
 // New builds the echo app.
@@ -99,6 +101,10 @@ func New(d Deps) *echo.Echo {
 	api.POST("/apps/:name/restart", h.action("restart"))
 	api.GET("/apps/:name/logs", h.logs)
 	api.GET("/devices", h.devices)
+	api.GET("/topics", h.topicList)
+	api.GET("/topics/history", h.topicHistory)
+	api.POST("/topics/publish", h.topicPublish)
+	api.DELETE("/topics/retained", h.topicClearRetained)
 	api.GET("/devices/:id", h.device)
 	api.DELETE("/devices/:id", h.forgetDevice)
 	api.GET("/broker/config", h.getConfig)

@@ -29,6 +29,7 @@ import (
 	"github.com/homebox/gateway/webui/auth"
 	"github.com/homebox/gateway/webui/confflow"
 	"github.com/homebox/gateway/webui/pages"
+	"github.com/homebox/gateway/webui/topics"
 )
 
 // devConsole is where --dev serves the console: loopback only.
@@ -69,6 +70,7 @@ type box struct {
 	sup     *supervisor.Supervisor
 	disc    *discovery.Service
 	stats   *sysstats.Collector
+	topics  *topics.Explorer
 	stopSSE chan struct{} // closed at stop: the event streams end
 	api     http.Handler
 	system  *slotSystem
@@ -168,6 +170,7 @@ func startBox(ctx context.Context, opts boxOptions) (*box, error) {
 	if err != nil {
 		return nil, err
 	}
+	b.topics = topics.Start(b.link, 0, b.log.With("part", "explorer"))
 	// Discovery does not wait for the broker: it connects once the broker
 	// accepts.
 	_, mqttPort := brokerAddr(root)
@@ -178,9 +181,9 @@ func startBox(ctx context.Context, opts boxOptions) (*box, error) {
 	b.hosts = &webui.OwnHosts{Names: cfg.Console.Hosts}
 	b.api = webui.New(webui.Deps{
 		Apps: b.sup, Devices: b.disc, Console: console, Version: opts.Version, System: b.system, Hosts: b.hosts,
-		AppLogins: b.appLogin,
-		Pages:     pages.Handler(pages.Options{Version: opts.Version}),
-		Logger:    b.log.With("part", "api"),
+		AppLogins: b.appLogin, Topics: b.topics,
+		Pages:  pages.Handler(pages.Options{Version: opts.Version}),
+		Logger: b.log.With("part", "api"),
 	})
 	// The socket goes up before the apps start so that gwctl can watch a
 	// slow start.
@@ -327,6 +330,9 @@ func (b *box) stop() error {
 	}
 	if b.stats != nil {
 		b.stats.Close()
+	}
+	if b.topics != nil {
+		b.topics.Close()
 	}
 	if b.sup != nil {
 		if err := b.sup.Shutdown(ctx); err != nil {

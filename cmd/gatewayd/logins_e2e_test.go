@@ -142,6 +142,41 @@ apps:
 	if strings.Contains(sub.Output(), "from the plug") {
 		t.Error("the device published outside its ACL")
 	}
+	// The topic explorer (the box's own client) sees every topic, publishes
+	// and clears retained messages, with logins required.
+	if out, code := pubAs("explore/room/temp", "21.4", "-r", "-u", "owner", "-P", "owner-pw"); code != 0 {
+		t.Fatalf("owner publish: %s", out)
+	}
+	testkit.WaitFor(t, 15*time.Second, "the explorer to list the topic", func() bool {
+		r := sock.do("GET", "/api/topics?prefix=explore&depth=3", nil)
+		return strings.Contains(string(r.raw), `"topic":"explore/room/temp"`) && strings.Contains(string(r.raw), `"payload":"21.4"`)
+	})
+	if r := sock.do("GET", "/api/topics?depth=1", nil); !strings.Contains(string(r.raw), `"topic":"$SYS"`) {
+		t.Errorf("the explorer does not list $SYS: %s", r.raw)
+	}
+	got := testkit.Start(t, "mosquitto_sub", "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-u", "owner", "-P", "owner-pw", "-t", "explore/cmd", "-C", "1")
+	testkit.WaitFor(t, 10*time.Second, "the subscriber", func() bool {
+		r := sock.do("GET", "/api/broker/stats", nil)
+		b, _ := r.m["broker"].(map[string]any)
+		return b != nil && b["owner_clients"].(float64) >= 1
+	})
+	if r := sock.do("POST", "/api/topics/publish", map[string]any{"topic": "explore/cmd", "payload": "ON", "qos": 1}); r.code != 200 {
+		t.Fatalf("explorer publish: %d %s", r.code, r.raw)
+	}
+	if code := got.Wait(t, 10*time.Second); code != 0 || strings.TrimSpace(got.Output()) != "ON" {
+		t.Errorf("the subscriber got %q (exit %d)", got.Output(), code)
+	}
+	if r := sock.do("POST", "/api/topics/publish", map[string]any{"topic": "explore/#", "payload": "x"}); r.code != 400 {
+		t.Errorf("a wildcard topic: %d %s", r.code, r.raw)
+	}
+	if r := sock.do("DELETE", "/api/topics/retained?prefix=explore", nil); r.code != 200 || !strings.Contains(string(r.raw), "explore/room/temp") {
+		t.Fatalf("clear retained: %d %s", r.code, r.raw)
+	}
+	if out, code := testkit.Run(t, 10*time.Second, "mosquitto_sub", "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-u", "owner", "-P", "owner-pw",
+		"-t", "explore/#", "-C", "1", "-W", "2"); code == 0 {
+		t.Errorf("a retained message is left after clearing: %q", out)
+	}
+
 	// Home Assistant's account, made by the box, gets in too.
 	var secrets map[string]string
 	data, err := os.ReadFile(filepath.Join(root, "data/gateway/box-accounts.json"))

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -12,7 +13,9 @@ import (
 	"github.com/homebox/gateway/gateway/sysstats"
 	"github.com/homebox/gateway/supervisor"
 	"github.com/homebox/gateway/webui"
+	"github.com/homebox/gateway/webui/api"
 	"github.com/homebox/gateway/webui/confflow"
+	"github.com/homebox/gateway/webui/topics"
 )
 
 // The parts of the box the page tests do not start for real: a supervisor
@@ -395,4 +398,34 @@ func (s *fakeStats) set(change func(*sysstats.Snapshot)) {
 		default:
 		}
 	}
+}
+
+// fakeTopics is the topic explorer over a real tree, with a broker that
+// takes every publish as it comes (a retained one is kept retained).
+type fakeTopics struct {
+	tree      *topics.Tree
+	mu        sync.Mutex
+	published []api.PublishInput
+}
+
+func newFakeTopics() *fakeTopics { return &fakeTopics{tree: topics.NewTree(0)} }
+
+func (f *fakeTopics) Tree() *topics.Tree { return f.tree }
+
+func (f *fakeTopics) Publish(topic string, payload []byte, qos byte, retain bool) error {
+	f.mu.Lock()
+	f.published = append(f.published, api.PublishInput{Topic: topic, Payload: string(payload), QoS: qos, Retain: retain})
+	f.mu.Unlock()
+	f.tree.Record(topics.Message{Topic: topic, Payload: payload, QoS: qos, Retained: retain, At: time.Now()})
+	return nil
+}
+
+func (f *fakeTopics) Retained(topic string, subtree bool) ([]string, error) {
+	return f.tree.Retained(topic, subtree), nil
+}
+
+func (f *fakeTopics) sent() []api.PublishInput {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.published)
 }

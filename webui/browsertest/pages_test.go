@@ -45,6 +45,7 @@ type pagesEnv struct {
 	apps    *fakeApps
 	stats   *fakeStats
 	devices *fakeDevices
+	topics  *fakeTopics
 	spy     *spy
 
 	url string // the whole console
@@ -153,10 +154,15 @@ func newPagesEnv(t *testing.T) *pagesEnv {
 	done := make(chan struct{})
 	pg := pages.Handler(pages.Options{Version: "test"})
 	console := func(devs webui.Devices, stats webui.Stats) *echo.Echo {
-		return webui.New(webui.Deps{Apps: e.apps, Devices: devs, Version: "test", Middleware: []echo.MiddlewareFunc{e.spy.middleware},
+		var tp webui.Topics
+		if devs != nil {
+			tp = e.topics
+		}
+		return webui.New(webui.Deps{Apps: e.apps, Devices: devs, Topics: tp, Version: "test", Middleware: []echo.MiddlewareFunc{e.spy.middleware},
 			Pages: pg, Console: &webui.Console{Auth: login, Flow: flow, Stats: stats, Events: events, CertsDir: e.certs, Done: done}})
 	}
 	e.devices = devices
+	e.topics = newFakeTopics()
 	e.url = serveLAN(t, console(devices, e.stats))
 	e.bareURL = serveLAN(t, console(nil, nil))
 	// Ends the event streams before the servers wait for their requests.

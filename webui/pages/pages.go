@@ -61,6 +61,7 @@ var menu = []menuItem{
 	{"/broker/config", "Broker config", "config"},
 	{"/bridges", "Bridges", "bridges"},
 	{"/devices", "Devices", "devices"},
+	{"/topics", "Topics", "topics"},
 	{"/broker/users", "Broker users", "users"},
 	{"/system", "System", "system"},
 }
@@ -81,6 +82,7 @@ var routes = []struct {
 	{"GET /devices", page{"devices", "Devices", "devices"}},
 	{"GET /devices/{param}", page{"device", "Device", "devices"}},
 	{"GET /broker/users", page{"users", "Broker users", "users"}},
+	{"GET /topics", page{"topics", "Topics", "topics"}},
 	{"GET /system", page{"system", "System", "system"}},
 	{"GET /setup", page{"setup", "Set the admin password", ""}},
 	{"GET /login", page{"login", "Log in", ""}},

@@ -1191,6 +1191,121 @@
     every(2000, load);
   }
 
+  // ---------- topic explorer ----------
+
+  function pageTopics() {
+    const tree = $('#tree');
+    const open = new Set(['']); // expanded prefixes; '' is the top
+    let selected = null;
+    const nodes = new Map(); // prefix -> its children as last fetched
+    const short = v => v.length > 48 ? v.slice(0, 47) + '…' : v;
+
+    function row(n) {
+      const name = n.topic.split('/').pop() || '(empty)';
+      const kids = n.children > 0;
+      const value = n.payload !== undefined ? short(n.payload) : n.payload_hex !== undefined ? '0x ' + short(n.payload_hex) : '';
+      const li = el('li', { role: 'treeitem', 'data-topic': n.topic, 'aria-expanded': kids ? String(open.has(n.topic)) : null },
+        el('div', { class: 'node' + (selected === n.topic ? ' selected' : '') },
+          kids ? el('button', { type: 'button', class: 'toggle quiet', 'aria-label': (open.has(n.topic) ? 'Collapse ' : 'Expand ') + n.topic,
+            onclick: () => { open.has(n.topic) ? open.delete(n.topic) : open.add(n.topic); refresh(); } }, open.has(n.topic) ? '▾' : '▸') : el('span', { class: 'toggle' }, ''),
+          el('button', { type: 'button', class: 'quiet name', onclick: () => select(n.topic) }, name),
+          el('span', { class: 'muted small count' }, n.messages + (kids ? ' · ' + n.children + ' below' : '')),
+          n.retained ? badge('up', 'retained') : '',
+          el('span', { class: 'value small' }, value)));
+      if (kids && open.has(n.topic)) {
+        li.append(el('ul', { role: 'group' }, ...(nodes.get(n.topic) || []).map(row)));
+      }
+      return li;
+    }
+
+    function draw() {
+      const top = nodes.get('') || [];
+      tree.replaceChildren(...(top.length ? top.map(row) : [el('li', { class: 'muted' }, 'No topic heard yet.')]));
+      const q = $('#topic-filter').value.trim().toLowerCase();
+      if (q) $$('li[data-topic]', tree).forEach(li => { li.hidden = !li.dataset.topic.toLowerCase().includes(q) && !$('li[data-topic]:not([hidden])', li); });
+    }
+
+    // One request per expanded level, every second: the page gets batched
+    // figures however fast the topics change.
+    async function refresh() {
+      try {
+        for (const p of [...open]) {
+          nodes.set(p, await api('GET', '/api/topics?depth=1' + (p ? '&prefix=' + encodeURIComponent(p) : '')));
+        }
+        $('#topic-count').textContent = (nodes.get('') || []).reduce((a, n) => a + n.messages, 0) + ' messages heard';
+        draw();
+        if (selected) showTopic(selected);
+      } catch (err) {
+        tree.replaceChildren(el('li', {}, badge('unavailable', 'unavailable'), ' ', err.message));
+      }
+    }
+
+    function select(topic) {
+      selected = topic;
+      $('#pub-topic').value = topic;
+      showTopic(topic);
+      draw();
+    }
+
+    async function showTopic(topic) {
+      let res;
+      try { res = await api('GET', '/api/topics/history?topic=' + encodeURIComponent(topic)); } catch (err) { return; }
+      const n = res.node;
+      $('#topic-card').hidden = false;
+      $('#topic-name').textContent = n.topic;
+      $('#topic-facts').replaceChildren(...[['Messages', String(n.messages)], ['Retained', n.retained ? 'yes' : 'no'],
+        ['QoS', n.qos ?? '–'], ['Age', n.age_s !== undefined ? duration(n.age_s) : '–'], ['Below', String(n.children)]]
+        .flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, String(v))]));
+      let text = n.payload_hex !== undefined ? n.payload_hex : n.payload ?? '(no message on this topic itself)';
+      if (n.payload !== undefined) { try { text = JSON.stringify(JSON.parse(n.payload), null, 2); } catch (e) { /* not JSON */ } }
+      $('#topic-value').textContent = text + (n.truncated ? '\n… (cut: longer than 4 KiB)' : '');
+      const hist = res.history || [];
+      $('#topic-history').replaceChildren(...hist.slice(-8).reverse().map(p => el('li', {}, el('span', { class: 'grow' }, short(p.value)), el('span', { class: 'muted' }, ago(p.t)))));
+      sparkline($('#sparkline'), hist.map(p => parseFloat(p.value)).filter(v => !isNaN(v)));
+    }
+
+    function sparkline(svg, vs) {
+      const NS = 'http://www.w3.org/2000/svg';
+      if (vs.length < 2) { svg.replaceChildren(); svg.setAttribute('aria-label', 'No numeric history'); return; }
+      const lo = Math.min(...vs), hi = Math.max(...vs), span = hi - lo || 1;
+      const d = vs.map((v, i) => (i ? 'L' : 'M') + (i * 300 / (vs.length - 1)).toFixed(1) + ' ' + (56 - (v - lo) * 52 / span).toFixed(1)).join(' ');
+      const path = document.createElementNS(NS, 'path');
+      path.setAttribute('d', d);
+      path.setAttribute('class', 'line');
+      svg.replaceChildren(path);
+      svg.setAttribute('aria-label', 'Last ' + vs.length + ' values, from ' + lo + ' to ' + hi);
+    }
+
+    async function clear(prefix) {
+      const t = selected;
+      const q = prefix ? 'prefix=' : 'topic=';
+      if (!await ask(prefix ? 'Clear every retained message below ' + t + '?' : 'Clear the retained message of ' + t + '?',
+        'New subscribers will no longer get ' + (prefix ? 'them' : 'it') + '. Devices that publish retained again put theirs back.', 'Clear retained')) return;
+      try {
+        const res = await api('DELETE', '/api/topics/retained?' + q + encodeURIComponent(t));
+        say(res.cleared.length ? 'Cleared ' + res.cleared.length + ' retained message' + (res.cleared.length > 1 ? 's' : '') + '.' : 'Nothing retained there.', 'ok');
+        refresh();
+      } catch (err) { say('Could not clear: ' + err.message, 'error'); }
+    }
+    $('#clear-one').addEventListener('click', () => clear(false));
+    $('#clear-tree').addEventListener('click', () => clear(true));
+    $('#topic-filter').addEventListener('input', draw);
+
+    $('#publish-form').addEventListener('submit', async e => {
+      e.preventDefault();
+      const errP = $('#publish-error');
+      errP.textContent = '';
+      const topic = $('#pub-topic').value.trim();
+      try {
+        await busy($('button[type=submit]', e.target), 'Publishing…', () => api('POST', '/api/topics/publish',
+          { topic, payload: $('#pub-payload').value, qos: +$('#pub-qos').value, retain: $('#pub-retain').checked }));
+        say('Published to ' + topic + '.', 'ok');
+        refresh();
+      } catch (err) { errP.textContent = err.message; say('', 'info'); }
+    });
+    every(1000, refresh);
+  }
+
   // ---------- broker users ----------
 
   function pageUsers() {
@@ -1399,7 +1514,7 @@
 
   const pages = {
     overview: pageOverview, apps: pageApps, app: pageApp, config: pageConfig, bridges: pageBridges,
-    bridge: pageBridge, devices: pageDevices, device: pageDevice, users: pageUsers, system: pageSystem,
+    bridge: pageBridge, devices: pageDevices, device: pageDevice, users: pageUsers, system: pageSystem, topics: pageTopics,
   };
 
   async function boot() {
