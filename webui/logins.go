@@ -99,12 +99,38 @@ func (lf *loginFiles) files(users map[string]string, edit func(d *mosquittoconf.
 	return out, nil
 }
 
-func (h *handlers) getLogins(c echo.Context) error {
+// loginFilesNow reads the login files for a GET route.
+func (h *handlers) loginFilesNow() (*loginFiles, error) {
 	f, err := h.flow()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	lf, err := readLoginFiles(f)
+	return readLoginFiles(f)
+}
+
+// changeLogins runs one change of the login files through the flow:
+// change gets them as they are, with the owner's users, under the flow's
+// lock, and returns what to write.
+func (h *handlers) changeLogins(c echo.Context, kind string, change func(lf *loginFiles, users map[string]string) ([]confflow.File, error)) (confflow.Result, error) {
+	f, err := h.flow()
+	if err != nil {
+		return confflow.Result{}, err
+	}
+	return f.Run(c.Request().Context(), kind, func() ([]confflow.File, error) {
+		lf, err := readLoginFiles(f)
+		if err != nil {
+			return nil, err
+		}
+		users, err := lf.users()
+		if err != nil {
+			return nil, err
+		}
+		return change(lf, users)
+	})
+}
+
+func (h *handlers) getLogins(c echo.Context) error {
+	lf, err := h.loginFilesNow()
 	if err != nil {
 		return err
 	}
@@ -142,19 +168,7 @@ func (h *handlers) putLogins(c echo.Context) error {
 		}
 		first = u.Username
 	}
-	f, err := h.flow()
-	if err != nil {
-		return err
-	}
-	res, err := f.Run(c.Request().Context(), "logins", func() ([]confflow.File, error) {
-		lf, err := readLoginFiles(f)
-		if err != nil {
-			return nil, err
-		}
-		users, err := lf.users()
-		if err != nil {
-			return nil, err
-		}
+	res, err := h.changeLogins(c, "logins", func(lf *loginFiles, users map[string]string) ([]confflow.File, error) {
 		if first != "" {
 			hash, err := auth.HashPBKDF2(in.FirstUser.Password)
 			if err != nil {
@@ -216,20 +230,8 @@ func (h *handlers) addDevice(c echo.Context) error {
 		block = append(block, "topic readwrite "+strings.TrimSpace(t))
 	}
 	block = append(block, "topic readwrite homeassistant/#", "topic write tasmota/discovery/#")
-	f, err := h.flow()
-	if err != nil {
-		return err
-	}
 	var port int
-	res, err := f.Run(c.Request().Context(), "device login", func() ([]confflow.File, error) {
-		lf, err := readLoginFiles(f)
-		if err != nil {
-			return nil, err
-		}
-		users, err := lf.users()
-		if err != nil {
-			return nil, err
-		}
+	res, err := h.changeLogins(c, "device login", func(lf *loginFiles, users map[string]string) ([]confflow.File, error) {
 		if _, taken := users[in.Name]; taken {
 			return nil, newError(http.StatusConflict, fmt.Sprintf("a user named %q exists already", in.Name))
 		}
@@ -289,11 +291,7 @@ func randomPassword() string {
 }
 
 func (h *handlers) getACL(c echo.Context) error {
-	f, err := h.flow()
-	if err != nil {
-		return err
-	}
-	lf, err := readLoginFiles(f)
+	lf, err := h.loginFilesNow()
 	if err != nil {
 		return err
 	}
@@ -335,15 +333,7 @@ func (h *handlers) putACL(c echo.Context) error {
 	if len(in.Text) > maxACL {
 		return newError(http.StatusRequestEntityTooLarge, fmt.Sprintf("the ACL text is over %d KiB", maxACL>>10))
 	}
-	f, err := h.flow()
-	if err != nil {
-		return err
-	}
-	res, err := f.Run(c.Request().Context(), "acl", func() ([]confflow.File, error) {
-		lf, err := readLoginFiles(f)
-		if err != nil {
-			return nil, err
-		}
+	res, err := h.changeLogins(c, "acl", func(lf *loginFiles, _ map[string]string) ([]confflow.File, error) {
 		if _, err := auth.CheckACL(lf.acl, []byte(in.Text)); err != nil {
 			return nil, &apiError{code: http.StatusUnprocessableEntity, body: map[string]any{
 				"error": err.Error() + "; nothing was written", "errors": []api.LineError{aclLineError(err)}}}
@@ -360,10 +350,8 @@ func (h *handlers) putACL(c echo.Context) error {
 }
 
 func aclName(h *handlers) string {
-	if f, err := h.flow(); err == nil {
-		if lf, err := readLoginFiles(f); err == nil {
-			return filepath.Base(lf.acl)
-		}
+	if lf, err := h.loginFilesNow(); err == nil {
+		return filepath.Base(lf.acl)
 	}
 	return defaultACLFile
 }

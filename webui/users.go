@@ -138,19 +138,7 @@ func (h *handlers) deleteUser(c echo.Context) error {
 // password_file yet, the file is made beside the conf and the conf names it
 // in the same save: the first user needs no SSH.
 func (h *handlers) changeUsers(c echo.Context, edit func(map[string]string) error) error {
-	f, err := h.flow()
-	if err != nil {
-		return err
-	}
-	res, err := f.Run(c.Request().Context(), "users", func() ([]confflow.File, error) {
-		lf, err := readLoginFiles(f)
-		if err != nil {
-			return nil, err
-		}
-		users, err := lf.users()
-		if err != nil {
-			return nil, err
-		}
+	res, err := h.changeLogins(c, "users", func(lf *loginFiles, users map[string]string) ([]confflow.File, error) {
 		if err := edit(users); err != nil {
 			return nil, err
 		}

@@ -26,6 +26,23 @@ import (
 // control socket and over the LAN listener, checking each change with real
 // MQTT clients.
 
+// brokerBoxYAML is a test box's gateway.yaml: the console on a free
+// loopback port, mDNS off, and the broker app ready on port; more lines of
+// the broker's entry (and more apps after it) in extra.
+func brokerBoxYAML(port int, extra string) string {
+	return fmt.Sprintf(`console: {listen: "127.0.0.1:0"}
+lan: {allow: [loopback]}
+discovery: {mdns: {enabled: false}}
+apps:
+  - name: mqtt
+    command: gatewayd
+    args: [broker, --config, "{root}/etc/mosquitto/mosquitto.conf"]
+    ready: {tcp: "127.0.0.1:%d"}
+    restart: {delay: 0s, backoff_max: 2s, min_uptime: 1s}
+    cwd: "{root}/data"
+`, port) + extra
+}
+
 func write(t *testing.T, path, text string, mode os.FileMode) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -114,18 +131,7 @@ func TestConsoleEndToEnd(t *testing.T) {
 	defer held.Close()
 	p3 := held.Addr().(*net.TCPAddr).Port
 
-	write(t, filepath.Join(root, "etc/gateway/gateway.yaml"), fmt.Sprintf(`console: {listen: "127.0.0.1:0"}
-lan: {allow: [loopback]}
-discovery: {mdns: {enabled: false}}
-apps:
-  - name: mqtt
-    command: gatewayd
-    args: [broker, --config, "{root}/etc/mosquitto/mosquitto.conf"]
-    ready: {tcp: "127.0.0.1:%d"}
-    kill_timeout: 5s
-    restart: {delay: 0s, backoff_max: 2s, min_uptime: 1s}
-    cwd: "{root}/data"
-`, p1), 0o644)
+	write(t, filepath.Join(root, "etc/gateway/gateway.yaml"), brokerBoxYAML(p1, "    kill_timeout: 5s\n"), 0o644)
 	conf := filepath.Join(root, "etc/mosquitto/mosquitto.conf")
 	conf0 := fmt.Sprintf("# the test box\nlistener %d 127.0.0.1\nallow_anonymous true\nsys_interval 1\n# users, relative to the broker's folder\npassword_file passwd\n", p1)
 	write(t, conf, conf0, 0o644)

@@ -38,17 +38,7 @@ func TestLoginsOnAndEverythingStillWorks(t *testing.T) {
 		return string(out)
 	}
 	port := testkit.FreePort(t)
-	write(t, filepath.Join(root, "etc/gateway/gateway.yaml"), fmt.Sprintf(`console: {listen: "127.0.0.1:0"}
-lan: {allow: [loopback]}
-discovery: {mdns: {enabled: false}}
-apps:
-  - name: mqtt
-    command: gatewayd
-    args: [broker, --config, "{root}/etc/mosquitto/mosquitto.conf"]
-    ready: {tcp: "127.0.0.1:%d"}
-    restart: {delay: 0s, backoff_max: 2s, min_uptime: 1s}
-    cwd: "{root}/data"
-`, port), 0o644)
+	write(t, filepath.Join(root, "etc/gateway/gateway.yaml"), brokerBoxYAML(port, ""), 0o644)
 	write(t, filepath.Join(root, "etc/mosquitto/mosquitto.conf"), fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nsys_interval 1\n", port), 0o644)
 	box := testkit.Start(t, gatewayd, "run", "--root", root)
 	t.Cleanup(func() {

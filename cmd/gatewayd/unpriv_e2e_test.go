@@ -48,22 +48,13 @@ func TestAppsRunUnprivileged(t *testing.T) {
 	copyFile(t, testkit.Build(t, "./cmd/gatewayd"), bin, 0o755)
 
 	port := testkit.FreePort(t)
-	write(t, filepath.Join(root, "etc/gateway/gateway.yaml"), fmt.Sprintf(`console: {listen: "127.0.0.1:0"}
-lan: {allow: [loopback]}
-discovery: {mdns: {enabled: false}}
-apps:
-  - name: mqtt
-    command: gatewayd
-    args: [broker, --config, "{root}/etc/mosquitto/mosquitto.conf"]
-    ready: {tcp: "127.0.0.1:%d"}
-    cwd: "{root}/data"
-    user: nobody
+	write(t, filepath.Join(root, "etc/gateway/gateway.yaml"), brokerBoxYAML(port, `    user: nobody
   - name: helper
     command: sleep
     args: ["600"]
     cwd: "{root}/data/helper"
     user: nobody
-`, port), 0o644)
+`), 0o644)
 	write(t, filepath.Join(root, "etc/mosquitto/mosquitto.conf"), fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location mosquitto/\npassword_file passwd\n", port), 0o644)
 	hash, err := auth.HashPBKDF2("alice-pw")
 	if err != nil {
