@@ -59,7 +59,7 @@ type pagesEnv struct {
 
 const adminPassword = "correct horse"
 
-func newPagesEnv(t *testing.T) *pagesEnv {
+func newPagesEnv(t testing.TB) *pagesEnv {
 	t.Helper()
 	root := t.TempDir()
 	e := &pagesEnv{
@@ -171,7 +171,7 @@ func newPagesEnv(t *testing.T) *pagesEnv {
 }
 
 // serveLAN serves h on 127.0.0.1:0 as the console's LAN listener does.
-func serveLAN(t *testing.T, h http.Handler) string {
+func serveLAN(t testing.TB, h http.Handler) string {
 	srv := httptest.NewUnstartedServer(h)
 	srv.Config.ConnContext = webui.ConnContext(webui.OriginLAN)
 	srv.Start()
