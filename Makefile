@@ -37,6 +37,7 @@ bench: build test-deps
 	$(GO) test -run '^$$' -bench . ./gateway/bridge ./discovery
 	$(GO) test -run '^$$' -bench Attack -benchtime 1x ./e2e/security
 	$(GO) test -run '^$$' -bench Tree10k -benchtime 200000x ./webui/topics
+	$(GO) test -run '^$$' -bench ExplorerPage -benchtime 1x ./webui/browsertest
 
 soak: build test-deps
 	$(GO) run ./cmd/gwbench -gatewayd bin/gatewayd -soak

@@ -192,3 +192,52 @@ func TestLoginsOnAndEverythingStillWorks(t *testing.T) {
 		return code == 0
 	})
 }
+
+// The box's own clients follow a listener change without a restart of
+// gatewayd: after the port moves, the figures come back and discovery hears
+// an announce on the new port.
+func TestOwnClientsFollowTheListener(t *testing.T) {
+	testkit.RequireTool(t, "mosquitto_pub")
+	gatewayd := testkit.Build(t, "./cmd/gatewayd")
+	root := t.TempDir()
+	p1, p2 := testkit.FreePort(t), testkit.FreePort(t)
+	// Ready by the broker's own line, so the check does not name a port.
+	write(t, filepath.Join(root, "etc/gateway/gateway.yaml"), strings.Replace(brokerBoxYAML(p1, ""),
+		fmt.Sprintf(`ready: {tcp: "127.0.0.1:%d"}`, p1), `ready: {log: "broker running"}`, 1), 0o644)
+	conf := "listener %d 127.0.0.1\nallow_anonymous true\nsys_interval 1\n"
+	write(t, filepath.Join(root, "etc/mosquitto/mosquitto.conf"), fmt.Sprintf(conf, p1), 0o644)
+	box := testkit.Start(t, gatewayd, "run", "--root", root)
+	t.Cleanup(func() {
+		box.Signal(syscall.SIGTERM)
+		box.Wait(t, 30*time.Second)
+	})
+	box.WaitLine(t, 20*time.Second, regexp.MustCompile(`msg="gatewayd running"`))
+	sock := socketAPI(t, root)
+	// figures waits for $SYS figures received after since: the broker
+	// that sent them is the one running then.
+	figures := func(what string, since time.Time) {
+		testkit.WaitFor(t, 30*time.Second, what, func() bool {
+			b, _ := sock.do("GET", "/api/broker/stats", nil).m["broker"].(map[string]any)
+			if b == nil || b["up"] != true || b["box_clients"].(float64) < 2 {
+				return false
+			}
+			at, err := time.Parse(time.RFC3339Nano, fmt.Sprint(b["updated"]))
+			return err == nil && at.After(since)
+		})
+	}
+	figures("figures on the first port", time.Time{})
+	if r := sock.do("PUT", "/api/broker/config", map[string]string{"text": fmt.Sprintf(conf, p2)}); r.code != 200 {
+		t.Fatalf("moving the listener: %d %s", r.code, r.raw)
+	}
+	// The broker on the first port is gone: figures from now on come from
+	// a client that found the new one.
+	figures("figures on the new port", time.Now())
+	cfg := `{"name":"Moved","state_topic":"moved/state","unique_id":"moved_1","device":{"identifiers":["moved-1"],"name":"Moved Sensor"}}`
+	if out, code := testkit.Run(t, 15*time.Second, "mosquitto_pub", "-h", "127.0.0.1", "-p", strconv.Itoa(p2), "-r", "-q", "1",
+		"-t", "homeassistant/sensor/moved/config", "-m", cfg); code != 0 {
+		t.Fatalf("announce on the new port: %s", out)
+	}
+	testkit.WaitFor(t, 20*time.Second, "discovery on the new port", func() bool {
+		return strings.Contains(string(sock.do("GET", "/api/devices", nil).raw), "Moved Sensor")
+	})
+}

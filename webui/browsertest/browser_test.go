@@ -23,7 +23,7 @@ const (
 
 // browser is one headless Chromium tab.
 type browser struct {
-	t    *testing.T
+	t    testing.TB
 	ctx  context.Context
 	base string // http://127.0.0.1:port
 	// shots is where screenshots are kept besides the test's own folder;
@@ -33,7 +33,7 @@ type browser struct {
 
 // newBrowser starts Chromium (Debian's, or CHROMIUM) with a fresh profile.
 // A missing Chromium fails the test, naming it.
-func newBrowser(t *testing.T, base string) *browser {
+func newBrowser(t testing.TB, base string) *browser {
 	t.Helper()
 	path := os.Getenv("CHROMIUM")
 	if path == "" {

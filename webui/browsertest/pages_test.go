@@ -59,7 +59,7 @@ type pagesEnv struct {
 
 const adminPassword = "correct horse"
 
-func newPagesEnv(t *testing.T) *pagesEnv {
+func newPagesEnv(t testing.TB) *pagesEnv {
 	t.Helper()
 	root := t.TempDir()
 	e := &pagesEnv{
@@ -171,7 +171,7 @@ func newPagesEnv(t *testing.T) *pagesEnv {
 }
 
 // serveLAN serves h on 127.0.0.1:0 as the console's LAN listener does.
-func serveLAN(t *testing.T, h http.Handler) string {
+func serveLAN(t testing.TB, h http.Handler) string {
 	srv := httptest.NewUnstartedServer(h)
 	srv.Config.ConnContext = webui.ConnContext(webui.OriginLAN)
 	srv.Start()
@@ -342,6 +342,15 @@ func TestPages(t *testing.T) {
 	if tip, _ := eval[string](b, `document.querySelector("#t-clients").title`); !strings.Contains(tip, "box's own clients") {
 		t.Errorf("the clients tile explains %q", tip)
 	}
+	// Only the box's own client refused (logins on, say): no figures, and
+	// why, never "down"; bridges unknown, not down.
+	e.stats.set(func(s *sysstats.Snapshot) { s.Up, s.Error = false, "the broker refused the box's own login (not Authorized)" })
+	b.waitJS("the broker tile says no figures", `document.querySelector("#t-broker .badge").textContent === "no figures"`)
+	b.waitText("#t-broker-why", "refused the box's own login")
+	b.waitText("#t-bridges dd", "unknown")
+	b.waitText("#rate-desc", "No figures: the broker refused")
+	e.stats.set(func(s *sysstats.Snapshot) { s.Up, s.Error = true, "" })
+	b.waitJS("the broker tile up again", `document.querySelector("#t-broker .badge").dataset.state === "up"`)
 
 	// Apps: restart the errored one; the answer says launching, the event
 	// stream says when it is online.
