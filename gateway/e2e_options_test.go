@@ -353,7 +353,10 @@ func brokerAliases(t *testing.T, port string) uint16 {
 	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
 	var out bytes.Buffer
 	connect := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 5,
-		Connect:    packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 30, ClientIdentifier: "aliases"},
+		// One client id per call: a second "aliases" arriving while the
+		// broker still ends the first connection raced its teardown (3 in
+		// 20 runs lost the new subscription; noted in the closing note).
+		Connect:    packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 30, ClientIdentifier: "aliases-" + port},
 		Properties: packets.Properties{TopicAliasMaximum: 100}}
 	sub := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, ProtocolVersion: 5, PacketID: 1,
 		Filters: packets.Subscriptions{{Filter: "al/#", Qos: 1}}}
@@ -399,10 +402,10 @@ func brokerAliases(t *testing.T, port string) uint16 {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	p := paho.NewClient(paho.ClientConfig{ClientID: "alias-pub", Conn: pc})
+	p := paho.NewClient(paho.ClientConfig{ClientID: "alias-pub-" + port, Conn: pc})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := p.Connect(ctx, &paho.Connect{ClientID: "alias-pub", KeepAlive: 30, CleanStart: true}); err != nil {
+	if _, err := p.Connect(ctx, &paho.Connect{ClientID: "alias-pub-" + port, KeepAlive: 30, CleanStart: true}); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 12 {
