@@ -344,7 +344,9 @@ func TestPages(t *testing.T) {
 	}
 	// Only the box's own client refused (logins on, say): no figures, and
 	// why, never "down"; bridges unknown, not down.
-	e.stats.set(func(s *sysstats.Snapshot) { s.Up, s.Error = false, "the broker refused the box's own login (not Authorized)" })
+	e.stats.set(func(s *sysstats.Snapshot) {
+		s.Up, s.Error = false, "the broker refused the box's own login (not Authorized)"
+	})
 	b.waitJS("the broker tile says no figures", `document.querySelector("#t-broker .badge").textContent === "no figures"`)
 	b.waitText("#t-broker-why", "refused the box's own login")
 	b.waitText("#t-bridges dd", "unknown")
