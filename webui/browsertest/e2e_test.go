@@ -326,6 +326,11 @@ log_dest stdout
 	b.waitJS("the device page", `location.pathname.startsWith("/devices/") && document.body.dataset.ready === "true"`)
 	b.waitText("#entities-table", "e2e/thermo/temp")
 	deviceID := strings.TrimPrefix(strings.TrimPrefix(b.location(), base), "/devices/")
+	// Its value, live, as the thermometer reports it.
+	if out, ok := mqttPub(t, brokerPort, "-t", "e2e/thermo/temp", "-m", "21.4"); !ok {
+		t.Fatalf("state: %s", out)
+	}
+	b.waitTextFor(20*time.Second, "#entities-table .state", "21.4 °C")
 
 	// A broker user, then a real client logs in with it.
 	b.open("/broker/users")
@@ -349,7 +354,7 @@ log_dest stdout
 		{"bridges", "/bridges", `document.querySelector('tr[data-bridge="upstairs"] .badge').dataset.state === "up"`},
 		{"bridge", "/bridges/upstairs", `document.querySelector("#b-name").value === "upstairs"`},
 		{"devices", "/devices", `document.querySelector("tr[data-device]") !== null`},
-		{"device", "/devices/" + deviceID, `document.querySelector("#entities-table tbody tr") !== null`},
+		{"device", "/devices/" + deviceID, `document.querySelector("#entities-table .state").textContent.includes("21.4")`},
 		{"users", "/broker/users", `document.querySelector('#users [data-user="sensor1"]') !== null`},
 	} {
 		b.pageBoth(p.name, p.path, p.ready)
