@@ -22,6 +22,7 @@ import (
 	"github.com/homebox/gateway/gateway/auth"
 	"github.com/homebox/gateway/gateway/bridge"
 	"github.com/homebox/gateway/gateway/durable"
+	"github.com/homebox/gateway/gateway/expiry"
 	"github.com/homebox/gateway/gateway/fastpath"
 	"github.com/homebox/gateway/gateway/inorder"
 	"github.com/homebox/gateway/gateway/languard"
@@ -39,7 +40,7 @@ import (
 // would make Home Assistant's discovery configs vanish; a century keeps
 // them, while an expiry the publisher set still applies. Upstream: by
 // design (mochi-mqtt/server #444); TestMochiStillExpiresRetainedAfter24h.
-const retainForever = 100 * 365 * 24 * 3600
+const retainForever = expiry.Forever
 
 // Options are what the broker is made from.
 type Options struct {
@@ -281,6 +282,10 @@ func (b *Broker) addHooks() error {
 		}
 	}
 	if err := b.server.AddHook(bridge.InboundHook(b.server, b.log), nil); err != nil {
+		return err
+	}
+	// The retain-forever bound must not reach subscribers as an expiry.
+	if err := b.server.AddHook(&expiry.Hook{}, nil); err != nil {
 		return err
 	}
 	version := "gatewayd " + b.opts.Version + " (mochi-mqtt " + mqtt.Version + ")"

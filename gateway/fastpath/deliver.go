@@ -4,6 +4,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/homebox/gateway/gateway/expiry"
 	"github.com/homebox/gateway/gateway/traffic"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -147,8 +148,8 @@ func (h *Hook) deliverTo(pub *Conn, t *target, frame []byte) outcome {
 // expiryOf is the Message Expiry Interval mochi's WritePacket sends MQTT 5
 // subscribers: what is left of the expiry processPublish set, at least 1.
 func expiryOf(pk *packets.Packet) uint32 {
-	if pk.Expiry <= 0 {
-		return 0
+	if !expiry.Publisher(pk) {
+		return 0 // none, or only the broker's retain-forever bound
 	}
 	return uint32(max(pk.Expiry-time.Now().Unix(), 1))
 }
