@@ -4,7 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,20 +12,6 @@ import (
 	"github.com/homebox/gateway/gateway/auth"
 	"github.com/homebox/gateway/internal/testkit"
 )
-
-// sharedDir is a folder every account may enter (a test's own is root's).
-func sharedDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "broker-user-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
 
 func passwordFile(t *testing.T, path string, users map[string]string) {
 	t.Helper()
@@ -47,27 +32,13 @@ func passwordFile(t *testing.T, path string, users map[string]string) {
 	}
 }
 
-func procUID(t *testing.T, pid int) string {
-	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) > 1 && f[0] == "Uid:" {
-			return f[1]
-		}
-	}
-	return ""
-}
-
 // Mosquitto's `user`: started as root, the broker drops to the account
 // once its listeners are open, and still does all it did as root: serve,
 // persist retained messages across a restart, re-read its password file
 // on SIGHUP (both the account's, as Mosquitto needs them).
 func TestUserOptionDropsRoot(t *testing.T) {
 	testkit.RequireRoot(t, "dropping privileges")
-	dir := sharedDir(t)
+	dir := testkit.SharedDir(t)
 	passwordFile(t, filepath.Join(dir, "passwd"), map[string]string{"alice": "alice-pw"})
 	if err := os.Mkdir(filepath.Join(dir, "store"), 0o700); err != nil {
 		t.Fatal(err)
@@ -80,7 +51,7 @@ func TestUserOptionDropsRoot(t *testing.T) {
 	conf := "listener 0 127.0.0.1\nallow_anonymous true\npassword_file {dir}/passwd\npersistence true\npersistence_location {dir}/store/\nuser nobody\n"
 	b := startBrokerIn(t, dir, conf)
 	b.proc.WaitLine(t, 10*time.Second, regexp.MustCompile(`msg="dropped privileges" user=nobody uid=65534`))
-	if uid := procUID(t, b.proc.Cmd.Process.Pid); uid != "65534" {
+	if uid := testkit.ProcStatus(t, b.proc.Cmd.Process.Pid, "Uid:"); uid != "65534" {
 		t.Fatalf("the broker runs as uid %s, want nobody (65534)", uid)
 	}
 	pub(t, b.port(), "-u", "alice", "-P", "alice-pw", "-r", "-q", "1", "-t", "kept/a", "-m", "one")
@@ -110,7 +81,7 @@ func TestUserOptionDropsRoot(t *testing.T) {
 // root against the conf, nor fail later as the account. No owner changes.
 func TestUserOptionRefusesWhatCannotWork(t *testing.T) {
 	testkit.RequireRoot(t, "dropping privileges")
-	dir := sharedDir(t)
+	dir := testkit.SharedDir(t)
 	passwordFile(t, filepath.Join(dir, "passwd"), map[string]string{"alice": "alice-pw"}) // root's, 0600
 	if err := os.Mkdir(filepath.Join(dir, "store"), 0o700); err != nil {
 		t.Fatal(err)

@@ -276,7 +276,6 @@ func (a *app) launch() error {
 func (a *app) schedule(delay time.Duration) {
 	a.mu.Lock()
 	a.lastDelay = delay
-	a.st.RestartDelay = delay.Seconds()
 	if delay > 0 {
 		a.restartAt = time.Now().Add(delay)
 	}
@@ -448,6 +447,7 @@ func (a *app) snapshotLocked(now time.Time) AppState {
 		st.UptimeSeconds = now.Sub(a.startedAt).Seconds()
 	}
 	st.EnvNames = slices.Clone(st.EnvNames)
+	st.RestartDelay = a.lastDelay.Seconds()
 	if !a.restartAt.IsZero() {
 		in := max(a.restartAt.Sub(now), 0).Seconds()
 		st.NextRestartIn = &in

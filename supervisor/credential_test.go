@@ -1,10 +1,7 @@
 package supervisor
 
 import (
-	"io"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,48 +13,15 @@ import (
 // build folder is root's own).
 func sharedChild(t *testing.T) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "supervisor-shared-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	src, err := os.Open(childBin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	path := filepath.Join(dir, "child")
-	dst, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		t.Fatal(err)
-	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
-	}
+	path := filepath.Join(testkit.SharedDir(t), "child")
+	testkit.CopyFile(t, childBin, path, 0o755)
 	return path
 }
 
 // procIDs reads the real uid and gid of pid from /proc.
 func procIDs(t *testing.T, pid int) (uid, gid string) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) > 1 && f[0] == "Uid:" {
-			uid = f[1]
-		} else if len(f) > 1 && f[0] == "Gid:" {
-			gid = f[1]
-		}
-	}
-	return uid, gid
+	return testkit.ProcStatus(t, pid, "Uid:"), testkit.ProcStatus(t, pid, "Gid:")
 }
 
 // PM2's uid/gid: the app runs as the account gateway.yaml names, with its

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -36,16 +35,9 @@ func TestAppsRunUnprivileged(t *testing.T) {
 	testkit.RequireTool(t, "mosquitto_pub")
 	// The root is a folder every account may enter, as / is on the box,
 	// with gatewayd in it (a test's build folder is root's own).
-	root, err := os.MkdirTemp("", "unpriv-box-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(root) })
-	if err := os.Chmod(root, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	root := testkit.SharedDir(t)
 	bin := filepath.Join(root, "bin/gatewayd")
-	copyFile(t, testkit.Build(t, "./cmd/gatewayd"), bin, 0o755)
+	testkit.CopyFile(t, testkit.Build(t, "./cmd/gatewayd"), bin, 0o755)
 
 	port := testkit.FreePort(t)
 	write(t, filepath.Join(root, "etc/gateway/gateway.yaml"), brokerBoxYAML(port, `    user: nobody
@@ -89,7 +81,7 @@ func TestAppsRunUnprivileged(t *testing.T) {
 		return m.m["user"] == "nobody"
 	})
 	for name, pid := range map[string]int{"mqtt": mqttPID, "helper": helperPID} {
-		if uid := procField(t, pid, "Uid:"); uid != "65534" {
+		if uid := testkit.ProcStatus(t, pid, "Uid:"); uid != "65534" {
 			t.Errorf("%s runs as uid %s, want nobody", name, uid)
 		}
 	}
@@ -131,45 +123,9 @@ func TestAppsRunUnprivileged(t *testing.T) {
 	}
 }
 
-func procField(t *testing.T, pid int, field string) string {
-	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) > 1 && f[0] == field {
-			return f[1]
-		}
-	}
-	return ""
-}
-
 func readLog(t *testing.T, root, app string) string {
 	b, _ := os.ReadFile(filepath.Join(root, "var/log/gateway", app+".log"))
 	return string(b)
-}
-
-func copyFile(t *testing.T, src, dst string, mode os.FileMode) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // An account that does not exist is a mistake of gateway.yaml at its line

@@ -265,11 +265,21 @@ const (
 // splitField is the rate a split topic ("received/owner", ...) sets.
 func (c *Collector) splitField(name string) *float64 {
 	s := &c.snap
-	return map[string]*float64{
-		"received/owner": &s.OwnerInPerS, "sent/owner": &s.OwnerOutPerS,
-		"received/box": &s.BoxInPerS, "sent/box": &s.BoxOutPerS,
-		"received/sys": &s.SysInPerS, "sent/sys": &s.SysOutPerS,
-	}[name]
+	switch name {
+	case "received/owner":
+		return &s.OwnerInPerS
+	case "sent/owner":
+		return &s.OwnerOutPerS
+	case "received/box":
+		return &s.BoxInPerS
+	case "sent/box":
+		return &s.BoxOutPerS
+	case "received/sys":
+		return &s.SysInPerS
+	case "sent/sys":
+		return &s.SysOutPerS
+	}
+	return nil
 }
 
 // rate turns a growing counter into a per-second figure. A counter that
