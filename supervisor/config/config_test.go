@@ -27,7 +27,7 @@ func TestShippedFileLoads(t *testing.T) {
 	if !ok {
 		t.Fatal("no mqtt app")
 	}
-	if mqtt.ReadyTCP != "127.0.0.1:1883" || mqtt.MaxMemory != 256<<20 || mqtt.MinUptime != 30*time.Second ||
+	if mqtt.ReadyLog != `msg="broker running"` || mqtt.MaxMemory != 256<<20 || mqtt.MinUptime != 30*time.Second ||
 		mqtt.BackoffMax != 15*time.Second || mqtt.KillTimeout != 5*time.Second || mqtt.StopSignal != syscall.SIGTERM {
 		t.Errorf("mqtt = %+v", mqtt)
 	}
