@@ -32,6 +32,7 @@ import (
 	"github.com/homebox/gateway/gateway/mountpoint"
 	"github.com/homebox/gateway/gateway/policy"
 	"github.com/homebox/gateway/gateway/systopics"
+	"github.com/homebox/gateway/gateway/takeover"
 	"github.com/homebox/gateway/gateway/traffic"
 )
 
@@ -244,6 +245,11 @@ func (b *Broker) addHooks() error {
 	// Client ids first: the id it sets is the one the password check,
 	// the ACLs and the session see.
 	if err := b.server.AddHook(admit.New(b.server, cfg.ClientIDPrefixes, b.admitRules(), b.log), nil); err != nil {
+		return err
+	}
+	// A device that reconnects under its own id stays registered while
+	// its old connection is cleaned up (a mochi race).
+	if err := b.server.AddHook(takeover.New(b.server, b.log), nil); err != nil {
 		return err
 	}
 	if cfg.MemoryLimit > 0 {
