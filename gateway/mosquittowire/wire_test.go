@@ -1,0 +1,125 @@
+package mosquittowire_test
+
+import (
+	"testing"
+)
+
+// scenario is one exchange, sent to both brokers.
+type scenario struct {
+	name   string
+	open   bool // the connection stays open (a PINGREQ ends the exchange)
+	frames [][]byte
+}
+
+// conf is a mosquitto.conf body and the scenarios run against it.
+type confCase struct {
+	name  string
+	body  string
+	files map[string]string // written into {dir}
+	cases []scenario
+}
+
+func f(b ...[]byte) [][]byte { return b }
+
+func keepalive(c conn, k uint16) conn { c.keepalive = k; return c }
+
+func cleanFalse(c conn) conn { c.clean = false; return c }
+
+func withName(c conn, name string, level byte) conn { c.name, c.level = name, level; return c }
+
+func withUser(c conn, u, p string) conn { c.user, c.pass = ptr(u), ptr(p); return c }
+
+var confs = []confCase{
+	{
+		name: "default",
+		body: "allow_anonymous true\n",
+		cases: []scenario{
+			{name: "MQTTLevel6", frames: f(withName(v311("a"), "MQTT", 6).bytes())},
+			{name: "MQTTLevel3", frames: f(withName(v311("a"), "MQTT", 3).bytes())},
+			{name: "MQIsdpLevel4", frames: f(withName(v311("a"), "MQIsdp", 4).bytes())},
+			{name: "MQIsdpLevel3", open: true, frames: f(withName(v311("a"), "MQIsdp", 3).bytes())},
+			{name: "V311", open: true, frames: f(v311("a").bytes())},
+			{name: "V5", open: true, frames: f(v5("a").bytes())},
+			{name: "V5EmptyID", open: true, frames: f(v5("").bytes())},
+			{name: "V5EmptyIDCleanStart0", open: true, frames: f(cleanFalse(v5("")).bytes())},
+			{name: "V311EmptyIDClean0", frames: f(cleanFalse(v311("")).bytes())},
+			{name: "V311EmptyID", open: true, frames: f(v311("").bytes())},
+			{name: "V31EmptyID", frames: f(withName(v311(""), "MQIsdp", 3).bytes())},
+			{name: "V5PubackSys", open: true, frames: f(v5("a").bytes(), publish(true, 1, "$SYS/x", 1, "p"))},
+			{name: "V5PubackDollar", open: true, frames: f(v5("a").bytes(), publish(true, 1, "$foo", 1, "p"))},
+			{name: "V311PubackSys", open: true, frames: f(v311("a").bytes(), publish(false, 1, "$SYS/x", 1, "p"))},
+			{name: "V5PubrecSys", open: true, frames: f(v5("a").bytes(), publish(true, 2, "$SYS/x", 1, "p"))},
+			{name: "V5SubInvalid", frames: f(v5("a").bytes(), subscribe(true, 1, sub{"a/#/b", 0}, sub{"a/b#", 1}, sub{"a/+b", 0}))},
+			{name: "V311SubInvalid", frames: f(v311("a").bytes(), subscribe(false, 1, sub{"a/#/b", 0}, sub{"a/b#", 1}))},
+			{name: "V5SharedNoLocal", open: true, frames: f(v5("a").bytes(), subscribe(true, 1, sub{"$share/g/t", 0x04}))},
+			{name: "V5SharedBad", frames: f(v5("a").bytes(), subscribe(true, 1, sub{"$share/g#/t", 0}, sub{"$share/g", 0}))},
+			{name: "V5SubQoS3", frames: f(v5("a").bytes(), subscribe(true, 1, sub{"t", 3}))},
+		},
+	},
+	{
+		name: "limits",
+		body: "allow_anonymous true\nmax_inflight_messages 2\nmax_qos 1\nmax_packet_size 1000\nmax_keepalive 30\nretain_available false\nmax_topic_alias 3\n",
+		cases: []scenario{
+			{name: "V5", open: true, frames: f(v5("a").bytes())},
+			{name: "V5EmptyID", open: true, frames: f(v5("").bytes())},
+			{name: "V311", open: true, frames: f(keepalive(v311("a"), 20).bytes())},
+			{name: "V311PublishQoS2", frames: f(keepalive(v311("a"), 20).bytes(), publish(false, 2, "t", 1, "p"))},
+			{name: "V5Refused", frames: f(withName(v5("a"), "MQTT", 6).bytes())},
+			{name: "V5SubQoS2", open: true, frames: f(v5("a").bytes(), subscribe(true, 1, sub{"t", 2}))},
+			{name: "V311SubQoS2", open: true, frames: f(keepalive(v311("a"), 20).bytes(), subscribe(false, 1, sub{"t", 2}))},
+			{name: "V5PublishQoS2", frames: f(v5("a").bytes(), publish(true, 2, "t", 1, "p"))},
+			{name: "V5OverReceiveMaximum", frames: f(v5("a").bytes(), publish(true, 1, "t", 1, "p"), publish(true, 1, "t", 2, "p"), publish(true, 1, "t", 3, "p"), publish(true, 1, "t", 4, "p"))},
+		},
+	},
+	{
+		name: "qos2inflight",
+		body: "allow_anonymous true\nmax_inflight_messages 2\n",
+		cases: []scenario{
+			{name: "V5OverReceiveMaximum", frames: f(v5("a").bytes(), publish(true, 2, "t", 1, "p"), publish(true, 2, "t", 2, "p"), publish(true, 2, "t", 3, "p"), publish(true, 2, "t", 4, "p"), publish(true, 2, "t", 5, "p"))},
+		},
+	},
+	{
+		name: "noZeroLength",
+		body: "allow_anonymous true\nallow_zero_length_clientid false\nmax_qos 1\n",
+		cases: []scenario{
+			{name: "V5EmptyID", frames: f(v5("").bytes())},
+			{name: "V311EmptyID", frames: f(v311("").bytes())},
+		},
+	},
+	{
+		name:  "passwords",
+		body:  "allow_anonymous false\npassword_file {dir}/pw\nacl_file {dir}/acl\n",
+		files: map[string]string{"pw": "u:$7$101$5c8Xtfv+Ua7gAtI3$6zP+zKVk5bgBdRw7xlhrDTia7jrtgMtzL+UmMQ7lQ6N5sOo83cn1RNFnw8tpYZwsf9uwkzjbTrUdXtb9pYTnCw==\n", "acl": "user u\ntopic read r/#\n"},
+		cases: []scenario{
+			{name: "V311WrongPassword", frames: f(withUser(v311("a"), "u", "wrong").bytes())},
+			{name: "V5WrongPassword", frames: f(withUser(v5("a"), "u", "wrong").bytes())},
+			{name: "V311Anonymous", frames: f(v311("a").bytes())},
+			{name: "V5Anonymous", frames: f(v5("a").bytes())},
+			{name: "V5UnknownUser", frames: f(withUser(v5("a"), "x", "y").bytes())},
+			{name: "V5SubDenied", open: true, frames: f(withUser(v5("a"), "u", "p").bytes(), subscribe(true, 1, sub{"w/x", 0}, sub{"r/x", 1}))},
+			{name: "V311SubDenied", open: true, frames: f(withUser(v311("a"), "u", "p").bytes(), subscribe(false, 1, sub{"w/x", 0}, sub{"r/x", 1}))},
+		},
+	},
+}
+
+// TestAnswersLikeMosquitto sends each scenario's bytes to Debian's
+// Mosquitto 2.0 and to our broker on the same conf and wants the same bytes
+// back, and the same end (closed, or open).
+func TestAnswersLikeMosquitto(t *testing.T) {
+	for _, cc := range confs {
+		t.Run(cc.name, func(t *testing.T) {
+			p := startPairFiles(t, cc.body, cc.files)
+			for _, sc := range cc.cases {
+				t.Run(sc.name, func(t *testing.T) {
+					want := masked(exchange(t, p.mosquitto, sc.open, sc.frames...))
+					got := masked(exchange(t, p.ours, sc.open, sc.frames...))
+					if got != want {
+						t.Errorf("\nmosquitto: %s\nours:      %s", want, got)
+					} else {
+						t.Logf("both: %s", got)
+					}
+				})
+			}
+		})
+	}
+}
