@@ -23,12 +23,9 @@ import (
 // pair is Debian's Mosquitto and our broker, both on one conf.
 type pair struct{ mosquitto, ours string }
 
-// startPair runs `mosquitto -c` and an in-process broker on the same conf
-// body (the listener line is each one's own). {dir} in body is a folder of
-// the test, for password files and the like.
-func startPair(t *testing.T, body string) pair { return startPairFiles(t, body, nil) }
-
-// startPairFiles is startPair with files written into {dir} first.
+// startPairFiles runs `mosquitto -c` and an in-process broker on the same
+// conf body (the listener line is each one's own). {dir} in body is a
+// folder of the test, where files are written first (password files).
 func startPairFiles(t *testing.T, body string, files map[string]string) pair {
 	t.Helper()
 	dir := t.TempDir()

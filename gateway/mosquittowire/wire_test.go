@@ -136,3 +136,14 @@ func TestAnswersLikeMosquitto(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusedVersionAnswersLikeMosquitto: accept_protocol_versions is
+// Mosquitto 2.1's, which Debian's 2.0 cannot load; its refusal has the
+// shape of every MQTT 5 refusal Mosquitto sends (passwords/V5Anonymous):
+// the code, no reason string, Maximum QoS only when below 2.
+func TestRefusedVersionAnswersLikeMosquitto(t *testing.T) {
+	addr := startOurs(t, t.TempDir(), "allow_anonymous true\naccept_protocol_versions 4\nmax_qos 1\n")
+	if got := exchange(t, addr, false, v5("a").bytes()); got != "20050084022401 | closed" {
+		t.Fatalf("got %s", got)
+	}
+}
