@@ -68,7 +68,9 @@ func (c *answerConn) Write(p []byte) (int, error) {
 }
 
 // replaceLocked walks the packets in p (mochi writes whole packets) and
-// swaps those awaited; replacements passed over are dropped.
+// swaps those awaited. A replacement is for the next packet of its type:
+// when that one differs (the hook misjudged mochi's bytes), it is dropped,
+// so that writes do not stay on this slower path.
 func (c *answerConn) replaceLocked(p []byte) []byte {
 	var out []byte
 	for off := 0; off < len(p); {
@@ -79,11 +81,14 @@ func (c *answerConn) replaceLocked(p []byte) []byte {
 		pk := p[off : off+n]
 		off += n
 		for i, r := range c.replaces {
+			if r.orig[0]>>4 != pk[0]>>4 {
+				continue
+			}
 			if bytes.Equal(r.orig, pk) {
 				pk = r.with
-				c.replaces = c.replaces[i+1:]
-				break
 			}
+			c.replaces = append(c.replaces[:i], c.replaces[i+1:]...)
+			break
 		}
 		out = append(out, pk...)
 	}
@@ -123,7 +128,9 @@ func (c *answerConn) Close() error {
 }
 
 // linger half-closes and reads until the peer closes too, at most
-// lingerBytes for lingerTimeout, then closes.
+// lingerBytes for lingerTimeout, then closes. The read deadline is set
+// anew: fastpath.Conn's Close set it to "now" to wake mochi's reader, which
+// has woken by the time the last bytes are written and this runs.
 func (c *answerConn) linger(tcp *net.TCPConn, tc *tls.Conn) {
 	defer c.Conn.Close()
 	deadline := time.Now().Add(lingerTimeout)
@@ -131,10 +138,9 @@ func (c *answerConn) linger(tcp *net.TCPConn, tc *tls.Conn) {
 		_ = tc.SetWriteDeadline(deadline)
 		_ = tc.CloseWrite() // close_notify
 	}
-	if tcp.CloseWrite() != nil {
+	if tcp.CloseWrite() != nil || tcp.SetReadDeadline(deadline) != nil {
 		return
 	}
-	_ = tcp.SetReadDeadline(deadline)
 	buf := make([]byte, 4096)
 	for read := 0; read < lingerBytes; {
 		n, err := tcp.Read(buf)
