@@ -27,6 +27,9 @@ func f(b ...[]byte) [][]byte { return b }
 
 func keepalive(c conn, k uint16) conn { c.keepalive = k; return c }
 
+// expiring asks for a session kept 60 s (MQTT 5 ends it at once by default).
+func expiring(c conn) conn { c.props = props(0x11, 0, 0, 0, 60); return c }
+
 func cleanFalse(c conn) conn { c.clean = false; return c }
 
 func withName(c conn, name string, level byte) conn { c.name, c.level = name, level; return c }
@@ -46,6 +49,11 @@ var confs = []confCase{
 			{name: "V5", open: true, frames: f(v5("a").bytes())},
 			{name: "V5EmptyID", open: true, frames: f(v5("").bytes())},
 			{name: "V5EmptyIDCleanStart0", open: true, frames: f(cleanFalse(v5("")).bytes())},
+			// The second connection of a persistent session finds it: session present.
+			{name: "V5PersistentFirst", open: true, frames: f(expiring(cleanFalse(v5("keep5"))).bytes())},
+			{name: "V5PersistentAgain", open: true, frames: f(expiring(cleanFalse(v5("keep5"))).bytes())},
+			{name: "V311PersistentFirst", open: true, frames: f(cleanFalse(v311("keep3")).bytes())},
+			{name: "V311PersistentAgain", open: true, frames: f(cleanFalse(v311("keep3")).bytes())},
 			{name: "V311EmptyIDClean0", frames: f(cleanFalse(v311("")).bytes())},
 			{name: "V311EmptyID", open: true, frames: f(v311("").bytes())},
 			{name: "V31EmptyID", frames: f(withName(v311(""), "MQIsdp", 3).bytes())},
