@@ -29,6 +29,7 @@ import (
 	"github.com/homebox/gateway/gateway/listeners"
 	"github.com/homebox/gateway/gateway/memlimit"
 	"github.com/homebox/gateway/gateway/mosquittoconf"
+	"github.com/homebox/gateway/gateway/mosquittowire"
 	"github.com/homebox/gateway/gateway/mountpoint"
 	"github.com/homebox/gateway/gateway/policy"
 	"github.com/homebox/gateway/gateway/systopics"
@@ -178,6 +179,17 @@ func capabilities(cfg *mosquittoconf.Config) *mqtt.Capabilities {
 	return caps
 }
 
+// wireOptions are the conf values Mosquitto advertises in its CONNACK.
+func wireOptions(cfg *mosquittoconf.Config) mosquittowire.Options {
+	return mosquittowire.Options{
+		MaxTopicAlias:   uint16(cfg.MaxTopicAlias),
+		ReceiveMaximum:  uint16(min(cfg.MaxInflightMessages, math.MaxUint16)),
+		MaxPacketSize:   uint32(cfg.MaxPacketSize),
+		MaxQoS:          byte(cfg.MaxQoS),
+		RetainAvailable: cfg.RetainAvailable,
+	}
+}
+
 // MaxPacketSize is the largest packet a client may send, in bytes:
 // max_packet_size when set; else listeners.DefaultMaxPacketSize, raised to
 // let a message of message_size_limit through (with room for its topic and
@@ -250,6 +262,11 @@ func (b *Broker) addHooks() error {
 	// A device that reconnects under its own id stays registered while
 	// its old connection is cleaned up (a mochi race).
 	if err := b.server.AddHook(takeover.New(b.server, b.log), nil); err != nil {
+		return err
+	}
+	// Answers in Mosquitto's bytes: before the hooks that change what a
+	// client sends (mountpoint), so filters are judged as the client wrote them.
+	if err := b.server.AddHook(mosquittowire.New(wireOptions(cfg)), nil); err != nil {
 		return err
 	}
 	if cfg.MemoryLimit > 0 {

@@ -82,7 +82,17 @@ func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		cl.Properties.Props.AssignedClientID = ""
 	} else if len(pk.Connect.ClientIdentifier) == 0 {
 		if r.RefuseZeroLength {
-			return h.refuse(cl, packets.ErrClientIdentifierNotValid, "empty client id and allow_zero_length_clientid false")
+			// Mosquitto 2.0: "identifier rejected" for 3.1.1 (the v3
+			// mapping of mochi's 0x85), "unspecified error" for MQTT 5.
+			code := packets.ErrClientIdentifierNotValid
+			if pk.ProtocolVersion >= 5 {
+				code = packets.ErrUnspecifiedError
+			}
+			return h.refuse(cl, code, "empty client id and allow_zero_length_clientid false")
+		}
+		if pk.ProtocolVersion == 3 {
+			// MQTT 3.1 has no empty ids: Mosquitto answers "identifier rejected".
+			return h.refuse(cl, packets.ErrClientIdentifierNotValid, "empty client id from an MQTT 3.1 client")
 		}
 		prefix := r.AutoIDPrefix
 		if prefix == "" {

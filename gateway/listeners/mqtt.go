@@ -112,7 +112,7 @@ func (l *MQTT) handle(raw net.Conn, establish mochilisteners.EstablishFn) {
 	}
 	frames := newFrameConn(conn, l.cfg.Limits, half)
 	defer frames.drop() // after establish: mochi reads no more
-	conn = frames
+	conn = newAnswerConn(frames)
 	if l.cfg.Wrap != nil {
 		conn = l.cfg.Wrap(conn)
 	}

@@ -182,7 +182,7 @@ func (l *Websocket) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	half, _ := r.Context().Value(halfOpenKey{}).(*halfOpen)
 	frames := newFrameConn(wc, l.cfg.Limits, half)
 	defer frames.drop() // after establish: mochi reads no more
-	var conn net.Conn = frames
+	var conn net.Conn = newAnswerConn(frames)
 	if l.cfg.Wrap != nil {
 		conn = l.cfg.Wrap(conn)
 	}
