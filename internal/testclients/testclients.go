@@ -80,7 +80,7 @@ func Int(n int) *int { return &n }
 
 // Event is one JSON line a script printed.
 type Event struct {
-	Event string `json:"event"` // connack, suback, published, message, disconnect (sent by the broker), closed
+	Event string `json:"event"` // connack, suback, published, message, disconnect (sent by the broker), closed (by the broker)
 
 	Code           int            `json:"code"` // connack: return code (3.1.1) or reason code (5); disconnect: reason code
 	SessionPresent bool           `json:"session_present"`
@@ -91,6 +91,8 @@ type Event struct {
 	Payload string `json:"payload"`
 	QoS     int    `json:"qos"`
 	Retain  bool   `json:"retain"`
+
+	Error string `json:"error"` // published: the library's error (mqtt.js: an MQTT 5 PUBACK's failure code)
 }
 
 // Prop is the MQTT 5 property name as a number, and whether it was there.
@@ -105,7 +107,8 @@ type Events []Event
 // Connack is the run's CONNACK; ok is false when none came.
 func (es Events) Connack() (e Event, ok bool) { return es.first("connack") }
 
-// Accepted reports whether the broker accepted the connection. It is
+// Accepted reports whether the broker accepted the connection (its first
+// answer: Python paho connects again by itself after some refusals). It is
 // the one place a refusal is judged: refusals' codes are the wire answers'
 // business (gateway/mosquittowire), not these tests'.
 func (es Events) Accepted() bool {
@@ -125,7 +128,8 @@ func (es Events) Messages() []string {
 }
 
 // Disconnected reports whether the broker ended the connection: a
-// DISCONNECT (MQTT 5) or the connection closed before the script left.
+// DISCONNECT (MQTT 5) or the connection closed ("closed" is not printed
+// when the script leaves by itself).
 func (es Events) Disconnected() bool {
 	_, sent := es.first("disconnect")
 	_, closed := es.first("closed")
@@ -207,6 +211,13 @@ func Start(t testing.TB, lib Lib, script string, o Options) *Client {
 		<-c.done
 	})
 	return c
+}
+
+// Kill ends the script as a crash would: no DISCONNECT, so the broker
+// publishes its will.
+func (c *Client) Kill() {
+	_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+	<-c.done
 }
 
 // Events are the events printed so far.

@@ -82,7 +82,7 @@ function start (o, onMessage) {
   return new Promise((resolve) => {
     c.on('connect', () => { connacked = true; resolve(c) })
     c.on('close', () => {
-      if (!c.closed) emit('closed', {})
+      if (!c.closed && !c.leaving) emit('closed', {}) // the broker ended it
       c.closed = true
       resolve(null)
     })
@@ -99,6 +99,7 @@ function start (o, onMessage) {
 // end leaves with a DISCONNECT and exits.
 function end (c) {
   if (!c || c.closed) process.exit(0)
+  c.leaving = true
   c.end(false, {}, () => process.exit(0))
 }
 
