@@ -37,8 +37,49 @@ image_deps() {
   fi
 }
 
+client_libs() {
+  # The client libraries the option tests use besides mosquitto_pub/sub
+  # (internal/testclients): Debian's python3-paho-mqtt, checked with
+  # Debian's own interpreter (the PATH's python3 may be a pyenv one without
+  # Debian's packages), and mqtt.js from e2e/clients/node's lock.
+  if ! /usr/bin/python3 -c 'import paho.mqtt.client' >/dev/null 2>&1; then
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "test-deps: /usr/bin/python3 cannot import paho.mqtt; run as root or: sudo apt-get install -y python3-paho-mqtt" >&2
+      exit 1
+    fi
+    echo "test-deps: installing python3-paho-mqtt" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends python3-paho-mqtt >/dev/null
+    if ! /usr/bin/python3 -c 'import paho.mqtt.client' >/dev/null 2>&1; then
+      echo "test-deps: python3-paho-mqtt is installed and /usr/bin/python3 still cannot import paho.mqtt" >&2
+      exit 1
+    fi
+  fi
+  local dir stamp
+  dir="$(dirname "$0")/../e2e/clients/node"
+  stamp="$dir/node_modules/.installed-lock.json"
+  for cmd in node npm; do
+    if ! command -v "$cmd" >/dev/null 2>&1; then
+      echo "test-deps: $cmd is missing, so mqtt.js cannot be installed: install Node.js 18 or later (apt-get install -y nodejs npm)" >&2
+      exit 1
+    fi
+  done
+  # npm ci again only when the lock changed since the last one (the stamp
+  # is the lock it installed).
+  if ! cmp -s "$dir/package-lock.json" "$stamp"; then
+    echo "test-deps: npm ci in e2e/clients/node (mqtt.js)" >&2
+    if ! (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >&2); then
+      echo "test-deps: npm ci in e2e/clients/node failed (see above): the tests that use mqtt.js cannot run" >&2
+      exit 1
+    fi
+    cp "$dir/package-lock.json" "$stamp"
+  fi
+}
+
 if [ ${#missing_cmds[@]} -eq 0 ]; then
   image_deps
+  client_libs
   exit 0
 fi
 
@@ -62,3 +103,4 @@ for cmd in "${missing_cmds[@]}"; do
 done
 
 image_deps
+client_libs
