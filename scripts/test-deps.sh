@@ -59,6 +59,14 @@ client_libs() {
   local dir stamp
   dir="$(dirname "$0")/../e2e/clients/node"
   stamp="$dir/node_modules/.installed-lock.json"
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    if [ "$(id -u)" -eq 0 ]; then
+      echo "test-deps: installing nodejs npm (for mqtt.js)" >&2
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -qq
+      apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+    fi
+  fi
   for cmd in node npm; do
     if ! command -v "$cmd" >/dev/null 2>&1; then
       echo "test-deps: $cmd is missing, so mqtt.js cannot be installed: install Node.js 18 or later (apt-get install -y nodejs npm)" >&2
