@@ -41,21 +41,44 @@ func (b *inbox) all() []string {
 	return slices.Clone(b.msgs)
 }
 
-// until waits for a message containing marker and returns every message
-// received up to it (the marker's own line included).
+// until waits for a message containing marker and takes every message
+// received up to it (the marker's own line included) out of the inbox.
 func (b *inbox) until(t *testing.T, marker string) []string {
 	t.Helper()
 	var got []string
 	testkit.WaitForReport(t, waitLong, "message "+marker, func() bool {
-		for i, m := range b.all() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for i, m := range b.msgs {
 			if strings.Contains(m, marker) {
-				got = b.all()[:i+1]
+				got = slices.Clone(b.msgs[:i+1])
+				b.msgs = slices.Clone(b.msgs[i+1:])
 				return true
 			}
 		}
 		return false
 	}, func() string { return fmt.Sprintf("received %q", b.all()) })
 	return got
+}
+
+// within is until with a short deadline that is not a failure: what
+// arrived up to marker, or nothing when it did not come within d.
+func (b *inbox) within(marker string, d time.Duration) []string {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		b.mu.Lock()
+		for i, m := range b.msgs {
+			if strings.Contains(m, marker) {
+				got := slices.Clone(b.msgs[:i+1])
+				b.msgs = slices.Clone(b.msgs[i+1:])
+				b.mu.Unlock()
+				return got
+			}
+		}
+		b.mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil
 }
 
 // take waits until n messages arrived and returns them, leaving the
@@ -84,7 +107,7 @@ type c3 struct {
 // opts3 are the options every 3.x client starts from: one try, no
 // reconnect, order kept.
 func opts3(e *env, version uint, id string, clean bool) *mqtt3.ClientOptions {
-	return mqtt3.NewClientOptions().AddBroker("tcp://"+e.addr()).SetProtocolVersion(version).
+	return mqtt3.NewClientOptions().AddBroker("tcp://" + e.addr()).SetProtocolVersion(version).
 		SetClientID(id).SetCleanSession(clean).SetAutoReconnect(false).SetConnectRetry(false).
 		SetOrderMatters(true).SetConnectTimeout(waitLong).SetKeepAlive(30 * time.Second)
 }
@@ -205,6 +228,17 @@ func (c *c5) subscribe(t *testing.T, opts ...paho5.SubscribeOptions) {
 	c.e.log("%s suback %s %x", c.name, opts[0].Topic, sa.Reasons)
 }
 
+func (c *c5) unsubscribe(t *testing.T, filter string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	ua, err := c.c.Unsubscribe(ctx, &paho5.Unsubscribe{Topics: []string{filter}})
+	if ua == nil {
+		t.Fatalf("%s: unsubscribe: %v", c.name, err)
+	}
+	c.e.log("%s unsuback %s %x", c.name, filter, ua.Reasons)
+}
+
 func (c *c5) publish(t *testing.T, topic string, qos byte, retain bool, payload string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
@@ -268,7 +302,7 @@ func mosqPub(t *testing.T, e *env, name string, args ...string) {
 	t.Helper()
 	testkit.RequireTool(t, "mosquitto_pub")
 	out, code := testkit.Run(t, waitLong, "mosquitto_pub", append([]string{"-h", "127.0.0.1", "-p", e.port}, args...)...)
-	e.log("%s exit=%d %s", name, code, strings.TrimSpace(out))
+	e.log("%s", strings.Join(append([]string{name, fmt.Sprintf("exit=%d", code)}, strings.Fields(out)...), " "))
 }
 
 // mosqSub is a running mosquitto_sub printing "retain qos topic payload".

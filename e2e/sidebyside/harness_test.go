@@ -153,6 +153,7 @@ func compare(t *testing.T, name string, mosq, gw []string) {
 		t.Logf("known difference (%s): %s", name, want.reason)
 	}
 	if !listed && len(onlyM) == 0 && len(onlyG) == 0 {
+		t.Logf("same transcript:\n  %s", strings.Join(mosq, "\n  "))
 		return
 	}
 	if listed && slices.Equal(onlyM, want.mosquitto) && slices.Equal(onlyG, want.gateway) {
