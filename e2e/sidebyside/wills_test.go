@@ -2,8 +2,8 @@ package sidebyside
 
 import (
 	"syscall"
-	"time"
 	"testing"
+	"time"
 
 	paho5 "github.com/eclipse/paho.golang/paho"
 )
