@@ -127,7 +127,7 @@ func TestReconnectAfterDisconnectFindsNoSession(t *testing.T) {
 // resumes that session. When this fails, mochi deletes such a session
 // before it is found again: drop gateway/sessionend. No upstream issue
 // found (searched mochi-mqtt/server issues: "session expiry 0 reconnect
-// session present", "inheritClientSession expired").
+// session present"; #216 is about expiry 0 at disconnect).
 func TestMochiStillResumesAnEndedSession(t *testing.T) {
 	if !reconnectRace(t, false, true) {
 		t.Fatal("mochi no longer resumes the ended session: drop gateway/sessionend")
