@@ -33,7 +33,11 @@ func TestBridge(t *testing.T) {
 			// message out of place shows before them.
 			mosqPub(t, e, "local marker", "-q", "1", "-t", "x/end-local", "-m", "end")
 			mosqPub(t, remote, "remote marker", "-q", "1", "-t", "x/end-remote", "-m", "end")
-			for name, c := range map[string]*c3{"local": local, "remote": far} {
+			for _, side := range []struct {
+				name string
+				c    *c3
+			}{{"local", local}, {"remote", far}} {
+				name, c := side.name, side.c
 				var got []string
 				testkit.WaitForReport(t, waitLong, name+" markers", func() bool {
 					got = withoutProbes(c.in.all())

@@ -2,6 +2,7 @@ package sidebyside
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -126,20 +127,59 @@ func writeConf(t *testing.T, dir, conf string) (path, port string) {
 func startMosquitto(t *testing.T, dir, conf string) string {
 	t.Helper()
 	testkit.RequireTool(t, "mosquitto")
-	path, port := writeConf(t, dir, conf)
-	p := testkit.Start(t, "mosquitto", "-v", "-c", path)
-	p.WaitLine(t, 10*time.Second, regexp.MustCompile(`Opening ipv4 listen socket on port `+port))
-	return port
+	return startOnFreePort(t, dir, conf, func(path, port string) *testkit.Proc {
+		p := testkit.Start(t, "mosquitto", "-v", "-c", path)
+		// Mosquitto says "Opening" before it binds.
+		p.WaitLine(t, 10*time.Second, regexp.MustCompile(`Opening ipv4 listen socket on port `+port+`|Error`))
+		return p
+	})
 }
 
 // startGateway runs `gatewayd broker` on conf and returns its port.
 func startGateway(t *testing.T, dir, conf string) string {
 	t.Helper()
 	bin := testkit.Build(t, "./cmd/gatewayd")
-	path, port := writeConf(t, dir, conf)
-	p := testkit.Start(t, bin, "broker", "--config", path)
-	p.WaitLine(t, 20*time.Second, regexp.MustCompile(`msg="broker running"`))
-	return port
+	return startOnFreePort(t, dir, conf, func(path, _ string) *testkit.Proc {
+		p := testkit.Start(t, bin, "broker", "--config", path)
+		p.WaitLine(t, 20*time.Second, regexp.MustCompile(`msg="broker running"|level=ERROR`))
+		return p
+	})
+}
+
+// startOnFreePort starts a broker on a port FreePort found free, until
+// one accepts connections: between FreePort and the broker's bind another
+// program (another test) may take the port. Three tries.
+func startOnFreePort(t *testing.T, dir, conf string, start func(path, port string) *testkit.Proc) string {
+	t.Helper()
+	for range 3 {
+		path, port := writeConf(t, dir, conf)
+		p := start(path, port)
+		up := false
+		testkit.WaitFor(t, 10*time.Second, "broker listening on "+port, func() bool {
+			c, err := net.Dial("tcp", "127.0.0.1:"+port)
+			if err == nil {
+				c.Close()
+				up = true
+			}
+			return up || p.Exited()
+		})
+		if up {
+			logOnFailure(t, p)
+			return port
+		}
+		t.Logf("broker on port %s exited; trying another port:\n%s", port, p.Output())
+	}
+	t.Fatal("no broker could listen in three tries")
+	return ""
+}
+
+// logOnFailure prints a broker's log when the test fails.
+func logOnFailure(t *testing.T, p *testkit.Proc) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("%s log (exited: %v):\n%s", p.Cmd.Path, p.Exited(), p.Output())
+		}
+	})
 }
 
 // compare fails on any difference between the transcripts that is not the
@@ -151,6 +191,10 @@ func compare(t *testing.T, name string, mosq, gw []string) {
 	want, listed := knownDifferences[name]
 	if listed {
 		t.Logf("known difference (%s): %s", name, want.reason)
+	}
+	if listed && want.racy {
+		t.Logf("racy: not compared; transcripts:\n%s", sideBySide(mosq, gw))
+		return
 	}
 	if !listed && len(onlyM) == 0 && len(onlyG) == 0 {
 		t.Logf("same transcript:\n  %s", strings.Join(mosq, "\n  "))
