@@ -32,7 +32,6 @@ import (
 	"github.com/homebox/gateway/gateway/mosquittowire"
 	"github.com/homebox/gateway/gateway/mountpoint"
 	"github.com/homebox/gateway/gateway/policy"
-	"github.com/homebox/gateway/gateway/sessionend"
 	"github.com/homebox/gateway/gateway/systopics"
 	"github.com/homebox/gateway/gateway/takeover"
 	"github.com/homebox/gateway/gateway/traffic"
@@ -290,11 +289,6 @@ func (b *Broker) addHooks() error {
 	}
 	rules := policy.Rules{MaxKeepalive: cfg.MaxKeepalive, MessageSizeLimit: cfg.MessageSizeLimit, ConnectionMessages: cfg.ConnectionMessages, SessionExpiry: cfg.PersistentClientExpiration > 0}
 	if err := b.server.AddHook(policy.New(b.server, rules, b.log), nil); err != nil {
-		return err
-	}
-	// Before inorder: an ended session must be gone before either looks
-	// for the old session.
-	if err := b.server.AddHook(sessionend.New(b.server), nil); err != nil {
 		return err
 	}
 	if err := b.server.AddHook(inorder.New(b.server, b.log), nil); err != nil {

@@ -54,6 +54,11 @@ func (h *Hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet
 		code := connackCode(cl, pk)
 		pk.ReasonCode = code
 		pk.Properties.ReasonString = ""
+		if cl.Properties.ProtocolVersion == 3 {
+			// MQTT 3.1's CONNACK has no session present flag: the byte
+			// is reserved, and Mosquitto leaves it 0.
+			pk.SessionPresent = false
+		}
 		if r := replacerOf(cl); r != nil {
 			replace(r, pk, pk.ConnackEncode, h.connack(cl, pk, code))
 		}

@@ -1,4 +1,4 @@
-package sessionend
+package takeover
 
 import (
 	"context"
@@ -64,7 +64,7 @@ func reconnectRace(t *testing.T, mend, releaseAfterConnack bool) bool {
 		t.Fatal(err)
 	}
 	if mend {
-		if err := s.AddHook(New(s), nil); err != nil {
+		if err := s.AddHook(New(s, nil), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -125,11 +125,11 @@ func TestReconnectAfterDisconnectFindsNoSession(t *testing.T) {
 // connects again while the old connection's goroutine has stopped it (on
 // its DISCONNECT with session expiry 0) but not yet deleted its session
 // resumes that session. When this fails, mochi deletes such a session
-// before it is found again: drop gateway/sessionend. No upstream issue
+// before it is found again: drop gateway/takeover. No upstream issue
 // found (searched mochi-mqtt/server issues: "session expiry 0 reconnect
 // session present"; #216 is about expiry 0 at disconnect).
 func TestMochiStillResumesAnEndedSession(t *testing.T) {
 	if !reconnectRace(t, false, true) {
-		t.Fatal("mochi no longer resumes the ended session: drop gateway/sessionend")
+		t.Fatal("mochi no longer resumes the ended session: drop gateway/takeover")
 	}
 }
