@@ -296,3 +296,10 @@ func (h *Hook) kickStale(s *mqtt.Server, old, cur *state) {
 		}
 	}
 }
+
+// MayWrite reports whether the ACL lets cl, under the username and id it
+// has now, publish on topic: the will check of clients named by their
+// certificate (gateway/certuser), whose username is not the CONNECT's.
+func (h *Hook) MayWrite(cl *mqtt.Client, topic string) bool {
+	return cl.Net.Inline || h.allowed(cl, topic, Write)
+}
