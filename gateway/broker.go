@@ -21,6 +21,7 @@ import (
 	"github.com/homebox/gateway/gateway/admit"
 	"github.com/homebox/gateway/gateway/auth"
 	"github.com/homebox/gateway/gateway/bridge"
+	"github.com/homebox/gateway/gateway/certuser"
 	"github.com/homebox/gateway/gateway/durable"
 	"github.com/homebox/gateway/gateway/expiry"
 	"github.com/homebox/gateway/gateway/fastpath"
@@ -241,10 +242,34 @@ func (b *Broker) addHooks() error {
 		// lets anonymous clients in there.
 		def.AllowAnonymous = true
 	}
+	// use_identity_as_username, use_subject_as_username: the name is set
+	// before admit (use_username_as_clientid takes it); the will is judged
+	// after admit has settled the id, and the client let in before the
+	// password hook, which would judge the CONNECT's own login (mochi lets
+	// in whom any hook lets in). b.auth is made below, before any client.
+	var certAdmits *certuser.Admits
+	if rules := b.certRules(); len(rules) > 0 {
+		var names *certuser.Names
+		names, certAdmits = certuser.New(certuser.Config{
+			Server:      b.server,
+			Rules:       rules,
+			WillAllowed: func(cl *mqtt.Client, topic string) bool { return b.auth.MayWrite(cl, topic) },
+			Reserved:    auth.ReservedUser,
+			Logger:      b.log,
+		})
+		if err := b.server.AddHook(names, nil); err != nil {
+			return err
+		}
+	}
 	// Client ids first: the id it sets is the one the password check,
 	// the ACLs and the session see.
 	if err := b.server.AddHook(admit.New(b.server, cfg.ClientIDPrefixes, b.admitRules(), b.log), nil); err != nil {
 		return err
+	}
+	if certAdmits != nil {
+		if err := b.server.AddHook(certAdmits, nil); err != nil {
+			return err
+		}
 	}
 	if cfg.MemoryLimit > 0 {
 		if err := b.server.AddHook(memlimit.New(b.server, uint64(cfg.MemoryLimit), b.log), nil); err != nil {
@@ -414,6 +439,21 @@ func (b *Broker) admitRules() map[string]admit.Rules {
 			UseUsernameAsClientID:  l.UseUsernameAsClientID,
 			AcceptProtocolVersions: l.AcceptProtocolVersions,
 			MaxTopicAliasBroker:    uint16(l.MaxTopicAliasBroker),
+		}
+	}
+	return out
+}
+
+// certRules are the listeners whose clients are named by their
+// certificates, by listener id.
+func (b *Broker) certRules() map[string]certuser.From {
+	out := map[string]certuser.From{}
+	for i, l := range b.effectiveListeners() {
+		switch {
+		case l.UseIdentityAsUsername: // Mosquitto: it wins when both are set
+			out[listenerID(i, l)] = certuser.CN
+		case l.UseSubjectAsUsername:
+			out[listenerID(i, l)] = certuser.Subject
 		}
 	}
 	return out

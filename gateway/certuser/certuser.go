@@ -4,12 +4,15 @@
 // certificate (its CN, or its whole subject) and the CONNECT's username and
 // password are not used, as in Mosquitto. mochi has neither option.
 //
-// It acts in OnConnect, after gateway/admit has settled the client id and
-// before the password check: the username is set, the will is judged under
-// it, and a client that cannot be named is refused there. Its
-// OnConnectAuthenticate then says yes for the clients of these listeners;
-// mochi lets a client in when any hook says yes, so this hook must come
-// before the password hook, which would judge the CONNECT's own login.
+// It is two hooks, for two moments of mochi's OnConnect:
+//   - Names, before gateway/admit: the username is set (so that
+//     use_username_as_clientid takes it, as in Mosquitto), or the client
+//     is refused when its certificate gives none;
+//   - Admits, after gateway/admit has settled the client id: the will is
+//     judged by the ACL under the new name, and its OnConnectAuthenticate
+//     says yes for the clients of these listeners. mochi lets a client in
+//     when any hook says yes, so Admits must come before the password
+//     hook, which would judge the CONNECT's own login.
 package certuser
 
 import (
@@ -32,18 +35,11 @@ const (
 	Subject                 // use_subject_as_username: the whole subject
 )
 
-// Rule is one listener's option.
-type Rule struct {
-	From From
-	// AsClientID is use_username_as_clientid: the name is the client id too.
-	AsClientID bool
-}
-
 // Config is what the hook needs from the rest of the broker.
 type Config struct {
 	Server *mqtt.Server
 	// Rules by mochi listener id; other listeners are left alone.
-	Rules map[string]Rule
+	Rules map[string]From
 	// WillAllowed judges a will topic for the client as named (the ACL).
 	WillAllowed func(cl *mqtt.Client, topic string) bool
 	// Reserved names the box's own accounts, which no certificate may take.
@@ -51,25 +47,38 @@ type Config struct {
 	Logger   *slog.Logger
 }
 
-// Hook names clients by their certificates.
-type Hook struct {
+// Names names clients by their certificates.
+type Names struct {
 	mqtt.HookBase
 	c Config
 }
 
-// New returns the hook.
-func New(c Config) *Hook {
+// Admits judges the wills of the clients Names named, and lets them in.
+type Admits struct {
+	mqtt.HookBase
+	c Config
+}
+
+// New returns the two hooks, for mochi's hooks in that order, with
+// gateway/admit between them and the password hook after.
+func New(c Config) (*Names, *Admits) {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	return &Hook{c: c}
+	return &Names{c: c}, &Admits{c: c}
 }
 
 // ID names the hook.
-func (h *Hook) ID() string { return "mosquitto-certuser" }
+func (h *Names) ID() string { return "mosquitto-certuser-names" }
 
 // Provides says which events the hook handles.
-func (h *Hook) Provides(b byte) bool {
+func (h *Names) Provides(b byte) bool { return b == mqtt.OnConnect }
+
+// ID names the hook.
+func (h *Admits) ID() string { return "mosquitto-certuser-admits" }
+
+// Provides says which events the hook handles.
+func (h *Admits) Provides(b byte) bool {
 	return b == mqtt.OnConnect || b == mqtt.OnConnectAuthenticate
 }
 
@@ -77,31 +86,37 @@ func (h *Hook) Provides(b byte) bool {
 var ErrRefused = errors.New("client certificate gives no username")
 
 // OnConnect sets the username from the certificate, or refuses the client.
-func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
-	r, ok := h.c.Rules[cl.Net.Listener]
+func (h *Names) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
+	from, ok := h.c.Rules[cl.Net.Listener]
 	if !ok || cl.Net.Inline {
 		return nil
 	}
 	cert := PeerCertificate(cl.Net.Conn)
 	if cert == nil {
-		return h.refuse(cl, "no client certificate")
+		return refuse(h.c, cl, "no client certificate")
 	}
 	name := cert.Subject.CommonName
-	if r.From == Subject {
+	if from == Subject {
 		name = SubjectString(cert)
 	}
 	if name == "" {
-		return h.refuse(cl, "client certificate has no common name")
+		return refuse(h.c, cl, "client certificate has no common name")
 	}
 	if h.c.Reserved != nil && h.c.Reserved(name) {
-		return h.refuse(cl, fmt.Sprintf("client certificate names the box's own account %q", name))
+		return refuse(h.c, cl, fmt.Sprintf("client certificate names the box's own account %q", name))
 	}
 	cl.Properties.Username = []byte(name)
-	if r.AsClientID {
-		cl.ID = name
+	return nil
+}
+
+// OnConnect refuses a will the ACL does not let the named client write,
+// as the password hook does for the others.
+func (h *Admits) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	if _, ok := h.c.Rules[cl.Net.Listener]; !ok || cl.Net.Inline || !pk.Connect.WillFlag {
+		return nil
 	}
-	if pk.Connect.WillFlag && h.c.WillAllowed != nil && !h.c.WillAllowed(cl, pk.Connect.WillTopic) {
-		return h.refuse(cl, "will topic not allowed by acl_file")
+	if h.c.WillAllowed != nil && !h.c.WillAllowed(cl, pk.Connect.WillTopic) {
+		return refuse(h.c, cl, "will topic not allowed by acl_file")
 	}
 	return nil
 }
@@ -109,15 +124,15 @@ func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 // OnConnectAuthenticate lets in the clients OnConnect named: the
 // certificate, checked by the TLS handshake against the listener's CAs,
 // is their credential.
-func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
+func (h *Admits) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
 	_, ok := h.c.Rules[cl.Net.Listener]
 	return ok && !cl.Net.Inline
 }
 
-func (h *Hook) refuse(cl *mqtt.Client, why string) error {
-	h.c.Logger.Info("client refused: "+why, "client", cl.ID, "listener", cl.Net.Listener, "remote", cl.Net.Remote)
+func refuse(c Config, cl *mqtt.Client, why string) error {
+	c.Logger.Info("client refused: "+why, "client", cl.ID, "listener", cl.Net.Listener, "remote", cl.Net.Remote)
 	// What Mosquitto answers: bad username or password (0x86; 3.x: 4).
-	if err := h.c.Server.SendConnack(cl, packets.ErrBadUsernameOrPassword, false, nil); err != nil {
+	if err := c.Server.SendConnack(cl, packets.ErrBadUsernameOrPassword, false, nil); err != nil {
 		return fmt.Errorf("refuse client: %w", err)
 	}
 	return ErrRefused

@@ -32,7 +32,9 @@ func TestSubjectLikeOpenSSL(t *testing.T) {
 	one := func(t asn1.ObjectIdentifier, v any) []pkix.AttributeTypeAndValue {
 		return []pkix.AttributeTypeAndValue{{Type: t, Value: v}}
 	}
-	raw := func(tag int, b []byte) asn1.RawValue { return asn1.RawValue{Class: asn1.ClassUniversal, Tag: tag, Bytes: b} }
+	raw := func(tag int, b []byte) asn1.RawValue {
+		return asn1.RawValue{Class: asn1.ClassUniversal, Tag: tag, Bytes: b}
+	}
 	ia5 := func(s string) asn1.RawValue { return raw(asn1.TagIA5String, []byte(s)) }
 	cases := map[string]pkix.RDNSequence{
 		"man page": {one(c, "GB"), one(st, "Nottinghamshire"), one(l, "Nottingham"), one(o, "Server"), one(ou, "Production"), one(cn, "test client")},
