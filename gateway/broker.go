@@ -32,6 +32,7 @@ import (
 	"github.com/homebox/gateway/gateway/mosquittoconf"
 	"github.com/homebox/gateway/gateway/mountpoint"
 	"github.com/homebox/gateway/gateway/policy"
+	"github.com/homebox/gateway/gateway/queuebytes"
 	"github.com/homebox/gateway/gateway/systopics"
 	"github.com/homebox/gateway/gateway/traffic"
 )
@@ -296,14 +297,27 @@ func (b *Broker) addHooks() error {
 	if err := b.server.AddHook(inorder.New(b.server, b.log), nil); err != nil {
 		return err
 	}
+	var store *durable.Hook
 	if cfg.Persistence {
 		path := b.StorePath()
 		opts, err := durable.Options(path)
 		if err != nil {
 			return fmt.Errorf("%s: %w", b.where("persistence_location"), err)
 		}
-		if err := b.server.AddHook(durable.New(), opts); err != nil {
+		store = durable.New()
+		if err := b.server.AddHook(store, opts); err != nil {
 			return fmt.Errorf("%s: store %s: %w", b.where("persistence"), path, err)
+		}
+	}
+	if cfg.MaxQueuedBytes > 0 {
+		// After the store, which saves a queued message before this hook
+		// may take it out again (and tells the store so).
+		qc := queuebytes.Config{Server: b.server, Limit: cfg.MaxQueuedBytes, Logger: b.log}
+		if store != nil {
+			qc.Dropped = store.OnQosDropped
+		}
+		if err := b.server.AddHook(queuebytes.New(qc), nil); err != nil {
+			return err
 		}
 	}
 	if err := b.server.AddHook(bridge.InboundHook(b.server, b.log), nil); err != nil {

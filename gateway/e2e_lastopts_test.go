@@ -138,3 +138,51 @@ func TestMaximumQoSIsMaxQoS(t *testing.T) {
 	pub(t, b.port(), "-q", "1", "-t", "m/t", "-m", "hello")
 	equalLines(t, sub.waitMessages(t, 1), []string{"m/t hello"})
 }
+
+// TestMaxQueuedBytes: a disconnected persistent session holds QoS 1
+// messages while their payload bytes are below max_queued_bytes (so the
+// message that crosses it stays) and the next ones are dropped: the same
+// messages come back from Debian's mosquitto and, after a kill -9 and a
+// restart from the store, from here.
+func TestMaxQueuedBytes(t *testing.T) {
+	const conf = "max_queued_bytes 1000\nallow_anonymous true\n"
+	payload := strings.Repeat("x", 400) // three make 1,200: over the limit from the third
+	session := []string{"-c", "-i", "q1", "-q", "1", "-t", "q/#"}
+	fill := func(t *testing.T, port string) {
+		t.Helper()
+		if out, code := testkit.Run(t, 20*time.Second, "mosquitto_sub", append([]string{"-h", "127.0.0.1", "-p", port, "-E"}, session...)...); code != 0 {
+			t.Fatalf("persistent subscribe: exit %d: %s", code, out)
+		}
+		for i := 1; i <= 5; i++ {
+			pub(t, port, "-q", "1", "-t", fmt.Sprintf("q/%d", i), "-m", payload)
+		}
+	}
+	check := func(t *testing.T, port string) {
+		t.Helper()
+		var topics []string
+		for _, m := range drain(t, port, 3, session...) {
+			topic, _, _ := strings.Cut(m, " ")
+			topics = append(topics, topic)
+		}
+		equalLines(t, topics, []string{"q/1", "q/2", "q/3"})
+		// Nothing more was kept: the next message comes first.
+		pub(t, port, "-q", "1", "-t", "q/end", "-m", "end")
+		equalLines(t, drain(t, port, 1, session...), []string{"q/end end"})
+	}
+
+	t.Run("mosquitto", func(t *testing.T) {
+		port := startMosquitto(t, "listener {port} 127.0.0.1\n"+conf)
+		fill(t, port)
+		check(t, port)
+	})
+	t.Run("gateway", func(t *testing.T) {
+		dir := t.TempDir()
+		c := "persistence true\npersistence_location {dir}/\nlistener 0 127.0.0.1\n" + conf
+		b := startBrokerIn(t, dir, c)
+		fill(t, b.port())
+		// What was dropped is gone from the store too.
+		b.kill9(t)
+		b = startBrokerIn(t, dir, c)
+		check(t, b.port())
+	})
+}
