@@ -287,6 +287,11 @@ func (b *Broker) addHooks() error {
 		return err
 	}
 	b.auth.SetBoxAccounts(b.opts.BoxAccounts)
+	certNamed := map[string]bool{}
+	for id := range b.certRules() {
+		certNamed[id] = true
+	}
+	b.auth.SetCertListeners(certNamed)
 	if err := b.server.AddHook(b.auth, b.server); err != nil {
 		return fmt.Errorf("auth: %w", err)
 	}

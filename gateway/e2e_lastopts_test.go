@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -185,4 +186,30 @@ func TestMaxQueuedBytes(t *testing.T) {
 		b = startBrokerIn(t, dir, c)
 		check(t, b.port())
 	})
+}
+
+// TestCertificateNamedClientsStayOnReload: a client named by its
+// certificate has no password to have changed, so a SIGHUP with a
+// password_file in force leaves it connected.
+func TestCertificateNamedClientsStayOnReload(t *testing.T) {
+	pki := testkit.NewPKI(t)
+	dir := t.TempDir()
+	pw, acl := filepath.Join(dir, "passwd"), filepath.Join(dir, "acl")
+	passwordFile(t, pw, map[string]string{"someone": "pw"})
+	if err := osWriteFile(acl, "user client\ntopic readwrite cert/#\n"); err != nil {
+		t.Fatal(err)
+	}
+	b := startBroker(t, fmt.Sprintf("password_file %s\nacl_file %s\nlistener 0 127.0.0.1\ncertfile %s\nkeyfile %s\ncafile %s\nrequire_certificate true\nuse_identity_as_username true\n",
+		pw, acl, pki.ServerCert, pki.ServerKey, pki.CAFile))
+	tls := []string{"--cafile", pki.CAFile, "--cert", pki.ClientCert, "--key", pki.ClientKey}
+	s, _ := subscribe(t, b.port(), append(tls, "-t", "cert/#")...)
+	if err := b.proc.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	b.proc.WaitLine(t, 10*time.Second, regexp.MustCompile(`password and ACL files reloaded`))
+	pub(t, b.port(), append(tls, "-t", "cert/after", "-m", "1")...)
+	equalLines(t, s.waitMessages(t, 1), []string{"cert/after 1"})
+	if out := b.proc.Output(); strings.Contains(out, "disconnecting client") {
+		t.Fatalf("a client named by its certificate was disconnected on reload:\n%s", out)
+	}
 }

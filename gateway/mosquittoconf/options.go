@@ -136,21 +136,21 @@ var options = map[string]option{
 	"bridge_max_packet_size":   {scopeBridge, true},
 	"bridge_outgoing_retain":   {scopeBridge, true},
 
-	// Known, not applied yet (warned about), or refused with a reason: broker-wide.
+	// Known, refused with a reason (refusals): broker-wide; and user.
 	"enable_control_api":   {scopeGlobal, false},
 	"global_plugin":        {scopeGlobal, false},
 	"quic_log_level":       {scopeGlobal, false},
 	"user":                 {scopeGlobal, true},
 	"websockets_log_level": {scopeGlobal, false},
 
-	// Known, not applied yet (warned about), or refused with a reason: per listener.
+	// Known, refused with a reason (refusals): per listener.
 	"ciphers_tls1.3":        {scopeListener, false},
 	"dhparamfile":           {scopeListener, false},
 	"psk_hint":              {scopeListener, false},
 	"tls_engine":            {scopeListener, false},
 	"tls_engine_kpass_sha1": {scopeListener, false},
 
-	// Known, not applied yet (warned about), or refused with a reason: security.
+	// Known, refused with a reason (refusals): security.
 	"auth_plugin":                    {scopeSecurity, false},
 	"auth_plugin_deny_special_chars": {scopeSecurity, false},
 	"plugin":                         {scopeSecurity, false},
