@@ -159,6 +159,10 @@ func TestMaxQueuedBytes(t *testing.T) {
 		for i := 1; i <= 5; i++ {
 			pub(t, port, "-q", "1", "-t", fmt.Sprintf("q/%d", i), "-m", payload)
 		}
+		// The store writes a drop with its next change (gateway/durable);
+		// this one is written before its PUBACK, so the kill -9 below
+		// comes after the drops are stored.
+		pub(t, port, "-q", "1", "-r", "-t", "flush", "-m", "x")
 	}
 	check := func(t *testing.T, port string) {
 		t.Helper()
