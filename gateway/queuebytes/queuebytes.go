@@ -8,8 +8,10 @@
 // adding it. That works while the client is disconnected: mochi then stops
 // there. For a connected client mochi writes the message next; Mosquitto
 // too sends at once what fits in flight, so nothing is dropped then. Left
-// to max_queued_messages alone: a connected MQTT 5 client whose Receive
-// Maximum window is full, whose messages mochi holds after the hooks ran.
+// to max_queued_messages alone: an MQTT 5 client whose Receive Maximum is
+// taken by messages waiting (connected, or kept while away), whose next
+// messages mochi holds itself after the hooks ran; one the hook took out
+// then stays with mochi, though not in the store.
 //
 // Bytes are counted as Mosquitto counts them: payload bytes of the QoS 1/2
 // messages the session holds, in flight or waiting; a message is let in
@@ -100,6 +102,10 @@ func (h *Hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ int) 
 		return
 	}
 	if cl.State.Inflight.Delete(pk.PacketID) {
+		// mochi takes one of an MQTT 5 client's Receive Maximum for the
+		// message right after this hook; no acknowledgement will give it
+		// back, and at 0 mochi would keep every next message itself.
+		cl.State.Inflight.IncreaseSendQuota()
 		atomic.AddInt64(&h.c.Server.Info.Inflight, -1)
 		atomic.AddInt64(&h.c.Server.Info.InflightDropped, 1)
 		if h.c.Dropped != nil {

@@ -65,6 +65,21 @@ func TestQueuedBytes(t *testing.T) {
 	}
 }
 
+// TestQueuedBytesKeepsAReceiveMaximumFree: the messages dropped do not
+// use up an absent MQTT 5 client's Receive Maximum, which mochi counts
+// down per message queued; at 0 it would keep the next ones itself.
+func TestQueuedBytesKeepsAReceiveMaximumFree(t *testing.T) {
+	srv, cl := server(t, func(srv *mqtt.Server) []mqtt.Hook {
+		return []mqtt.Hook{queuebytes.New(queuebytes.Config{Server: srv, Limit: 1000})}
+	})
+	cl.Properties.ProtocolVersion = 5
+	cl.State.Inflight.ResetSendQuota(4)
+	publish(t, srv, 8, 400)
+	if got := cl.State.Inflight.Len(); got != 3 {
+		t.Fatalf("%d messages queued, want 3", got)
+	}
+}
+
 // TestQueuedBytesCountsWhatWasQueuedWithoutIt: messages mochi put in a
 // session without a hook (a store loaded at start) count too.
 func TestQueuedBytesCountsWhatWasQueuedWithoutIt(t *testing.T) {
