@@ -21,6 +21,7 @@ import (
 	"github.com/homebox/gateway/gateway/admit"
 	"github.com/homebox/gateway/gateway/auth"
 	"github.com/homebox/gateway/gateway/bridge"
+	"github.com/homebox/gateway/gateway/certuser"
 	"github.com/homebox/gateway/gateway/durable"
 	"github.com/homebox/gateway/gateway/expiry"
 	"github.com/homebox/gateway/gateway/fastpath"
@@ -32,6 +33,7 @@ import (
 	"github.com/homebox/gateway/gateway/mosquittowire"
 	"github.com/homebox/gateway/gateway/mountpoint"
 	"github.com/homebox/gateway/gateway/policy"
+	"github.com/homebox/gateway/gateway/queuebytes"
 	"github.com/homebox/gateway/gateway/systopics"
 	"github.com/homebox/gateway/gateway/takeover"
 	"github.com/homebox/gateway/gateway/traffic"
@@ -254,10 +256,34 @@ func (b *Broker) addHooks() error {
 		// lets anonymous clients in there.
 		def.AllowAnonymous = true
 	}
+	// use_identity_as_username, use_subject_as_username: the name is set
+	// before admit (use_username_as_clientid takes it); the will is judged
+	// after admit has settled the id, and the client let in before the
+	// password hook, which would judge the CONNECT's own login (mochi lets
+	// in whom any hook lets in). b.auth is made below, before any client.
+	var certAdmits *certuser.Admits
+	if rules := b.certRules(); len(rules) > 0 {
+		var names *certuser.Names
+		names, certAdmits = certuser.New(certuser.Config{
+			Server:      b.server,
+			Rules:       rules,
+			WillAllowed: func(cl *mqtt.Client, topic string) bool { return b.auth.MayWrite(cl, topic) },
+			Reserved:    auth.ReservedUser,
+			Logger:      b.log,
+		})
+		if err := b.server.AddHook(names, nil); err != nil {
+			return err
+		}
+	}
 	// Client ids first: the id it sets is the one the password check,
 	// the ACLs and the session see.
 	if err := b.server.AddHook(admit.New(b.server, cfg.ClientIDPrefixes, b.admitRules(), b.log), nil); err != nil {
 		return err
+	}
+	if certAdmits != nil {
+		if err := b.server.AddHook(certAdmits, nil); err != nil {
+			return err
+		}
 	}
 	// A device that reconnects under its own id stays registered while
 	// its old connection is cleaned up (a mochi race).
@@ -284,6 +310,11 @@ func (b *Broker) addHooks() error {
 		return err
 	}
 	b.auth.SetBoxAccounts(b.opts.BoxAccounts)
+	certNamed := map[string]bool{}
+	for id := range b.certRules() {
+		certNamed[id] = true
+	}
+	b.auth.SetCertListeners(certNamed)
 	if err := b.server.AddHook(b.auth, b.server); err != nil {
 		return fmt.Errorf("auth: %w", err)
 	}
@@ -294,14 +325,27 @@ func (b *Broker) addHooks() error {
 	if err := b.server.AddHook(inorder.New(b.server, b.log), nil); err != nil {
 		return err
 	}
+	var store *durable.Hook
 	if cfg.Persistence {
 		path := b.StorePath()
 		opts, err := durable.Options(path)
 		if err != nil {
 			return fmt.Errorf("%s: %w", b.where("persistence_location"), err)
 		}
-		if err := b.server.AddHook(durable.New(), opts); err != nil {
+		store = durable.New()
+		if err := b.server.AddHook(store, opts); err != nil {
 			return fmt.Errorf("%s: store %s: %w", b.where("persistence"), path, err)
+		}
+	}
+	if cfg.MaxQueuedBytes > 0 {
+		// After the store, which saves a queued message before this hook
+		// may take it out again (and tells the store so).
+		qc := queuebytes.Config{Server: b.server, Limit: cfg.MaxQueuedBytes, Logger: b.log}
+		if store != nil {
+			qc.Dropped = store.OnQosDropped
+		}
+		if err := b.server.AddHook(queuebytes.New(qc), nil); err != nil {
+			return err
 		}
 	}
 	if err := b.server.AddHook(bridge.InboundHook(b.server, b.log), nil); err != nil {
@@ -437,6 +481,21 @@ func (b *Broker) admitRules() map[string]admit.Rules {
 			UseUsernameAsClientID:  l.UseUsernameAsClientID,
 			AcceptProtocolVersions: l.AcceptProtocolVersions,
 			MaxTopicAliasBroker:    uint16(l.MaxTopicAliasBroker),
+		}
+	}
+	return out
+}
+
+// certRules are the listeners whose clients are named by their
+// certificates, by listener id.
+func (b *Broker) certRules() map[string]certuser.From {
+	out := map[string]certuser.From{}
+	for i, l := range b.effectiveListeners() {
+		switch {
+		case l.UseIdentityAsUsername: // Mosquitto: it wins when both are set
+			out[listenerID(i, l)] = certuser.CN
+		case l.UseSubjectAsUsername:
+			out[listenerID(i, l)] = certuser.Subject
 		}
 	}
 	return out

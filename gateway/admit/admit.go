@@ -74,11 +74,13 @@ func (h *Hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		cl.State.TopicAliases.Outbound = mqtt.NewOutboundTopicAliases(r.MaxTopicAliasBroker)
 	}
 	if r.UseUsernameAsClientID {
-		if len(pk.Connect.Username) == 0 {
+		// The username as mochi parsed it, or as gateway/certuser took it
+		// from the client's certificate.
+		if len(cl.Properties.Username) == 0 {
 			// Mosquitto refuses a client with no username to take as its id.
 			return h.refuse(cl, packets.ErrNotAuthorized, "use_username_as_clientid and no username")
 		}
-		cl.ID = string(pk.Connect.Username)
+		cl.ID = string(cl.Properties.Username)
 		cl.Properties.Props.AssignedClientID = ""
 	} else if len(pk.Connect.ClientIdentifier) == 0 {
 		if r.RefuseZeroLength {

@@ -66,11 +66,20 @@ type Hook struct {
 	state  atomic.Pointer[state]
 	server atomic.Pointer[mqtt.Server]
 	box    BoxAccounts // set before the broker starts (SetBoxAccounts)
+	// certNamed are the listeners whose clients are named by their
+	// certificates (SetCertListeners).
+	certNamed map[string]bool
 }
 
 // SetBoxAccounts lets the box's own accounts in (see ServiceUser); call it
 // before the broker starts.
 func (h *Hook) SetBoxAccounts(b BoxAccounts) { h.box = b }
+
+// SetCertListeners names the listeners whose clients are named by their
+// TLS certificates (use_identity_as_username, gateway/certuser): they
+// logged in with no password, so a changed password file never
+// disconnects them. Call it before the broker starts.
+func (h *Hook) SetCertListeners(ids map[string]bool) { h.certNamed = ids }
 
 // NewHook loads the files of def and of every listener in perListener
 // (keyed by mochi listener ID; a listener not in the map uses def). It fails,
@@ -272,7 +281,7 @@ func (h *Hook) Reload() error {
 // hold exactly as they did.
 func (h *Hook) kickStale(s *mqtt.Server, old, cur *state) {
 	for _, cl := range s.Clients.GetAll() {
-		if cl.Net.Inline || cl.Closed() {
+		if cl.Net.Inline || cl.Closed() || h.certNamed[cl.Net.Listener] {
 			continue
 		}
 		user := string(cl.Properties.Username)
@@ -295,4 +304,11 @@ func (h *Hook) kickStale(s *mqtt.Server, old, cur *state) {
 			cl.Stop(packets.ErrNotAuthorized)
 		}
 	}
+}
+
+// MayWrite reports whether the ACL lets cl, under the username and id it
+// has now, publish on topic: the will check of clients named by their
+// certificate (gateway/certuser), whose username is not the CONNECT's.
+func (h *Hook) MayWrite(cl *mqtt.Client, topic string) bool {
+	return cl.Net.Inline || h.allowed(cl, topic, Write)
 }

@@ -165,11 +165,8 @@ func TestCheckWarnings(t *testing.T) {
 		conf string
 		want []string
 	}{
-		{"unsupported global", "max_queued_bytes 100\n", []string{"mosquitto.conf:1: max_queued_bytes: not supported by this broker, ignored"}},
-		{"unsupported listener option", "listener 1883\nuse_subject_as_username true\n", []string{"mosquitto.conf:2: use_subject_as_username: not supported by this broker, ignored"}},
 		{"log_dest topic", "log_dest topic\n", []string{"mosquitto.conf:1: log_dest: topic: not supported yet (logs are not published on $SYS/broker/log), ignored"}},
 		{"removed in Mosquitto 2.0", "retry_interval 20\n", []string{"mosquitto.conf:1: retry_interval: no longer available (Mosquitto 2.0 removed it too); ignored"}},
-		{"unsupported security option", "check_retain_source true\n", []string{"mosquitto.conf:1: check_retain_source: not supported by this broker, ignored"}},
 		{"extra words", "listener 1883 127.0.0.1 extra words\nsys_interval 5 6\n", []string{
 			`mosquitto.conf:1: listener: extra text "extra words" ignored`,
 			`mosquitto.conf:2: sys_interval: extra text "6" ignored`,

@@ -25,6 +25,7 @@ func (in *interp) finish() {
 	seen := map[string]*Listener{}
 	for _, l := range in.listeners {
 		in.checkListenerTLS(l)
+		in.checkCertUsername(l)
 		if l.Port != 0 {
 			k := strconv.Itoa(l.Port) + " " + l.Address
 			if first, dup := seen[k]; dup {
@@ -100,6 +101,27 @@ func (in *interp) checkListenerTLS(l *Listener) {
 	}
 	if l.RequireCertificate && l.CAFile == "" && l.CAPath == "" {
 		in.ds.errorf(w["require_certificate"], "require_certificate", "needs cafile or capath to check client certificates")
+	}
+}
+
+// checkCertUsername: use_identity_as_username and use_subject_as_username
+// take the username from the client certificate, so they need a TLS
+// listener that asks for one (Mosquitto's man page: "If
+// require_certificate is true, you may set ..."). Without it every client
+// would be refused.
+func (in *interp) checkCertUsername(l *Listener) {
+	for _, o := range []struct {
+		name string
+		on   bool
+	}{{"use_identity_as_username", l.UseIdentityAsUsername}, {"use_subject_as_username", l.UseSubjectAsUsername}} {
+		at := l.Where[o.name]
+		switch {
+		case !o.on:
+		case l.Protocol == "websockets":
+			in.ds.errorf(at, o.name, "not on a websockets listener: its TLS ends in the HTTP server and the client certificate does not reach the MQTT session")
+		case l.CertFile == "" || !l.RequireCertificate:
+			in.ds.errorf(at, o.name, "needs certfile, keyfile, cafile and require_certificate true in the same listener: the username is taken from the client's certificate")
+		}
 	}
 }
 

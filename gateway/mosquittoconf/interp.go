@@ -66,6 +66,7 @@ var canonical = map[string]string{
 	"password":             "remote_password",
 	"clientid":             "remote_clientid",
 	"addresses":            "address",
+	"maximum_qos":          "max_qos", // Mosquitto reads both names the same
 }
 
 func canon(name string) string {
@@ -295,6 +296,22 @@ func (in *interp) applyGlobal(st *fileState, pos Pos, l *Line, key string) {
 		if n, ok := in.integer(pos, l, 0, math.MaxInt); ok {
 			c.MemoryLimit = int64(n)
 		}
+	case "max_queued_bytes":
+		if n, ok := in.integer(pos, l, 0, math.MaxInt); ok {
+			c.MaxQueuedBytes = int64(n)
+		}
+	case "max_inflight_bytes":
+		if n, ok := in.integer(pos, l, 0, math.MaxInt); ok && n != 0 {
+			in.ds.errorf(pos, l.Option, "cannot apply on this box: "+strconv.Itoa(n)+": mochi bounds the messages in flight to a client by their count only (max_inflight_messages, the client's Receive Maximum) and lets no hook hold a message back for its size; 0 (no byte limit) is what it does")
+		}
+	case "queue_qos0_messages":
+		if v, ok := in.boolean(pos, l); ok && v {
+			in.ds.errorf(pos, l.Option, "cannot apply on this box: true: mochi keeps only QoS 1 and 2 messages for a disconnected session (its session queue is keyed by packet id, which QoS 0 messages have none of); false is what it does")
+		}
+	case "upgrade_outgoing_qos":
+		if v, ok := in.boolean(pos, l); ok && v {
+			in.ds.errorf(pos, l.Option, "cannot apply on this box: true: mochi chooses each subscriber's delivery QoS inside its publish path, where no hook can raise it (a QoS raised on the wire would have no packet id or retry behind it); false, the MQTT rule, is what it does")
+		}
 	case "clientid_prefixes":
 		in.setString(pos, l, in.cfg, key, &c.ClientIDPrefixes)
 	case "log_dest":
@@ -493,6 +510,10 @@ func (in *interp) applyListener(st *fileState, pos Pos, l *Line, key string) {
 		in.protocolVersions(pos, l, ls)
 	case "use_username_as_clientid":
 		in.setBool(pos, l, &ls.UseUsernameAsClientID)
+	case "use_identity_as_username":
+		in.setBool(pos, l, &ls.UseIdentityAsUsername)
+	case "use_subject_as_username":
+		in.setBool(pos, l, &ls.UseSubjectAsUsername)
 	case "tls_keyform":
 		if v, ok := in.word(pos, l); ok {
 			switch v {
@@ -532,6 +553,12 @@ func (in *interp) applySecurity(st *fileState, pos Pos, l *Line, key string) {
 		}
 	case "auto_id_prefix":
 		in.setString(pos, l, sec, key, &sec.AutoIDPrefix)
+	case "check_retain_source":
+		// Mosquitto's default is true; see docs/BROKER.md for why unset
+		// is still accepted.
+		if v, ok := in.boolean(pos, l); ok && v {
+			in.ds.errorf(pos, l.Option, "cannot apply on this box: true: mochi sends a retained message to new subscribers without a hook that could withhold it once its publisher lost write access, and does not keep the publisher's user name with it; false is what it does")
+		}
 	}
 }
 

@@ -68,6 +68,9 @@ type Config struct {
 	WebsocketsHeadersSize int
 	// MemoryLimit is memory_limit in bytes; 0 = none.
 	MemoryLimit int64
+	// MaxQueuedBytes is max_queued_bytes: the payload bytes of QoS 1 and 2
+	// messages a client's session may hold; 0 = no limit.
+	MaxQueuedBytes int64
 
 	// MaxQoS and MaxTopicAlias are the listeners' max_qos and
 	// max_topic_alias. mochi has one value for the whole broker, so the
@@ -123,10 +126,15 @@ type Listener struct {
 
 	MaxConnections int // -1 = unlimited
 
-	MaxQoS                int    // max_qos, default 2
-	MaxTopicAlias         int    // max_topic_alias, default 10 (told to MQTT 5 clients in CONNACK)
-	MaxTopicAliasBroker   int    // max_topic_alias_broker, default 10: aliases the broker sends
-	UseUsernameAsClientID bool   // use_username_as_clientid
+	MaxQoS                int  // max_qos, default 2
+	MaxTopicAlias         int  // max_topic_alias, default 10 (told to MQTT 5 clients in CONNACK)
+	MaxTopicAliasBroker   int  // max_topic_alias_broker, default 10: aliases the broker sends
+	UseUsernameAsClientID bool // use_username_as_clientid
+	// UseIdentityAsUsername and UseSubjectAsUsername take the username of
+	// a client (for the ACLs) from its TLS certificate: the CN, or the
+	// whole subject; its password is not checked.
+	UseIdentityAsUsername bool
+	UseSubjectAsUsername  bool
 	SocketDomain          string // socket_domain: "ipv4", "ipv6" or "" (both)
 	BindInterface         string // bind_interface: a network interface name
 	MountPoint            string // mount_point: the topic prefix of this listener's clients

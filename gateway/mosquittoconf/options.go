@@ -64,6 +64,10 @@ var options = map[string]option{
 	"global_max_connections":       {scopeGlobal, true}, // Mosquitto 2.1
 	"websockets_headers_size":      {scopeGlobal, true},
 	"log_timestamp_format":         {scopeGlobal, true},
+	"max_queued_bytes":             {scopeGlobal, true},
+	"max_inflight_bytes":           {scopeGlobal, true}, // 0 only: see interp
+	"queue_qos0_messages":          {scopeGlobal, true}, // false only: see interp
+	"upgrade_outgoing_qos":         {scopeGlobal, true}, // false only: see interp
 
 	// Supported, per listener.
 	"max_connections":                 {scopeListener, true},
@@ -88,6 +92,9 @@ var options = map[string]option{
 	"mount_point":                     {scopeListener, true},
 	"disable_client_cert_date_checks": {scopeListener, true}, // Mosquitto 2.1
 	"max_topic_alias_broker":          {scopeListener, true}, // Mosquitto 2.1
+	"maximum_qos":                     {scopeListener, true}, // Mosquitto's other name of max_qos
+	"use_identity_as_username":        {scopeListener, true},
+	"use_subject_as_username":         {scopeListener, true},
 
 	// Supported, security.
 	"allow_anonymous":            {scopeSecurity, true},
@@ -95,6 +102,7 @@ var options = map[string]option{
 	"auto_id_prefix":             {scopeSecurity, true},
 	"password_file":              {scopeSecurity, true},
 	"acl_file":                   {scopeSecurity, true},
+	"check_retain_source":        {scopeSecurity, true}, // false only: see interp
 
 	// Supported, bridge.
 	"address":                  {scopeBridge, true},
@@ -128,31 +136,23 @@ var options = map[string]option{
 	"bridge_max_packet_size":   {scopeBridge, true},
 	"bridge_outgoing_retain":   {scopeBridge, true},
 
-	// Known, not applied yet (warned about), or refused with a reason: broker-wide.
+	// Known, refused with a reason (refusals): broker-wide; and user.
 	"enable_control_api":   {scopeGlobal, false},
 	"global_plugin":        {scopeGlobal, false},
-	"max_inflight_bytes":   {scopeGlobal, false},
-	"max_queued_bytes":     {scopeGlobal, false},
-	"queue_qos0_messages":  {scopeGlobal, false},
 	"quic_log_level":       {scopeGlobal, false},
-	"upgrade_outgoing_qos": {scopeGlobal, false},
 	"user":                 {scopeGlobal, true},
 	"websockets_log_level": {scopeGlobal, false},
 
-	// Known, not applied yet (warned about), or refused with a reason: per listener.
-	"ciphers_tls1.3":           {scopeListener, false},
-	"dhparamfile":              {scopeListener, false},
-	"maximum_qos":              {scopeListener, false},
-	"psk_hint":                 {scopeListener, false},
-	"tls_engine":               {scopeListener, false},
-	"tls_engine_kpass_sha1":    {scopeListener, false},
-	"use_identity_as_username": {scopeListener, false},
-	"use_subject_as_username":  {scopeListener, false},
+	// Known, refused with a reason (refusals): per listener.
+	"ciphers_tls1.3":        {scopeListener, false},
+	"dhparamfile":           {scopeListener, false},
+	"psk_hint":              {scopeListener, false},
+	"tls_engine":            {scopeListener, false},
+	"tls_engine_kpass_sha1": {scopeListener, false},
 
-	// Known, not applied yet (warned about), or refused with a reason: security.
+	// Known, refused with a reason (refusals): security.
 	"auth_plugin":                    {scopeSecurity, false},
 	"auth_plugin_deny_special_chars": {scopeSecurity, false},
-	"check_retain_source":            {scopeSecurity, false},
 	"plugin":                         {scopeSecurity, false},
 	"psk_file":                       {scopeSecurity, false},
 

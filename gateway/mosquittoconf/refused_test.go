@@ -39,6 +39,18 @@ func TestRefusedOptions(t *testing.T) {
 		{"persistent_client_expiration 14\n", `m.conf:1: persistent_client_expiration: invalid duration "14"`},
 		{"persistent_client_expiration 0d\n", `m.conf:1: persistent_client_expiration: invalid duration "0d"`},
 		{"listener 1883\nmax_qos 3\n", "m.conf:2: max_qos: "},
+		{"listener 1883\nmaximum_qos 3\n", "m.conf:2: maximum_qos: "},
+		{"listener 1883\nmaximum_qos 1\nlistener 1884\n", "m.conf:3: max_qos: cannot apply on this box: 2 here and 1 on the listener at m.conf:1"},
+		// The last eight of issue 16: their default is mochi's behaviour;
+		// the other value is refused with why.
+		{"max_inflight_bytes 1000\n", "m.conf:1: max_inflight_bytes: cannot apply on this box: 1000: mochi bounds the messages in flight to a client by their count only"},
+		{"queue_qos0_messages true\n", "m.conf:1: queue_qos0_messages: cannot apply on this box: true: mochi keeps only QoS 1 and 2 messages for a disconnected session"},
+		{"upgrade_outgoing_qos true\n", "m.conf:1: upgrade_outgoing_qos: cannot apply on this box: true: mochi chooses each subscriber's delivery QoS inside its publish path"},
+		{"check_retain_source true\n", "m.conf:1: check_retain_source: cannot apply on this box: true: mochi sends a retained message to new subscribers without a hook"},
+		{"max_queued_bytes -1\n", "m.conf:1: max_queued_bytes: "},
+		{"listener 1883\nuse_identity_as_username true\n", "m.conf:2: use_identity_as_username: needs certfile, keyfile, cafile and require_certificate true"},
+		{"listener 1883\nuse_subject_as_username true\n", "m.conf:2: use_subject_as_username: needs certfile, keyfile, cafile and require_certificate true"},
+		{"listener 1883\nprotocol websockets\nuse_identity_as_username true\n", "m.conf:3: use_identity_as_username: not on a websockets listener"},
 	}
 	for _, c := range cases {
 		cfg, ds := Check("m.conf", []byte(c.conf), dir)
@@ -79,6 +91,16 @@ func TestHonouredOptionValues(t *testing.T) {
 		if !ds.OK() || cfg.PersistentClientExpiration != secs {
 			t.Errorf("%s: %d, want %d (%v)", v, cfg.PersistentClientExpiration, secs, ds.Err())
 		}
+	}
+	// The last eight of issue 16 at their defaults, as mochi behaves, and
+	// the values honoured.
+	conf = "max_inflight_bytes 0\nqueue_qos0_messages false\nupgrade_outgoing_qos false\ncheck_retain_source false\nmax_queued_bytes 4096\nlistener 1883\nmaximum_qos 1\n"
+	cfg, ds = Check("m.conf", []byte(conf), dir)
+	if !ds.OK() || len(ds.Warnings) != 0 || cfg.MaxQueuedBytes != 4096 || cfg.MaxQoS != 1 || cfg.Listeners[0].MaxQoS != 1 {
+		t.Fatalf("%+v %v %v", cfg, ds.Err(), messages(ds.Warnings))
+	}
+	if cfg, ds := Check("m.conf", []byte(""), dir); cfg.MaxQueuedBytes != 0 || !ds.OK() {
+		t.Fatalf("max_queued_bytes default %d", cfg.MaxQueuedBytes)
 	}
 	// Per listener settings: each listener keeps its own client-id rules.
 	cfg, ds = Check("m.conf", []byte("per_listener_settings true\nlistener 1883\nallow_anonymous true\nauto_id_prefix a-\nlistener 1884\nallow_anonymous true\nallow_zero_length_clientid false\n"), dir)

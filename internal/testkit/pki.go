@@ -24,6 +24,10 @@ type PKI struct {
 	ServerCert, ServerKey string
 	ClientCert, ClientKey string
 	Pool                  *x509.CertPool // holds the CA
+
+	caCert *x509.Certificate
+	caKey  *ecdsa.PrivateKey
+	serial int64
 }
 
 // NewPKI makes a fresh CA and certificates for one test.
@@ -52,38 +56,48 @@ func NewPKI(t testing.TB) *PKI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &PKI{Dir: dir, Pool: x509.NewCertPool()}
+	p := &PKI{Dir: dir, Pool: x509.NewCertPool(), caCert: caCert, caKey: caKey, serial: 1}
 	p.Pool.AddCert(caCert)
 	p.CAFile = writePEM(t, dir, "ca.crt", "CERTIFICATE", caDER)
-
-	leaf := func(name string, serial int64, usage x509.ExtKeyUsage) (string, string) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial),
-			Subject:      pkix.Name{CommonName: name},
-			NotBefore:    now.Add(-time.Hour),
-			NotAfter:     now.Add(24 * time.Hour),
-			KeyUsage:     x509.KeyUsageDigitalSignature,
-			ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-			DNSNames:     []string{"localhost"},
-			IPAddresses:  []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return writePEM(t, dir, name+".crt", "CERTIFICATE", der), writePEM(t, dir, name+".key", "PRIVATE KEY", keyDER)
-	}
-	p.ServerCert, p.ServerKey = leaf("server", 2, x509.ExtKeyUsageServerAuth)
-	p.ClientCert, p.ClientKey = leaf("client", 3, x509.ExtKeyUsageClientAuth)
+	p.ServerCert, p.ServerKey = p.leaf(t, "server", pkix.Name{CommonName: "server"}, x509.ExtKeyUsageServerAuth)
+	p.ClientCert, p.ClientKey = p.leaf(t, "client", pkix.Name{CommonName: "client"}, x509.ExtKeyUsageClientAuth)
 	return p
+}
+
+// NewClient makes one more client certificate signed by the CA, with the
+// subject given, written as file.crt and file.key.
+func (p *PKI) NewClient(t testing.TB, file string, subject pkix.Name) (cert, key string) {
+	t.Helper()
+	return p.leaf(t, file, subject, x509.ExtKeyUsageClientAuth)
+}
+
+func (p *PKI) leaf(t testing.TB, file string, subject pkix.Name, usage x509.ExtKeyUsage) (string, string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.serial++
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(p.serial),
+		Subject:      subject,
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.caCert, &key.PublicKey, p.caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writePEM(t, p.Dir, file+".crt", "CERTIFICATE", der), writePEM(t, p.Dir, file+".key", "PRIVATE KEY", keyDER)
 }
 
 func writePEM(t testing.TB, dir, name, typ string, der []byte) string {
