@@ -57,6 +57,12 @@ func (c *rawClient) send(pk packets.Packet) {
 		err = pk.SubscribeEncode(&buf)
 	case packets.Unsubscribe:
 		err = pk.UnsubscribeEncode(&buf)
+	case packets.Publish:
+		err = pk.PublishEncode(&buf)
+	case packets.Puback:
+		err = pk.PubackEncode(&buf)
+	case packets.Pubrel:
+		err = pk.PubrelEncode(&buf)
 	}
 	if err != nil {
 		c.t.Fatal(err)
@@ -95,6 +101,12 @@ func (c *rawClient) read() packets.Packet {
 		err = pk.SubackDecode(body)
 	case packets.Unsuback:
 		err = pk.UnsubackDecode(body)
+	case packets.Puback:
+		err = pk.PubackDecode(body)
+	case packets.Pubrec:
+		err = pk.PubrecDecode(body)
+	case packets.Pubcomp:
+		err = pk.PubcompDecode(body)
 	}
 	if err != nil {
 		c.t.Fatal(err)
@@ -130,10 +142,39 @@ func unsubscribe(id uint16, filter string) packets.Packet {
 	}
 }
 
+func publish(id uint16, qos byte, topic string) packets.Packet {
+	return packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: qos},
+		PacketID:    id,
+		TopicName:   topic,
+		Payload:     []byte("p"),
+	}
+}
+
+func ack(typ byte, id uint16) packets.Packet {
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: typ}, PacketID: id}
+	if typ == packets.Pubrel {
+		pk.FixedHeader.Qos = 1
+	}
+	return pk
+}
+
+// seen is what a client sees when its packet ids equal the id of the
+// broker's unacknowledged delivery to it, and what the broker then holds.
+type seen struct {
+	suback, unsuback, puback, pubrec, pubcomp packets.Packet
+	// held1, held2: whether the delivery is still in mochi's table after
+	// the client's QoS 1, then QoS 2 publish with its id.
+	held1, held2 bool
+	// left: entries in the table once the client has acked everything.
+	left int
+}
+
 // collide starts a broker (mended or bare), leaves its QoS 1 delivery with
-// id 1 unacknowledged at a client, then sends that client's SUBSCRIBE and
-// UNSUBSCRIBE with id 1. It returns the SUBACK and the UNSUBACK.
-func collide(t *testing.T, mend bool) (suback, unsuback packets.Packet) {
+// id 1 unacknowledged at a client, then sends that client's SUBSCRIBE,
+// UNSUBSCRIBE, QoS 1 PUBLISH and QoS 2 PUBLISH (with its PUBREL), all with
+// id 1, and at last acknowledges the delivery.
+func collide(t *testing.T, mend bool) seen {
 	t.Helper()
 	s := mqtt.New(&mqtt.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
 	if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
@@ -164,33 +205,73 @@ func collide(t *testing.T, mend bool) (suback, unsuback packets.Packet) {
 	if pk := c.expect(packets.Publish); pk.PacketID != 1 {
 		t.Fatalf("delivery id %d, want 1", pk.PacketID)
 	}
+	cl, ok := s.Clients.Get("dev")
+	if !ok {
+		t.Fatal("no client dev")
+	}
+	delivery := func() bool {
+		pk, ok := cl.State.Inflight.Get(1)
+		return ok && pk.FixedHeader.Type == packets.Publish
+	}
 	// The delivery stays unacknowledged: id 1 is in mochi's inflight table.
+	var w seen
 	c.send(subscribe(1, "b"))
-	suback = c.expect(packets.Suback)
+	w.suback = c.expect(packets.Suback)
 	c.send(unsubscribe(1, "b"))
-	unsuback = c.expect(packets.Unsuback)
-	return suback, unsuback
+	w.unsuback = c.expect(packets.Unsuback)
+	c.send(publish(1, 1, "p"))
+	w.puback = c.expect(packets.Puback)
+	w.held1 = delivery()
+	c.send(publish(1, 2, "p"))
+	w.pubrec = c.expect(packets.Pubrec)
+	w.held2 = delivery()
+	c.send(ack(packets.Pubrel, 1))
+	w.pubcomp = c.expect(packets.Pubcomp)
+	c.send(ack(packets.Puback, 1))
+	// A PINGREQ's answer says the packets before it were handled.
+	if _, err := c.conn.Write([]byte{0xc0, 0}); err != nil {
+		t.Fatal(err)
+	}
+	c.expect(packets.Pingresp)
+	w.left = cl.State.Inflight.Len()
+	return w
 }
 
-// TestGrantsCollidingIDs: the client's ids are its own, and its acks carry them.
-func TestGrantsCollidingIDs(t *testing.T) {
-	suback, unsuback := collide(t, true)
-	if suback.PacketID != 1 || len(suback.ReasonCodes) != 1 || suback.ReasonCodes[0] != 1 {
-		t.Errorf("SUBACK id %d codes %x, want id 1 granted QoS 1", suback.PacketID, suback.ReasonCodes)
+// TestKeepsClientIDsApart: the client's ids are its own, and its acks
+// carry them; the broker's delivery stays until the client acks it.
+func TestKeepsClientIDsApart(t *testing.T) {
+	w := collide(t, true)
+	if w.suback.PacketID != 1 || len(w.suback.ReasonCodes) != 1 || w.suback.ReasonCodes[0] != 1 {
+		t.Errorf("SUBACK id %d codes %x, want id 1 granted QoS 1", w.suback.PacketID, w.suback.ReasonCodes)
 	}
-	if unsuback.PacketID != 1 || len(unsuback.ReasonCodes) != 1 || unsuback.ReasonCodes[0] != 0 {
-		t.Errorf("UNSUBACK id %d codes %x, want id 1 success", unsuback.PacketID, unsuback.ReasonCodes)
+	if w.unsuback.PacketID != 1 || len(w.unsuback.ReasonCodes) != 1 || w.unsuback.ReasonCodes[0] != 0 {
+		t.Errorf("UNSUBACK id %d codes %x, want id 1 success", w.unsuback.PacketID, w.unsuback.ReasonCodes)
+	}
+	for name, pk := range map[string]packets.Packet{"PUBACK": w.puback, "PUBREC": w.pubrec, "PUBCOMP": w.pubcomp} {
+		if pk.PacketID != 1 || pk.ReasonCode != 0 {
+			t.Errorf("%s id %d reason %#x, want id 1, 0", name, pk.PacketID, pk.ReasonCode)
+		}
+	}
+	if !w.held1 || !w.held2 {
+		t.Errorf("delivery kept after the client's QoS 1 publish: %v, QoS 2: %v; want both", w.held1, w.held2)
+	}
+	if w.left != 0 {
+		t.Errorf("%d entries left in the inflight table, want 0", w.left)
 	}
 }
 
-// TestMochiStillAnswers0x91 fails once mochi keeps the client's packet ids
-// apart from its own deliveries; then this package can go.
-func TestMochiStillAnswers0x91(t *testing.T) {
-	suback, unsuback := collide(t, false)
-	if len(suback.ReasonCodes) != 1 || suback.ReasonCodes[0] != 0x91 {
-		t.Errorf("bare mochi SUBACK codes %x, want 91: mochi separates the id spaces now; drop gateway/packetids", suback.ReasonCodes)
+// TestMochiStillTakesClientIDsForItsOwn fails once mochi keeps the
+// client's packet ids apart from its own deliveries; then gateway/packetids
+// can go.
+func TestMochiStillTakesClientIDsForItsOwn(t *testing.T) {
+	w := collide(t, false)
+	if len(w.suback.ReasonCodes) != 1 || w.suback.ReasonCodes[0] != 0x91 {
+		t.Errorf("bare mochi SUBACK codes %x, want 91: drop gateway/packetids?", w.suback.ReasonCodes)
 	}
-	if len(unsuback.ReasonCodes) != 1 || unsuback.ReasonCodes[0] != 0x91 {
-		t.Errorf("bare mochi UNSUBACK codes %x, want 91: drop gateway/packetids", unsuback.ReasonCodes)
+	if len(w.unsuback.ReasonCodes) != 1 || w.unsuback.ReasonCodes[0] != 0x91 {
+		t.Errorf("bare mochi UNSUBACK codes %x, want 91: drop gateway/packetids?", w.unsuback.ReasonCodes)
+	}
+	if w.held1 {
+		t.Error("bare mochi kept its delivery after a QoS 1 publish with its id: drop the PUBLISH part of gateway/packetids?")
 	}
 }
