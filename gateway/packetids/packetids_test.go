@@ -3,9 +3,13 @@ package packetids_test
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 
@@ -15,6 +19,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/homebox/gateway/gateway/packetids"
+	"github.com/homebox/gateway/internal/testkit"
 )
 
 // rawClient speaks MQTT 5 in bytes, so the test chooses every packet id.
@@ -24,7 +29,9 @@ type rawClient struct {
 	r    *bufio.Reader
 }
 
-func dial(t *testing.T, addr string) *rawClient {
+func dial(t *testing.T, addr string) *rawClient { return dialAs(t, addr, "dev") }
+
+func dialAs(t *testing.T, addr, id string) *rawClient {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
@@ -36,7 +43,7 @@ func dial(t *testing.T, addr string) *rawClient {
 		FixedHeader:     packets.FixedHeader{Type: packets.Connect},
 		ProtocolVersion: 5,
 		Connect: packets.ConnectParams{
-			ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 60, ClientIdentifier: "dev",
+			ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 60, ClientIdentifier: id,
 		},
 	})
 	if pk := c.read(); pk.FixedHeader.Type != packets.Connack || pk.ReasonCode != 0 {
@@ -273,5 +280,68 @@ func TestMochiStillTakesClientIDsForItsOwn(t *testing.T) {
 	}
 	if w.held1 {
 		t.Error("bare mochi kept its delivery after a QoS 1 publish with its id: drop the PUBLISH part of gateway/packetids?")
+	}
+}
+
+// TestAnswersLikeMosquitto: the same colliding packets to Debian's
+// mosquitto and to mochi with the mend get the same acks (ids and codes).
+// Publishes go to the subscribed topic: Mosquitto answers MQTT 5 0x10 for
+// a topic nobody subscribes to (see docs/BROKER.md, wire answers).
+func TestAnswersLikeMosquitto(t *testing.T) {
+	testkit.RequireTool(t, "mosquitto")
+	port := testkit.FreePort(t)
+	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\n", port)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := testkit.Start(t, "mosquitto", "-v", "-c", conf)
+	p.WaitLine(t, 10*time.Second, regexp.MustCompile(fmt.Sprintf("listen socket on port %d", port)))
+
+	s := mqtt.New(&mqtt.Options{Logger: slog.New(slog.DiscardHandler)})
+	for _, h := range []mqtt.Hook{new(auth.AllowHook), packetids.New()} {
+		if err := s.AddHook(h, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})
+	if err := s.AddListener(l); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+
+	answers := func(addr string) []string {
+		c := dialAs(t, addr, "dev")
+		c.send(subscribe(7, "a"))
+		c.expect(packets.Suback)
+		other := dialAs(t, addr, "other")
+		other.send(publish(1, 1, "a"))
+		other.expect(packets.Puback)
+		if pk := c.expect(packets.Publish); pk.PacketID != 1 {
+			t.Fatalf("%s: delivery id %d, want 1", addr, pk.PacketID)
+		}
+		var out []string
+		note := func(pk packets.Packet) {
+			out = append(out, fmt.Sprintf("type %d id %d reason %#x codes %x", pk.FixedHeader.Type, pk.PacketID, pk.ReasonCode, pk.ReasonCodes))
+		}
+		c.send(subscribe(1, "b"))
+		note(c.expect(packets.Suback))
+		c.send(unsubscribe(1, "b"))
+		note(c.expect(packets.Unsuback))
+		c.send(publish(1, 1, "a"))
+		note(c.expect(packets.Puback))
+		c.send(publish(1, 2, "a"))
+		note(c.expect(packets.Pubrec))
+		c.send(ack(packets.Pubrel, 1))
+		note(c.expect(packets.Pubcomp))
+		return out
+	}
+	mosq, gw := answers(fmt.Sprintf("127.0.0.1:%d", port)), answers(l.Address())
+	for i := range mosq {
+		if mosq[i] != gw[i] {
+			t.Errorf("mosquitto: %s\nmochi+mend: %s", mosq[i], gw[i])
+		}
 	}
 }
