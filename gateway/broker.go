@@ -32,6 +32,7 @@ import (
 	"github.com/homebox/gateway/gateway/mosquittoconf"
 	"github.com/homebox/gateway/gateway/mosquittowire"
 	"github.com/homebox/gateway/gateway/mountpoint"
+	"github.com/homebox/gateway/gateway/packetids"
 	"github.com/homebox/gateway/gateway/policy"
 	"github.com/homebox/gateway/gateway/queuebytes"
 	"github.com/homebox/gateway/gateway/systopics"
@@ -288,6 +289,10 @@ func (b *Broker) addHooks() error {
 	// A device that reconnects under its own id stays registered while
 	// its old connection is cleaned up (a mochi race).
 	if err := b.server.AddHook(takeover.New(b.server, b.log), nil); err != nil {
+		return err
+	}
+	// A client's SUBSCRIBE ids apart from the broker's own deliveries.
+	if err := b.server.AddHook(packetids.New(), nil); err != nil {
 		return err
 	}
 	// Answers in Mosquitto's bytes: before the hooks that change what a

@@ -2,7 +2,9 @@ package sidebyside
 
 import (
 	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
 
 	paho5 "github.com/eclipse/paho.golang/paho"
 
@@ -49,6 +51,26 @@ func TestACL(t *testing.T) {
 			w.publish(t, "acl/open/end", 1, false, "end")
 			for _, m := range r.in.until(t, "acl/open/end") {
 				e.log("reader got %s", m)
+			}
+		}},
+		{name: "acl/will-denied", conf: aclConf, setup: setupACL, script: func(t *testing.T, e *env) {
+			// A will on a topic the client may not write (acl/ro): it is
+			// let in (3.1.1 and 5), and the will never published; an
+			// allowed one is, after them.
+			r := connect3(t, e, "watcher", opts3(e, 4, "willwatch", true))
+			r.subscribe(t, "acl/ro", 1)
+			r.subscribe(t, "acl/open/#", 1)
+			for _, k := range []struct{ name, version, topic string }{
+				{"denied v311", "mqttv311", "acl/ro"}, {"denied v5", "mqttv5", "acl/ro"}, {"allowed v5", "mqttv5", "acl/open/will"},
+			} {
+				sub := startSub(t, e, k.name, e.port, "-V", k.version, "-t", "acl/open/x", "--will-topic", k.topic, "--will-payload", "gone")
+				if err := sub.p.Signal(syscall.SIGKILL); err != nil {
+					t.Fatal(err)
+				}
+				sub.p.Wait(t, 10*time.Second)
+			}
+			for _, m := range r.in.until(t, "acl/open/will") {
+				e.log("watcher got %s", m)
 			}
 		}},
 	} {

@@ -48,7 +48,8 @@ func (s *state) judgeFor(listener string) *judge {
 // and lets the client through if any one says yes, so the broker must not
 // also add an allow-all or ledger auth hook. A will is checked at CONNECT
 // (mochi never checks it): a client whose will topic it may not write is
-// refused, as in Mosquitto 2. mochi already turns a refused
+// let in and its will dropped, so it is never published; Mosquitto 2.0
+// likewise accepts it and drops the will when it would be sent. mochi already turns a refused
 // filter into SUBACK 0x87 (v5) / 0x80 (v3) when OnACLCheck says no; it asks
 // OnACLCheck with write=false both for a SUBSCRIBE filter and for each
 // delivery, and the hook tells them apart by shape (wildcards or $share/ make
@@ -164,7 +165,7 @@ func (h *Hook) Init(config any) error {
 // user name only if allow_anonymous; with one, by the password file if there
 // is one, else only if allow_anonymous (so allow_anonymous false without a
 // password file refuses everyone). A will on a topic the ACL does not let the
-// client write is refused too. An empty user name counts as none.
+// client write is dropped (dropDeniedWill). An empty user name counts as none.
 func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	if cl.Net.Inline {
 		return true
@@ -184,7 +185,7 @@ func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	// password_file may hold a user of the same name).
 	if _, ok := h.box.verify(user, string(pk.Connect.Password)); ok && pk.Connect.PasswordFlag {
 		if pk.Connect.WillFlag && !boxAllowed(pk.Connect.WillTopic, Write) {
-			return refuse("will topic not allowed")
+			DropWill(h.log, cl, "will topic not allowed")
 		}
 		return true
 	}
@@ -201,9 +202,22 @@ func (h *Hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		return refuse("no password_file and allow_anonymous false")
 	}
 	if pk.Connect.WillFlag && !j.acl.Allowed(user, cl.ID, pk.Connect.WillTopic, Write) {
-		return refuse("will topic not allowed by acl_file")
+		DropWill(h.log, cl, "will topic not allowed by acl_file")
 	}
 	return true
+}
+
+// DropWill forgets the will of a client being let in, as Mosquitto 2.0
+// does with a will its ACL denies: the client connects as usual (CONNACK 0)
+// and the will is never published. mochi has parsed the will into
+// cl.Properties.Will before the connect hooks run and publishes it from
+// there, with no hook able to cancel it later (OnWill can only change it).
+// The ACL is judged at CONNECT, Mosquitto judges it when the will would be
+// sent: they differ only if the acl_file is reloaded in between.
+func DropWill(log *slog.Logger, cl *mqtt.Client, reason string) {
+	log.Info("will dropped", "client", cl.ID, "listener", cl.Net.Listener, "topic", cl.Properties.Will.TopicName,
+		"reason", reason)
+	cl.Properties.Will = mqtt.Will{}
 }
 
 // OnACLCheck judges a publish (write), a delivery (a topic name, read) or a

@@ -435,24 +435,6 @@ func TestDeliveryJudgedPerMessage(t *testing.T) {
 	}
 }
 
-func TestWillTopicChecked(t *testing.T) {
-	_, addr, _ := aclBroker(t)
-	host, port := hostPort(t, addr)
-	for _, c := range []struct {
-		topic string
-		ok    bool
-	}{{"allowed/will", true}, {"denied/will", false}} {
-		out, err := run(t, 10*time.Second, "mosquitto_pub", "-h", host, "-p", port, "-u", "alice", "-P", "alice-pw",
-			"--will-topic", c.topic, "--will-payload", "gone", "-t", "allowed/x", "-m", "x")
-		if c.ok && err != nil {
-			t.Errorf("will on %s refused: %v\n%s", c.topic, err, out)
-		}
-		if !c.ok && !refused(out, err) {
-			t.Errorf("will on %s not refused: %v\n%s", c.topic, err, out)
-		}
-	}
-}
-
 func TestReloadKeepsOldStateOnBrokenFiles(t *testing.T) {
 	dir := t.TempDir()
 	pw := filepath.Join(dir, "passwd")

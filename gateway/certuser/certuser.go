@@ -109,14 +109,17 @@ func (h *Names) OnConnect(cl *mqtt.Client, _ packets.Packet) error {
 	return nil
 }
 
-// OnConnect refuses a will the ACL does not let the named client write,
-// as the password hook does for the others.
+// OnConnect drops a will the ACL does not let the named client write, as
+// the password hook does for the others (auth.DropWill says why): the
+// client is let in, the will never published, as in Mosquitto 2.0.
 func (h *Admits) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if _, ok := h.c.Rules[cl.Net.Listener]; !ok || cl.Net.Inline || !pk.Connect.WillFlag {
 		return nil
 	}
 	if h.c.WillAllowed != nil && !h.c.WillAllowed(cl, pk.Connect.WillTopic) {
-		return refuse(h.c, cl, "will topic not allowed by acl_file")
+		h.c.Logger.Info("will dropped", "client", cl.ID, "listener", cl.Net.Listener,
+			"topic", cl.Properties.Will.TopicName, "reason", "will topic not allowed by acl_file")
+		cl.Properties.Will = mqtt.Will{}
 	}
 	return nil
 }
