@@ -79,6 +79,7 @@ type Broker struct {
 	auth    *auth.Hook
 	fast    *fastpath.Hook // its route cache is voided when ACLs reload
 	traffic *traffic.Counts
+	reads   *readChain // the hooks that read packets, called as one
 	log     *slog.Logger
 
 	limits *listeners.Limits // shared by every listener
@@ -246,6 +247,11 @@ func (b *Broker) Start() error {
 func (b *Broker) addHooks() error {
 	cfg := b.cfg
 	var err error
+	// The packet readers added below (addReader) run in this one hook.
+	b.reads = &readChain{}
+	if err := b.server.AddHook(b.reads, nil); err != nil {
+		return err
+	}
 	// First: every publish that reaches the broker is counted by whose it is.
 	b.traffic = &traffic.Counts{IsBox: b.opts.IsBoxUser}
 	if err := b.server.AddHook(&traffic.Hook{Counts: b.traffic}, nil); err != nil {
@@ -292,12 +298,12 @@ func (b *Broker) addHooks() error {
 		return err
 	}
 	// A client's SUBSCRIBE ids apart from the broker's own deliveries.
-	if err := b.server.AddHook(packetids.New(), nil); err != nil {
+	if err := b.addReader(packetids.New(), nil); err != nil {
 		return err
 	}
 	// Answers in Mosquitto's bytes: before the hooks that change what a
 	// client sends (mountpoint), so filters are judged as the client wrote them.
-	if err := b.server.AddHook(mosquittowire.New(wireOptions(cfg)), nil); err != nil {
+	if err := b.addReader(mosquittowire.New(wireOptions(cfg)), nil); err != nil {
 		return err
 	}
 	if cfg.MemoryLimit > 0 {
@@ -353,7 +359,7 @@ func (b *Broker) addHooks() error {
 			return err
 		}
 	}
-	if err := b.server.AddHook(bridge.InboundHook(b.server, b.log), nil); err != nil {
+	if err := b.addReader(bridge.InboundHook(b.server, b.log), nil); err != nil {
 		return err
 	}
 	// The retain-forever bound must not reach subscribers as an expiry.
