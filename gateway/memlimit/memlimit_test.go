@@ -10,7 +10,6 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/homebox/gateway/internal/testkit"
@@ -23,26 +22,13 @@ import (
 func TestPublisherOverTheLimitIsDisconnected(t *testing.T) {
 	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
 	h := New(srv, 1<<62, nil) // far above the heap: under the limit
-	if err := srv.AddHook(h, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
-		t.Fatal(err)
-	}
-	l := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})
-	if err := srv.AddListener(l); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Serve(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
+	addr := testkit.ServeMochi(t, srv, h, new(auth.AllowHook))
 
 	got := make(chan []byte, 1)
 	if err := srv.Subscribe("t/#", 1, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) { got <- pk.Payload }); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := net.DialTimeout("tcp", l.Address(), 5*time.Second)
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

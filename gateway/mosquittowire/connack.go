@@ -3,6 +3,7 @@ package mosquittowire
 import (
 	"encoding/binary"
 
+	"github.com/homebox/gateway/internal/mqttwire"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
@@ -68,23 +69,7 @@ func (h *Hook) connack(cl *mqtt.Client, pk packets.Packet, code byte) []byte {
 	if h.opts.MaxQoS < 2 {
 		p = append(p, packets.PropMaximumQos, h.opts.MaxQoS)
 	}
-	body := append([]byte{present, code}, varint(len(p))...)
+	body := mqttwire.AppendLength([]byte{present, code}, len(p))
 	body = append(body, p...)
-	return append(append([]byte{0x20}, varint(len(body))...), body...)
-}
-
-// varint is MQTT's variable byte integer.
-func varint(n int) []byte {
-	var out []byte
-	for {
-		b := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			b |= 0x80
-		}
-		out = append(out, b)
-		if n == 0 {
-			return out
-		}
-	}
+	return append(mqttwire.AppendLength([]byte{0x20}, len(body)), body...)
 }

@@ -1,23 +1,9 @@
 package mosquittowire_test
 
+import "github.com/homebox/gateway/internal/mqttwire"
+
 // Hand-built MQTT frames: the tests send the same bytes to Mosquitto and to
 // our broker, so they are built here, not by a client library.
-
-// varint is MQTT's variable byte integer.
-func varint(n int) []byte {
-	var out []byte
-	for {
-		b := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			b |= 0x80
-		}
-		out = append(out, b)
-		if n == 0 {
-			return out
-		}
-	}
-}
 
 func str(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
 
@@ -26,11 +12,11 @@ func frame(first byte, body ...[]byte) []byte {
 	for _, p := range body {
 		b = append(b, p...)
 	}
-	return append(append([]byte{first}, varint(len(b))...), b...)
+	return append(mqttwire.AppendLength([]byte{first}, len(b)), b...)
 }
 
 // props is an MQTT 5 property block; nil for 3.x.
-func props(p ...byte) []byte { return append(varint(len(p)), p...) }
+func props(p ...byte) []byte { return append(mqttwire.AppendLength(nil, len(p)), p...) }
 
 // conn describes a CONNECT.
 type conn struct {

@@ -5,9 +5,9 @@ import (
 	"log/slog"
 	"testing"
 
+	"github.com/homebox/gateway/internal/testkit"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	mochilisteners "github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
@@ -25,22 +25,11 @@ func bareMochi(t *testing.T, refuse bool, set func(*mqtt.Capabilities)) string {
 		set(caps)
 	}
 	s := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	var allow mqtt.Hook = new(auth.AllowHook)
 	if refuse {
-		if err := s.AddHook(new(refuseAll), nil); err != nil {
-			t.Fatal(err)
-		}
-	} else if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
-		t.Fatal(err)
+		allow = new(refuseAll)
 	}
-	l := mochilisteners.NewTCP(mochilisteners.Config{ID: "t", Address: "127.0.0.1:0"})
-	if err := s.AddListener(l); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Serve(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return l.Address()
+	return testkit.ServeMochi(t, s, allow)
 }
 
 type refuseAll struct{ mqtt.HookBase }

@@ -190,25 +190,14 @@ type seen struct {
 func collide(t *testing.T, mend bool) seen {
 	t.Helper()
 	s := mqtt.New(&mqtt.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
-	if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
-		t.Fatal(err)
-	}
+	hooks := []mqtt.Hook{new(auth.AllowHook)}
 	if mend {
-		if err := s.AddHook(packetids.New(), nil); err != nil {
-			t.Fatal(err)
-		}
+		hooks = append(hooks, packetids.New())
 	}
-	l := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})
-	if err := s.AddListener(l); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Serve(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	addr := testkit.ServeMochi(t, s, hooks...)
 
 	// Receive Maximum 1: the delivery takes mochi's whole send quota.
-	c := dialRM(t, l.Address(), "dev", 1)
+	c := dialRM(t, addr, "dev", 1)
 	c.send(subscribe(7, "a"))
 	if ack := c.expect(packets.Suback); ack.PacketID != 7 || ack.ReasonCodes[0] != 1 {
 		t.Fatalf("first SUBACK: %+v", ack)

@@ -12,7 +12,6 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/homebox/gateway/gateway/takeover"
@@ -74,23 +73,11 @@ func (cl *client) subscribe(t *testing.T, filter string) {
 func mochiWith(t *testing.T, hooks ...func(*mqtt.Server) mqtt.Hook) string {
 	t.Helper()
 	s := mqtt.New(&mqtt.Options{InlineClient: true})
-	if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
-		t.Fatal(err)
-	}
+	all := []mqtt.Hook{new(auth.AllowHook)}
 	for _, h := range hooks {
-		if err := s.AddHook(h(s), nil); err != nil {
-			t.Fatal(err)
-		}
+		all = append(all, h(s))
 	}
-	ln := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})
-	if err := s.AddListener(ln); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Serve(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return ln.Address()
+	return testkit.ServeMochi(t, s, all...)
 }
 
 // reconnects runs rounds of a device that subscribes, goes (by DISCONNECT,
@@ -182,24 +169,18 @@ func (h *stallOldCleanup) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet
 func oldLeavesThenNewArrives(t *testing.T, withMend bool) bool {
 	t.Helper()
 	s := mqtt.New(&mqtt.Options{InlineClient: true})
-	_ = s.AddHook(new(auth.AllowHook), nil)
 	stall := &stallOldCleanup{wait: 500 * time.Millisecond, registered: make(chan struct{})}
-	_ = s.AddHook(stall, nil)
+	hooks := []mqtt.Hook{new(auth.AllowHook), stall}
 	if withMend {
-		_ = s.AddHook(takeover.New(s, nil), nil)
+		hooks = append(hooks, takeover.New(s, nil))
 	}
-	ln := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})
-	_ = s.AddListener(ln)
-	if err := s.Serve(); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	old := connect(t, ln.Address(), "device")
+	addr := testkit.ServeMochi(t, s, hooks...)
+	old := connect(t, addr, "device")
 	old.subscribe(t, "lamp")
 	old.send(t, mqttwire.AppendDisconnect(nil))
 	old.c.Close()
 	testkit.WaitFor(t, 5*time.Second, "the old connection's clean-up to start", stall.once.Load)
-	cur := connect(t, ln.Address(), "device")
+	cur := connect(t, addr, "device")
 	cur.subscribe(t, "lamp")
 	// mochi counts a connection out when its goroutine ends, after the
 	// clean-up's delete: then the map says who holds the id.

@@ -28,8 +28,9 @@ const (
 	DISCONNECT byte = 14
 )
 
-// appendLength appends n as an MQTT variable byte integer.
-func appendLength(b []byte, n int) []byte {
+// AppendLength appends n as an MQTT variable byte integer (a remaining
+// length, a property block length).
+func AppendLength(b []byte, n int) []byte {
 	for {
 		d := byte(n % 128)
 		n /= 128
@@ -86,7 +87,7 @@ func AppendConnect(b []byte, c Connect) []byte {
 		}
 	}
 	b = append(b, CONNECT<<4)
-	b = appendLength(b, n)
+	b = AppendLength(b, n)
 	b = appendString(b, "MQTT")
 	b = append(b, 4, flags) // protocol level 4 = 3.1.1
 	b = binary.BigEndian.AppendUint16(b, c.KeepAlive)
@@ -117,7 +118,7 @@ func AppendPublish(b []byte, topic string, qos byte, id uint16, payload []byte) 
 		n += 2
 	}
 	b = append(b, PUBLISH<<4|qos<<1)
-	b = appendLength(b, n)
+	b = AppendLength(b, n)
 	b = appendString(b, topic)
 	if qos > 0 {
 		b = binary.BigEndian.AppendUint16(b, id)
@@ -133,7 +134,7 @@ func AppendPuback(b []byte, id uint16) []byte {
 // AppendSubscribe appends a SUBSCRIBE for one filter.
 func AppendSubscribe(b []byte, id uint16, filter string, qos byte) []byte {
 	b = append(b, SUBSCRIBE<<4|0x02)
-	b = appendLength(b, 2+2+len(filter)+1)
+	b = AppendLength(b, 2+2+len(filter)+1)
 	b = binary.BigEndian.AppendUint16(b, id)
 	b = appendString(b, filter)
 	return append(b, qos)
@@ -143,7 +144,7 @@ func AppendSubscribe(b []byte, id uint16, filter string, qos byte) []byte {
 // AppendFixedHeader appends a fixed header of type typ claiming a body of
 // n bytes (an attacker's claim, in tests, may be far more than follows).
 func AppendFixedHeader(b []byte, typ byte, n int) []byte {
-	return appendLength(append(b, typ<<4), n)
+	return AppendLength(append(b, typ<<4), n)
 }
 
 func AppendPingreq(b []byte) []byte { return append(b, PINGREQ<<4, 0) }
