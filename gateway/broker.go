@@ -25,6 +25,7 @@ import (
 	"github.com/homebox/gateway/gateway/durable"
 	"github.com/homebox/gateway/gateway/expiry"
 	"github.com/homebox/gateway/gateway/fastpath"
+	"github.com/homebox/gateway/gateway/heldback"
 	"github.com/homebox/gateway/gateway/inorder"
 	"github.com/homebox/gateway/gateway/languard"
 	"github.com/homebox/gateway/gateway/listeners"
@@ -299,6 +300,10 @@ func (b *Broker) addHooks() error {
 	}
 	// A client's SUBSCRIBE ids apart from the broker's own deliveries.
 	if err := b.addReader(packetids.New(), nil); err != nil {
+		return err
+	}
+	// A delivery held back for Receive Maximum stays in flight once sent.
+	if err := b.addReader(heldback.New(b.server), nil); err != nil {
 		return err
 	}
 	// Answers in Mosquitto's bytes: before the hooks that change what a
