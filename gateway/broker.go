@@ -80,7 +80,7 @@ type Broker struct {
 	auth    *auth.Hook
 	fast    *fastpath.Hook // its route cache is voided when ACLs reload
 	traffic *traffic.Counts
-	reads   *readChain // the hooks that read packets, called as one
+	mends   *hookGroup // small mends run as one hook (hookgroup.go)
 	log     *slog.Logger
 
 	limits *listeners.Limits // shared by every listener
@@ -248,11 +248,6 @@ func (b *Broker) Start() error {
 func (b *Broker) addHooks() error {
 	cfg := b.cfg
 	var err error
-	// The packet readers added below (addReader) run in this one hook.
-	b.reads = &readChain{}
-	if err := b.server.AddHook(b.reads, nil); err != nil {
-		return err
-	}
 	// First: every publish that reaches the broker is counted by whose it is.
 	b.traffic = &traffic.Counts{IsBox: b.opts.IsBoxUser}
 	if err := b.server.AddHook(&traffic.Hook{Counts: b.traffic}, nil); err != nil {
@@ -293,22 +288,20 @@ func (b *Broker) addHooks() error {
 			return err
 		}
 	}
-	// A device that reconnects under its own id stays registered while
-	// its old connection is cleaned up (a mochi race).
-	if err := b.server.AddHook(takeover.New(b.server, b.log), nil); err != nil {
-		return err
+	// Mends of mochi's connection and packet handling, run as one hook:
+	// a device that reconnects under its own id stays registered while its
+	// old connection is cleaned up; a client's packet ids apart from the
+	// broker's own; a delivery held back for Receive Maximum stays in
+	// flight once sent; answers in Mosquitto's bytes (before the hooks that
+	// change what a client sends, mountpoint, so filters are judged as the
+	// client wrote them).
+	b.mends = newHookGroup()
+	for _, h := range []mqtt.Hook{takeover.New(b.server, b.log), packetids.New(), heldback.New(b.server), mosquittowire.New(wireOptions(cfg))} {
+		if err := b.mends.add(h); err != nil {
+			return err
+		}
 	}
-	// A client's SUBSCRIBE ids apart from the broker's own deliveries.
-	if err := b.addReader(packetids.New(), nil); err != nil {
-		return err
-	}
-	// A delivery held back for Receive Maximum stays in flight once sent.
-	if err := b.addReader(heldback.New(b.server), nil); err != nil {
-		return err
-	}
-	// Answers in Mosquitto's bytes: before the hooks that change what a
-	// client sends (mountpoint), so filters are judged as the client wrote them.
-	if err := b.addReader(mosquittowire.New(wireOptions(cfg)), nil); err != nil {
+	if err := b.server.AddHook(b.mends, nil); err != nil {
 		return err
 	}
 	if cfg.MemoryLimit > 0 {
@@ -364,7 +357,9 @@ func (b *Broker) addHooks() error {
 			return err
 		}
 	}
-	if err := b.addReader(bridge.InboundHook(b.server, b.log), nil); err != nil {
+	inbound := bridge.InboundHook(b.server, b.log)
+	b.mends.addReader(inbound)
+	if err := b.server.AddHook(withoutRead{inbound}, nil); err != nil {
 		return err
 	}
 	// The retain-forever bound must not reach subscribers as an expiry.
