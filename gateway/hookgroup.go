@@ -17,7 +17,8 @@ import (
 // takes it back by value: as four more hooks they cost fan-in 5-12 %
 // (measured, docs/BENCHMARKS.md). As one, for the few events they handle,
 // a plain QoS 0 PUBLISH passes them for one array look-up, and is read by
-// none of them (none acts on one unless its topic starts with "$").
+// none of them (none acts on one unless its topic starts with "$"); the
+// group knows which packets its members look at, and hands them only those.
 type hookGroup struct {
 	mqtt.HookBase
 	by [256][]mqtt.Hook // per event, the members that handle it, in order
@@ -91,14 +92,24 @@ func (g *hookGroup) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pa
 	return pk, nil
 }
 
+// OnPacketEncode lets every PUBLISH through: the members rewrite answers
+// (CONNACK, acks, DISCONNECT), never a delivery.
 func (g *hookGroup) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type == packets.Publish {
+		return pk
+	}
 	for _, h := range g.by[mqtt.OnPacketEncode] {
 		pk = h.OnPacketEncode(cl, pk)
 	}
 	return pk
 }
 
+// OnPacketSent passes on only deliveries mochi had held back (Expiry -1):
+// the one kind of sent packet a member (heldback) looks at.
 func (g *hookGroup) OnPacketSent(cl *mqtt.Client, pk packets.Packet, b []byte) {
+	if pk.FixedHeader.Type != packets.Publish || pk.Expiry >= 0 {
+		return
+	}
 	for _, h := range g.by[mqtt.OnPacketSent] {
 		h.OnPacketSent(cl, pk, b)
 	}
