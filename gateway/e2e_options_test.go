@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	pahomqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/homebox/gateway/internal/mqttwire"
 	"github.com/homebox/gateway/internal/testkit"
 )
 
@@ -153,29 +153,14 @@ func aliasAnswer(t *testing.T, port string, n uint16) byte {
 	if _, err := conn.Write(out.Bytes()); err != nil {
 		t.Fatal(err)
 	}
-	r := bufio.NewReader(conn)
+	r := mqttwire.NewReader(conn, 4096, 1<<20)
 	for range 2 { // the CONNACK, then the answer
-		h, err := r.ReadByte()
+		p, err := r.Next()
 		if err != nil {
 			t.Fatalf("read: %v", err)
 		}
-		size, mult := 0, 1
-		for {
-			c, err := r.ReadByte()
-			if err != nil {
-				t.Fatal(err)
-			}
-			size += int(c&0x7f) * mult
-			mult <<= 7
-			if c < 0x80 {
-				break
-			}
-		}
-		if _, err := io.CopyN(io.Discard, r, int64(size)); err != nil {
-			t.Fatal(err)
-		}
-		if h>>4 != packets.Connack {
-			return h >> 4
+		if p.Type != packets.Connack {
+			return p.Type
 		}
 	}
 	t.Fatal("two CONNACKs")
@@ -377,29 +362,13 @@ func brokerAliases(t *testing.T, port string) uint16 {
 	if _, err := conn.Write(out.Bytes()); err != nil {
 		t.Fatal(err)
 	}
-	r := bufio.NewReader(conn)
+	r := mqttwire.NewReader(conn, 4096, 1<<20)
 	read := func() (byte, []byte) {
-		h, err := r.ReadByte()
+		p, err := r.Next()
 		if err != nil {
 			t.Fatalf("read: %v", err)
 		}
-		size, mult := 0, 1
-		for {
-			c, err := r.ReadByte()
-			if err != nil {
-				t.Fatal(err)
-			}
-			size += int(c&0x7f) * mult
-			mult <<= 7
-			if c < 0x80 {
-				break
-			}
-		}
-		body := make([]byte, size)
-		if _, err := io.ReadFull(r, body); err != nil {
-			t.Fatal(err)
-		}
-		return h, body
+		return p.Type<<4 | p.Flags, p.Body
 	}
 	read() // CONNACK
 	if h, _ := read(); h>>4 != packets.Suback {
