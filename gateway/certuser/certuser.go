@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net"
 
+	"github.com/homebox/gateway/internal/connwrap"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
@@ -145,17 +146,9 @@ func refuse(c Config, cl *mqtt.Client, why string) error {
 // through byte-preserving wrappers (Unwrap) down to the TLS connection;
 // nil when there is none.
 func PeerCertificate(conn net.Conn) *x509.Certificate {
-	for range 16 { // a bound: wrappers are a handful deep
-		switch c := conn.(type) {
-		case *tls.Conn:
-			if certs := c.ConnectionState().PeerCertificates; len(certs) > 0 {
-				return certs[0]
-			}
-			return nil
-		case interface{ Unwrap() net.Conn }:
-			conn = c.Unwrap()
-		default:
-			return nil
+	if c, ok := connwrap.Find[*tls.Conn](conn); ok {
+		if certs := c.ConnectionState().PeerCertificates; len(certs) > 0 {
+			return certs[0]
 		}
 	}
 	return nil

@@ -9,9 +9,9 @@ package mosquittowire
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"strings"
 
+	"github.com/homebox/gateway/internal/connwrap"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
@@ -89,18 +89,8 @@ func replace(r replacer, pk packets.Packet, encode func(*bytes.Buffer) error, wi
 
 // replacerOf finds the connection that can replace mochi's bytes.
 func replacerOf(cl *mqtt.Client) replacer {
-	c := cl.Net.Conn
-	for range 8 {
-		switch x := c.(type) {
-		case replacer:
-			return x
-		case interface{ Unwrap() net.Conn }:
-			c = x.Unwrap()
-		default:
-			return nil
-		}
-	}
-	return nil
+	r, _ := connwrap.Find[replacer](cl.Net.Conn)
+	return r
 }
 
 // ErrProtocol ends a client whose packet Mosquitto would not take (mochi
