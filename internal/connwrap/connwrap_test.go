@@ -17,7 +17,7 @@ func TestFind(t *testing.T) {
 	defer a.Close()
 	defer b.Close()
 	stack := wrap{marked{wrap{a}}}
-	if m, ok := Find[marked](stack); !ok || m.Unwrap() != net.Conn(wrap{a}) {
+	if m, ok := Find[marked](stack); !ok || m.Unwrap() != a {
 		t.Errorf("Find[marked] = %v, %v", m, ok)
 	}
 	if _, ok := Find[*tls.Conn](stack); ok {
